@@ -1,0 +1,93 @@
+# callbus -- build, test, demo, bench, fuzz.
+#
+#   make            build the programs into build/
+#   make test       install what is missing, then unit tests (plain, and under
+#                   ASan+UBSan), then integration tests against a real Kafka
+#   make demo       local Kafka + amisim call centre + agent + live tail
+#   make bench      throughput and latency figures
+#   make fuzz       libFuzzer targets, FUZZ_SECONDS each
+#   SAN=1           build with AddressSanitizer + UndefinedBehaviorSanitizer
+
+CC ?= cc
+PKGS := rdkafka jansson libconfig libwebsockets libjwt openssl
+SAN ?=
+FUZZ_SECONDS ?= 30
+
+ifeq ($(SAN),1)
+BUILD := build-san
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+else
+BUILD := build
+SANFLAGS :=
+endif
+
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CFLAGS ?= -O2 -g
+ALL_CFLAGS = -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -Ilib $(PKG_CFLAGS) $(CFLAGS) $(SANFLAGS)
+LDLIBS = $(PKG_LIBS) -lpthread -lm
+
+LIB_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard lib/*.c))
+AGENT_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(filter-out agent/main.c,$(wildcard agent/*.c)))
+AMISIM_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tools/amisim/*.c))
+CLI_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tools/callbus/*.c))
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
+
+PROGRAMS := $(BUILD)/callbus-agent $(BUILD)/amisim $(if $(CLI_OBJS),$(BUILD)/callbus)
+
+.PHONY: all deps kafka-jars test unit unit-san integration valgrind demo bench fuzz clean
+all: $(PROGRAMS)
+
+$(BUILD)/%.o: %.c $(wildcard lib/*.h agent/*.h tools/amisim/*.h tools/callbus/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(BUILD)/callbus-agent: $(BUILD)/agent/main.o $(AGENT_OBJS) $(LIB_OBJS)
+	$(CC) $(ALL_CFLAGS) $^ -o $@ $(LDLIBS)
+
+$(BUILD)/amisim: $(AMISIM_OBJS) $(LIB_OBJS)
+	$(CC) $(ALL_CFLAGS) $^ -o $@ $(LDLIBS)
+
+$(BUILD)/callbus: $(CLI_OBJS) $(LIB_OBJS)
+	$(CC) $(ALL_CFLAGS) $^ -o $@ $(LDLIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c $(AGENT_OBJS) $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -DFIXTURES=\"$(CURDIR)/tests/fixtures\" $^ -o $@ $(LDLIBS) -lcmocka
+
+deps:
+	@tools/setup.sh deps
+
+kafka-jars:
+	@tests/kafka/kafka.sh fetch
+
+# Unit tests first (seconds), then the same tests under ASan+UBSan, then the
+# integration suite against a real broker.
+test: deps
+	@$(MAKE) --no-print-directory all unit
+	@$(MAKE) --no-print-directory SAN=1 all unit
+	@$(MAKE) --no-print-directory integration
+
+unit: $(UNIT_BINS)
+	@tests/run-unit.sh $(UNIT_BINS)
+
+integration: all kafka-jars
+	@tests/run-integration.sh
+
+valgrind: $(UNIT_BINS)
+	@VALGRIND=1 tests/run-unit.sh $(UNIT_BINS)
+
+demo: deps
+	@$(MAKE) --no-print-directory all kafka-jars
+	@tools/demo.sh
+
+bench: deps
+	@$(MAKE) --no-print-directory all kafka-jars
+	@tests/bench/run.sh
+
+fuzz: deps
+	@tests/fuzz/run.sh $(FUZZ_SECONDS)
+
+clean:
+	rm -rf build build-san build-fuzz
