@@ -1,0 +1,262 @@
+/* publisher.c -- librdkafka producer with a disk spool behind it (see publisher.h).
+ *
+ * Order: a message goes straight to librdkafka only while the spool is empty;
+ * once anything is spooled, later messages queue behind it on disk, so the
+ * broker sees them in the order the agent produced them and per-key order
+ * holds across an outage. */
+#include "publisher.h"
+
+#include <librdkafka/rdkafka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "spool.h"
+
+struct publisher {
+    rd_kafka_t *rk;
+    rd_kafka_topic_t *topics[TOPIC_KINDS];
+    char topic_names[TOPIC_KINDS][256];
+    spool *spool;
+    int closing;
+    int broker_up;
+    publisher_stats stats;
+    uint64_t dropped_unreported;
+};
+
+static const char *kind_names[TOPIC_KINDS] = {"ami", "calls", "operators", "status"};
+
+const char *topic_kind_name(topic_kind t) { return kind_names[t]; }
+
+/* Messages that librdkafka gives back at shutdown go to the front of the
+ * spool; permanent errors are counted as failed. */
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
+    publisher *p = opaque;
+    (void)rk;
+    if (!m->err) {
+        p->stats.delivered++;
+        p->broker_up = 1;
+        return;
+    }
+    if (m->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE || m->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT) {
+        spool_record r = {.topic = (uint8_t)(uintptr_t)m->_private, .key = m->key,
+                          .keylen = m->key_len, .payload = m->payload, .len = m->len};
+        if (p->spool && spool_append_front(p->spool, &r) == 0) {
+            p->stats.spooled++;
+            return;
+        }
+    }
+    p->stats.failed++;
+    p->dropped_unreported++;
+    log_error("kafka: delivery to %s failed: %s", rd_kafka_topic_name(m->rkt),
+              rd_kafka_err2str(m->err));
+}
+
+static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
+    publisher *p = opaque;
+    (void)rk;
+    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) p->broker_up = 0;
+    log_warn("kafka: %s", reason);
+}
+
+static int set_prop(rd_kafka_conf_t *conf, const char *k, const char *v, char *err, size_t errlen) {
+    char e[512];
+    if (rd_kafka_conf_set(conf, k, v, e, sizeof(e)) != RD_KAFKA_CONF_OK) {
+        snprintf(err, errlen, "kafka property %s: %s", k, e);
+        return -1;
+    }
+    return 0;
+}
+
+/* Our defaults first, then the user's properties untouched, so any of them
+ * can be overridden from the config. */
+static rd_kafka_conf_t *build_conf(const callbus_config *c, publisher *p, char *err, size_t errlen) {
+    static const char *defaults[][2] = {
+        {"enable.idempotence", "true"},
+        {"acks", "all"},
+        {"message.timeout.ms", "0"},          /* never give up on a message */
+        {"linger.ms", "5"},
+        {"batch.num.messages", "10000"},
+        {"compression.type", "lz4"},
+        {"queue.buffering.max.messages", "200000"},
+        {"queue.buffering.max.kbytes", "131072"},
+        {"client.id", "callbus-agent"},
+    };
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++)
+        if (set_prop(conf, defaults[i][0], defaults[i][1], err, errlen)) goto fail;
+    for (size_t i = 0; i < c->kafka_count; i++)
+        if (set_prop(conf, c->kafka[i].key, c->kafka[i].value, err, errlen)) goto fail;
+    rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+    rd_kafka_conf_set_error_cb(conf, on_error);
+    rd_kafka_conf_set_opaque(conf, p);
+    return conf;
+fail:
+    rd_kafka_conf_destroy(conf);
+    return NULL;
+}
+
+publisher *publisher_new(const callbus_config *c, char *err, size_t errlen) {
+    publisher *p = calloc(1, sizeof(*p));
+    rd_kafka_conf_t *conf = build_conf(c, p, err, errlen);
+    if (!conf) goto fail;
+    char e[512];
+    p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, e, sizeof(e));
+    if (!p->rk) {
+        snprintf(err, errlen, "kafka producer: %s", e);
+        rd_kafka_conf_destroy(conf);
+        goto fail;
+    }
+    for (int t = 0; t < TOPIC_KINDS; t++) {
+        config_topic(c, kind_names[t], p->topic_names[t], sizeof(p->topic_names[t]));
+        p->topics[t] = rd_kafka_topic_new(p->rk, p->topic_names[t], NULL);
+    }
+    char dir[PATH_MAX + 16];
+    if (c->agent.spool_dir[0]) snprintf(dir, sizeof(dir), "%s", c->agent.spool_dir);
+    else if (c->state_dir[0]) snprintf(dir, sizeof(dir), "%s/spool", c->state_dir);
+    else snprintf(dir, sizeof(dir), "/var/lib/callbus/spool");
+    p->spool = spool_open(dir, c->agent.spool_max_bytes, err, errlen);
+    if (!p->spool) goto fail;
+    if (!spool_empty(p->spool))
+        log_info("spool: %llu bytes from an earlier run will be sent first",
+                 (unsigned long long)spool_size(p->spool));
+    p->broker_up = 1;
+    return p;
+fail:
+    publisher_free(p);
+    return NULL;
+}
+
+/* 0 queued, 1 librdkafka's queue is full, -1 permanent error. */
+static int produce(publisher *p, topic_kind t, const char *key, size_t keylen,
+                   const char *payload, size_t len) {
+    int rc = rd_kafka_produce(p->topics[t], RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY,
+                              (void *)payload, len, keylen ? key : NULL, keylen,
+                              (void *)(uintptr_t)t);
+    if (rc == 0) return 0;
+    rd_kafka_resp_err_t e = rd_kafka_last_error();
+    if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) return 1;
+    log_error("kafka: cannot produce to %s: %s", p->topic_names[t], rd_kafka_err2str(e));
+    return -1;
+}
+
+static int to_spool(publisher *p, topic_kind t, const char *key, size_t keylen,
+                    const char *payload, size_t len) {
+    spool_record r = {.topic = (uint8_t)t, .key = key, .keylen = keylen,
+                      .payload = payload, .len = len};
+    if (spool_append(p->spool, &r) == 0) {
+        p->stats.spooled++;
+        return 0;
+    }
+    p->stats.dropped++;
+    p->dropped_unreported++;
+    return -1;
+}
+
+int publisher_send(publisher *p, topic_kind t, const char *key, size_t keylen,
+                   const char *payload, size_t len) {
+    p->stats.sent++;
+    if (spool_empty(p->spool)) {
+        int rc = produce(p, t, key, keylen, payload, len);
+        if (rc == 0) return 0;
+        if (rc < 0) {
+            p->stats.failed++;
+            p->dropped_unreported++;
+            return -1;
+        }
+        if (p->stats.spooled == p->stats.unspooled)
+            log_warn("kafka: in-memory queue full (broker slow or away): spooling to disk");
+    }
+    return to_spool(p, t, key, keylen, payload, len);
+}
+
+/* Feeds spooled messages to librdkafka until its queue is full again. */
+static void drain_spool(publisher *p) {
+    spool_record r;
+    int n = 0;
+    while (spool_peek(p->spool, &r) == 1) {
+        int rc = produce(p, (topic_kind)r.topic, r.key, r.keylen, r.payload, r.len);
+        if (rc == 1) break;
+        if (rc < 0) p->stats.failed++;
+        spool_consume(p->spool);
+        p->stats.unspooled++;
+        n++;
+    }
+    if (n && spool_empty(p->spool)) log_info("spool: drained, back to direct delivery");
+}
+
+void publisher_poll(publisher *p) {
+    rd_kafka_poll(p->rk, 0);
+    spool_flush(p->spool);
+    if (!spool_empty(p->spool)) drain_spool(p);
+}
+
+void publisher_create_topics(publisher *p, int partitions, int timeout_ms) {
+    rd_kafka_NewTopic_t *nt[TOPIC_KINDS];
+    char e[256];
+    for (int t = 0; t < TOPIC_KINDS; t++) {
+        nt[t] = rd_kafka_NewTopic_new(p->topic_names[t], partitions, -1, e, sizeof(e));
+        if (t == TOPIC_STATUS) rd_kafka_NewTopic_set_config(nt[t], "cleanup.policy", "compact");
+    }
+    rd_kafka_queue_t *q = rd_kafka_queue_new(p->rk);
+    rd_kafka_AdminOptions_t *opt = rd_kafka_AdminOptions_new(p->rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+    rd_kafka_AdminOptions_set_operation_timeout(opt, timeout_ms, e, sizeof(e));
+    rd_kafka_AdminOptions_set_request_timeout(opt, timeout_ms, e, sizeof(e));
+    rd_kafka_CreateTopics(p->rk, nt, TOPIC_KINDS, opt, q);
+    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, timeout_ms + 1000);
+    const rd_kafka_CreateTopics_result_t *res = ev ? rd_kafka_event_CreateTopics_result(ev) : NULL;
+    if (!res) {
+        log_warn("kafka: could not create topics (broker not answering); relying on auto-creation");
+    } else {
+        size_t cnt;
+        const rd_kafka_topic_result_t **tr = rd_kafka_CreateTopics_result_topics(res, &cnt);
+        for (size_t i = 0; i < cnt; i++) {
+            rd_kafka_resp_err_t te = rd_kafka_topic_result_error(tr[i]);
+            if (te == RD_KAFKA_RESP_ERR_NO_ERROR)
+                log_info("kafka: created topic %s", rd_kafka_topic_result_name(tr[i]));
+            else if (te != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
+                log_warn("kafka: topic %s: %s", rd_kafka_topic_result_name(tr[i]),
+                         rd_kafka_topic_result_error_string(tr[i]));
+        }
+    }
+    if (ev) rd_kafka_event_destroy(ev);
+    rd_kafka_AdminOptions_destroy(opt);
+    rd_kafka_queue_destroy(q);
+    rd_kafka_NewTopic_destroy_array(nt, TOPIC_KINDS);
+}
+
+void publisher_close(publisher *p, int timeout_ms) {
+    if (!p || !p->rk) return;
+    rd_kafka_flush(p->rk, timeout_ms);
+    if (rd_kafka_outq_len(p->rk) > 0) {
+        log_warn("kafka: %d messages undelivered at shutdown: keeping them in the spool",
+                 rd_kafka_outq_len(p->rk));
+        spool_begin_front(p->spool);
+        rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+        rd_kafka_poll(p->rk, 0);
+        rd_kafka_flush(p->rk, 1000);
+    }
+}
+
+void publisher_get_stats(publisher *p, publisher_stats *out) {
+    *out = p->stats;
+    out->spool_bytes = spool_size(p->spool);
+    out->queued = (uint64_t)rd_kafka_outq_len(p->rk);
+    out->broker_up = p->broker_up;
+}
+
+uint64_t publisher_take_dropped(publisher *p) {
+    uint64_t n = p->dropped_unreported;
+    p->dropped_unreported = 0;
+    return n;
+}
+
+void publisher_free(publisher *p) {
+    if (!p) return;
+    for (int t = 0; t < TOPIC_KINDS; t++)
+        if (p->topics[t]) rd_kafka_topic_destroy(p->topics[t]);
+    if (p->rk) rd_kafka_destroy(p->rk);
+    spool_close(p->spool);
+    free(p);
+}

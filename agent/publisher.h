@@ -1,0 +1,58 @@
+/* publisher.h -- the agent's only way to Kafka: never blocks, never drops silently.
+ *
+ * Asterisk disconnects an AMI reader that falls behind, so the read loop may
+ * never wait on the broker. Messages go to librdkafka's in-memory queue (its
+ * queue.buffering.max.* properties are the memory bound); when that is full,
+ * or while older messages still wait on disk, they are appended to a spool
+ * on disk and fed back in order as the broker takes them. A message is lost
+ * only when the spool itself is full or unwritable, and that is counted and
+ * reported to the caller so it can announce the gap. */
+#ifndef CALLBUS_PUBLISHER_H
+#define CALLBUS_PUBLISHER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+
+typedef enum topic_kind {
+    TOPIC_AMI,
+    TOPIC_CALLS,
+    TOPIC_OPERATORS,
+    TOPIC_STATUS,
+    TOPIC_KINDS
+} topic_kind;
+
+typedef struct publisher_stats {
+    uint64_t sent;          /* handed to publisher_send */
+    uint64_t delivered;     /* acknowledged by the broker */
+    uint64_t failed;        /* permanent delivery errors (reported per message) */
+    uint64_t spooled;       /* written to the disk spool */
+    uint64_t unspooled;     /* read back from the spool into librdkafka */
+    uint64_t dropped;       /* lost: spool full or unwritable */
+    uint64_t spool_bytes;   /* current size of the spool on disk */
+    uint64_t queued;        /* in librdkafka's queue right now */
+    int broker_up;
+} publisher_stats;
+
+typedef struct publisher publisher;
+
+const char *topic_kind_name(topic_kind t);
+publisher *publisher_new(const callbus_config *c, char *err, size_t errlen);
+/* Queues one message; returns 0, or -1 when it had to be dropped. */
+int publisher_send(publisher *p, topic_kind t, const char *key, size_t keylen,
+                   const char *payload, size_t len);
+/* Serves delivery reports and moves spooled messages back into librdkafka.
+ * Call it on every turn of the event loop. */
+void publisher_poll(publisher *p);
+/* Creates the topics (status compacted) when they do not exist. Best effort. */
+void publisher_create_topics(publisher *p, int partitions, int timeout_ms);
+/* Delivers what it can within timeout_ms; the rest goes to the spool so the
+ * next start sends it. */
+void publisher_close(publisher *p, int timeout_ms);
+void publisher_get_stats(publisher *p, publisher_stats *out);
+/* Messages lost since the last call (for gap announcements). */
+uint64_t publisher_take_dropped(publisher *p);
+void publisher_free(publisher *p);
+
+#endif

@@ -1,0 +1,278 @@
+/* spool.c -- segmented on-disk FIFO for undeliverable messages (see spool.h).
+ *
+ * Record layout: u32 total length, u8 topic, 3 bytes zero, u32 key length,
+ * key, payload; host byte order, since a spool never leaves its machine. A
+ * record cut short by a crash is detected by its length and ignored. */
+#include "spool.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "sbuf.h"
+
+#define SEGMENT_MAX (64LL << 20)
+#define HEADER_LEN 12
+
+struct spool {
+    char dir[4096];
+    long long max_bytes;
+    uint64_t size;           /* bytes not yet consumed */
+    int64_t read_seg, write_seg;
+    int64_t front_seg;       /* segment being filled by spool_append_front, or -1 */
+    FILE *wf, *ff;           /* tail and front writers */
+    long long write_off;
+    int rfd;                 /* reader on read_seg */
+    long long read_off;
+    long long read_end_cache;
+    size_t pending_len;      /* length of the record last peeked */
+    sbuf rec;
+    int empty;
+};
+
+static void seg_path(const spool *s, int64_t seg, char *out, size_t n) {
+    snprintf(out, n, "%s/seg-%020lld.spool", s->dir, (long long)seg + (1LL << 40));
+}
+
+static int mkdir_p(const char *dir) {
+    char tmp[4096];
+    snprintf(tmp, sizeof(tmp), "%s", dir);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = '\0';
+        if (mkdir(tmp, 0750) < 0 && errno != EEXIST) return -1;
+        *p = '/';
+    }
+    return (mkdir(tmp, 0750) < 0 && errno != EEXIST) ? -1 : 0;
+}
+
+/* Finds the lowest and highest segment numbers and the total size. */
+static void scan_segments(spool *s) {
+    DIR *d = opendir(s->dir);
+    s->read_seg = INT64_MAX;
+    s->write_seg = INT64_MIN;
+    s->size = 0;
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        long long n;
+        if (sscanf(e->d_name, "seg-%lld.spool", &n) != 1) continue;
+        int64_t seg = n - (1LL << 40);
+        if (seg < s->read_seg) s->read_seg = seg;
+        if (seg > s->write_seg) s->write_seg = seg;
+        char path[4400];
+        struct stat st;
+        snprintf(path, sizeof(path), "%s/%s", s->dir, e->d_name);
+        if (stat(path, &st) == 0) s->size += (uint64_t)st.st_size;
+    }
+    if (d) closedir(d);
+    if (s->read_seg == INT64_MAX) s->read_seg = s->write_seg = 0;
+}
+
+static void load_read_offset(spool *s) {
+    char path[4200];
+    snprintf(path, sizeof(path), "%s/read.offset", s->dir);
+    FILE *f = fopen(path, "r");
+    long long seg, off;
+    if (f && fscanf(f, "%lld %lld", &seg, &off) == 2 && seg == s->read_seg) {
+        s->read_off = off;
+        s->size = s->size > (uint64_t)off ? s->size - (uint64_t)off : 0;
+    }
+    if (f) fclose(f);
+    unlink(path);
+}
+
+static int open_writer(spool *s, char *err, size_t errlen) {
+    char path[4200];
+    seg_path(s, s->write_seg, path, sizeof(path));
+    s->wf = fopen(path, "ab");
+    if (!s->wf) {
+        snprintf(err, errlen, "spool %s: %s", path, strerror(errno));
+        return -1;
+    }
+    s->write_off = ftell(s->wf);
+    return 0;
+}
+
+spool *spool_open(const char *dir, long long max_bytes, char *err, size_t errlen) {
+    if (mkdir_p(dir) < 0) {
+        snprintf(err, errlen, "spool directory %s: %s", dir, strerror(errno));
+        return NULL;
+    }
+    spool *s = calloc(1, sizeof(*s));
+    snprintf(s->dir, sizeof(s->dir), "%s", dir);
+    s->max_bytes = max_bytes;
+    s->rfd = -1;
+    s->front_seg = -1;
+    sbuf_init(&s->rec);
+    scan_segments(s);
+    load_read_offset(s);
+    if (open_writer(s, err, errlen) < 0) {
+        free(s);
+        return NULL;
+    }
+    s->empty = s->size == 0;
+    return s;
+}
+
+static int write_record(FILE *f, const spool_record *r) {
+    uint32_t total = (uint32_t)(HEADER_LEN + r->keylen + r->len);
+    unsigned char hdr[HEADER_LEN] = {0};
+    uint32_t keylen = (uint32_t)r->keylen;
+    memcpy(hdr, &total, 4);
+    hdr[4] = r->topic;
+    memcpy(hdr + 8, &keylen, 4);
+    if (fwrite(hdr, 1, HEADER_LEN, f) != HEADER_LEN ||
+        fwrite(r->key, 1, r->keylen, f) != r->keylen ||
+        fwrite(r->payload, 1, r->len, f) != r->len)
+        return -1;
+    return (int)total;
+}
+
+int spool_append(spool *s, const spool_record *r) {
+    size_t need = HEADER_LEN + r->keylen + r->len;
+    if ((long long)(s->size + need) > s->max_bytes) return -1;
+    if (s->write_off >= SEGMENT_MAX) {
+        char err[256];
+        fclose(s->wf);
+        s->write_seg++;
+        if (open_writer(s, err, sizeof(err)) < 0) return -1;
+    }
+    int n = write_record(s->wf, r);
+    if (n < 0) return -1;
+    s->write_off += n;
+    s->size += (uint64_t)n;
+    s->empty = 0;
+    return 0;
+}
+
+int spool_begin_front(spool *s) {
+    char path[4200];
+    if (s->rfd >= 0) close(s->rfd);
+    s->rfd = -1;
+    s->front_seg = s->read_seg - 1;
+    seg_path(s, s->front_seg, path, sizeof(path));
+    s->ff = fopen(path, "wb");
+    return s->ff ? 0 : -1;
+}
+
+int spool_append_front(spool *s, const spool_record *r) {
+    if (!s->ff) return -1;
+    int n = write_record(s->ff, r);
+    if (n < 0) return -1;
+    s->size += (uint64_t)n;
+    s->empty = 0;
+    return 0;
+}
+
+void spool_flush(spool *s) {
+    if (s->wf) fflush(s->wf);
+    if (s->ff) fflush(s->ff);
+}
+
+static int open_reader(spool *s) {
+    char path[4200];
+    seg_path(s, s->read_seg, path, sizeof(path));
+    s->rfd = open(path, O_RDONLY);
+    return s->rfd;
+}
+
+/* The reader reached the end of a segment that is not being written: drop it. */
+static void next_segment(spool *s) {
+    char path[4200];
+    close(s->rfd);
+    s->rfd = -1;
+    seg_path(s, s->read_seg, path, sizeof(path));
+    unlink(path);
+    s->read_seg++;
+    s->read_off = 0;
+}
+
+/* The whole spool has been read: start again from an empty tail segment. */
+static void reset_when_drained(spool *s) {
+    char err[256];
+    if (s->rfd >= 0) close(s->rfd);
+    s->rfd = -1;
+    fclose(s->wf);
+    for (int64_t seg = s->read_seg; seg <= s->write_seg; seg++) {
+        char path[4200];
+        seg_path(s, seg, path, sizeof(path));
+        unlink(path);
+    }
+    s->read_seg = s->write_seg = 0;
+    s->read_off = 0;
+    s->size = 0;
+    s->empty = 1;
+    if (open_writer(s, err, sizeof(err)) < 0) s->wf = NULL;
+}
+
+int spool_peek(spool *s, spool_record *r) {
+    if (s->empty) return 0;
+    if (s->pending_len) goto decode;
+    spool_flush(s);
+    for (;;) {
+        if (s->rfd < 0 && open_reader(s) < 0) {
+            if (s->read_seg >= s->write_seg) { reset_when_drained(s); return 0; }
+            s->read_seg++;
+            continue;
+        }
+        unsigned char hdr[HEADER_LEN];
+        ssize_t n = pread(s->rfd, hdr, HEADER_LEN, s->read_off);
+        uint32_t total = 0;
+        if (n == HEADER_LEN) memcpy(&total, hdr, 4);
+        if (n == HEADER_LEN && total >= HEADER_LEN) {
+            sbuf_reset(&s->rec);
+            sbuf_reserve(&s->rec, total);
+            if (pread(s->rfd, s->rec.data, total, s->read_off) == (ssize_t)total) {
+                s->rec.len = total;
+                s->pending_len = total;
+                goto decode;
+            }
+        }
+        /* End of this segment (or a record torn by a crash). */
+        if (s->read_seg >= s->write_seg) { reset_when_drained(s); return 0; }
+        next_segment(s);
+    }
+decode:;
+    uint32_t keylen;
+    memcpy(&keylen, s->rec.data + 8, 4);
+    if (keylen > s->pending_len - HEADER_LEN) return -1;
+    r->topic = (uint8_t)s->rec.data[4];
+    r->key = s->rec.data + HEADER_LEN;
+    r->keylen = keylen;
+    r->payload = r->key + keylen;
+    r->len = s->pending_len - HEADER_LEN - keylen;
+    return 1;
+}
+
+void spool_consume(spool *s) {
+    s->read_off += (long long)s->pending_len;
+    s->size = s->size > s->pending_len ? s->size - s->pending_len : 0;
+    s->pending_len = 0;
+}
+
+int spool_empty(const spool *s) { return s->empty; }
+uint64_t spool_size(const spool *s) { return s->size; }
+
+void spool_close(spool *s) {
+    if (!s) return;
+    if (s->wf) { fflush(s->wf); fsync(fileno(s->wf)); fclose(s->wf); }
+    if (s->ff) { fflush(s->ff); fsync(fileno(s->ff)); fclose(s->ff); }
+    if (s->rfd >= 0) close(s->rfd);
+    if (!s->empty) {
+        /* A front segment is read first and from its start; otherwise keep
+         * the reader's place in the lowest segment. */
+        int64_t seg = s->ff ? s->front_seg : s->read_seg;
+        long long off = s->ff ? 0 : s->read_off;
+        char path[4200];
+        snprintf(path, sizeof(path), "%s/read.offset", s->dir);
+        FILE *f = fopen(path, "w");
+        if (f) { fprintf(f, "%lld %lld\n", (long long)seg, off); fclose(f); }
+    }
+    sbuf_free(&s->rec);
+    free(s);
+}

@@ -1,0 +1,41 @@
+/* spool.h -- an append-only FIFO of Kafka messages on local disk.
+ *
+ * Used when the broker is away longer than the in-memory bound allows. It is
+ * a directory of numbered segment files read from the lowest and written at
+ * the highest, so it survives an agent restart: the next start sends what
+ * the last one could not. */
+#ifndef CALLBUS_SPOOL_H
+#define CALLBUS_SPOOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct spool spool;
+
+typedef struct spool_record {
+    uint8_t topic;
+    const char *key;
+    size_t keylen;
+    const char *payload;
+    size_t len;
+} spool_record;
+
+spool *spool_open(const char *dir, long long max_bytes, char *err, size_t errlen);
+/* Appends at the tail. -1 when the spool is full or the write failed. */
+int spool_append(spool *s, const spool_record *r);
+/* Appends to a new segment placed before everything else: for messages that
+ * are older than the whole spool (purged from librdkafka at shutdown). */
+int spool_begin_front(spool *s);
+int spool_append_front(spool *s, const spool_record *r);
+/* Next record without consuming it: 1 found, 0 empty, -1 error. The record
+ * stays valid until the next spool call. */
+int spool_peek(spool *s, spool_record *r);
+void spool_consume(spool *s);
+int spool_empty(const spool *s);
+uint64_t spool_size(const spool *s);
+/* Flushes written records to the kernel (cheap; called once per loop turn). */
+void spool_flush(spool *s);
+/* Records where reading stopped, so a restart does not send twice. */
+void spool_close(spool *s);
+
+#endif

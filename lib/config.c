@@ -1,0 +1,256 @@
+/* config.c -- load and validate callbus configuration (see config.h). */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <libconfig.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void set_defaults(callbus_config *c) {
+    memset(c, 0, sizeof(*c));
+    snprintf(c->site, sizeof(c->site), "site1");
+    snprintf(c->topic_prefix, sizeof(c->topic_prefix), "callbus");
+    snprintf(c->log_level, sizeof(c->log_level), "info");
+    snprintf(c->agent.id, sizeof(c->agent.id), "agent1");
+    snprintf(c->agent.ami_host, sizeof(c->agent.ami_host), "127.0.0.1");
+    c->agent.ami_port = 5038;
+    snprintf(c->agent.ami_username, sizeof(c->agent.ami_username), "callbus");
+    c->agent.ping_interval_s = 10;
+    c->agent.ping_timeout_s = 5;
+    c->agent.reconnect_min_ms = 500;
+    c->agent.reconnect_max_ms = 30000;
+    c->agent.spool_max_bytes = 1024LL * 1024 * 1024;
+    c->agent.max_line = 65536;
+    c->agent.max_headers = 1024;
+    c->agent.status_interval_s = 30;
+}
+
+/* Ids end up in topic names, CloudEvents ids and JSON written without
+ * escaping, so they are restricted to a safe alphabet. */
+static int valid_id(const char *s) {
+    if (!*s) return 0;
+    for (; *s; s++)
+        if (!isalnum((unsigned char)*s) && *s != '-' && *s != '_') return 0;
+    return 1;
+}
+
+static int copy_string(config_t *cf, const char *path, char *out, size_t outlen,
+                       char *err, size_t errlen) {
+    const char *v;
+    if (!config_lookup_string(cf, path, &v)) {
+        if (config_lookup(cf, path)) {
+            snprintf(err, errlen, "setting %s must be a string", path);
+            return -1;
+        }
+        return 0;
+    }
+    if (strlen(v) >= outlen) {
+        snprintf(err, errlen, "setting %s is too long (max %zu)", path, outlen - 1);
+        return -1;
+    }
+    snprintf(out, outlen, "%s", v);
+    return 0;
+}
+
+static int copy_int(config_t *cf, const char *path, int *out, int min, int max,
+                    char *err, size_t errlen) {
+    int v;
+    if (!config_lookup_int(cf, path, &v)) {
+        if (config_lookup(cf, path)) {
+            snprintf(err, errlen, "setting %s must be an integer", path);
+            return -1;
+        }
+        return 0;
+    }
+    if (v < min || v > max) {
+        snprintf(err, errlen, "setting %s = %d is out of range [%d, %d]", path, v, min, max);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static int read_secret_file(const char *path, char *out, size_t outlen, char *err, size_t errlen) {
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        snprintf(err, errlen, "agent.ami.secret_file %s: %s", path, strerror(errno));
+        return -1;
+    }
+    size_t n = fread(out, 1, outlen - 1, f);
+    fclose(f);
+    out[n] = '\0';
+    while (n && (out[n - 1] == '\n' || out[n - 1] == '\r')) out[--n] = '\0';
+    return 0;
+}
+
+static int load_kafka(callbus_config *c, config_t *cf, char *err, size_t errlen) {
+    config_setting_t *list = config_lookup(cf, "kafka");
+    if (!list) return 0;
+    if (!config_setting_is_aggregate(list)) {
+        snprintf(err, errlen, "setting kafka must be a list of \"name=value\" strings");
+        return -1;
+    }
+    for (int i = 0; i < config_setting_length(list); i++) {
+        const char *s = config_setting_get_string_elem(list, i);
+        if (!s) {
+            snprintf(err, errlen, "kafka[%d] must be a \"name=value\" string", i);
+            return -1;
+        }
+        if (config_set_kafka(c, s, err, errlen) < 0) return -1;
+    }
+    return 0;
+}
+
+static int load_operators(callbus_config *c, config_t *cf, char *err, size_t errlen) {
+    config_setting_t *list = config_lookup(cf, "operators");
+    if (!list) return 0;
+    int n = config_setting_length(list);
+    c->operators = calloc((size_t)n, sizeof(*c->operators));
+    for (int i = 0; i < n; i++) {
+        config_setting_t *op = config_setting_get_elem(list, i);
+        const char *id = NULL, *iface = NULL, *name = NULL;
+        if (!op || !config_setting_lookup_string(op, "id", &id) ||
+            !config_setting_lookup_string(op, "interface", &iface)) {
+            snprintf(err, errlen, "operators[%d] needs id and interface strings", i);
+            return -1;
+        }
+        if (!valid_id(id)) {
+            snprintf(err, errlen, "operators[%d].id \"%s\" may hold only letters, digits, - and _", i, id);
+            return -1;
+        }
+        config_setting_lookup_string(op, "name", &name);
+        config_operator *o = &c->operators[c->operator_count++];
+        o->id = strdup(id);
+        o->interface = strdup(iface);
+        o->name = name ? strdup(name) : NULL;
+    }
+    return 0;
+}
+
+static int load_agent(callbus_config *c, config_t *cf, char *err, size_t errlen) {
+    int spool_mb = (int)(c->agent.spool_max_bytes >> 20);
+    int max_line = (int)c->agent.max_line, max_headers = (int)c->agent.max_headers;
+    char secret_file[PATH_MAX] = "";
+    if (copy_string(cf, "agent.id", c->agent.id, sizeof(c->agent.id), err, errlen) ||
+        copy_string(cf, "agent.ami.host", c->agent.ami_host, sizeof(c->agent.ami_host), err, errlen) ||
+        copy_int(cf, "agent.ami.port", &c->agent.ami_port, 1, 65535, err, errlen) ||
+        copy_string(cf, "agent.ami.username", c->agent.ami_username, sizeof(c->agent.ami_username), err, errlen) ||
+        copy_string(cf, "agent.ami.secret", c->agent.ami_secret, sizeof(c->agent.ami_secret), err, errlen) ||
+        copy_string(cf, "agent.ami.secret_file", secret_file, sizeof(secret_file), err, errlen) ||
+        copy_int(cf, "agent.ami.ping_interval", &c->agent.ping_interval_s, 1, 3600, err, errlen) ||
+        copy_int(cf, "agent.ami.ping_timeout", &c->agent.ping_timeout_s, 1, 3600, err, errlen) ||
+        copy_int(cf, "agent.ami.reconnect_min_ms", &c->agent.reconnect_min_ms, 10, 600000, err, errlen) ||
+        copy_int(cf, "agent.ami.reconnect_max_ms", &c->agent.reconnect_max_ms, 10, 3600000, err, errlen) ||
+        copy_int(cf, "agent.ami.max_line", &max_line, 1024, 16 << 20, err, errlen) ||
+        copy_int(cf, "agent.ami.max_headers", &max_headers, 128, 1 << 20, err, errlen) ||
+        copy_string(cf, "agent.spool.dir", c->agent.spool_dir, sizeof(c->agent.spool_dir), err, errlen) ||
+        copy_int(cf, "agent.spool.max_mb", &spool_mb, 1, 1 << 20, err, errlen) ||
+        copy_string(cf, "agent.http.listen", c->agent.http_listen, sizeof(c->agent.http_listen), err, errlen) ||
+        copy_int(cf, "agent.status_interval", &c->agent.status_interval_s, 1, 86400, err, errlen))
+        return -1;
+    c->agent.spool_max_bytes = (long long)spool_mb << 20;
+    c->agent.max_line = max_line;
+    c->agent.max_headers = max_headers;
+    if (secret_file[0] &&
+        read_secret_file(secret_file, c->agent.ami_secret, sizeof(c->agent.ami_secret), err, errlen))
+        return -1;
+    if (!valid_id(c->agent.id)) {
+        snprintf(err, errlen, "agent.id \"%s\" may hold only letters, digits, - and _", c->agent.id);
+        return -1;
+    }
+    if (c->agent.reconnect_max_ms < c->agent.reconnect_min_ms) {
+        snprintf(err, errlen, "agent.ami.reconnect_max_ms must be >= reconnect_min_ms");
+        return -1;
+    }
+    return 0;
+}
+
+static int load_file(callbus_config *c, const char *path, char *err, size_t errlen) {
+    config_t cf;
+    config_init(&cf);
+    if (!config_read_file(&cf, path)) {
+        if (config_error_type(&cf) == CONFIG_ERR_FILE_IO)
+            snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+        else
+            snprintf(err, errlen, "%s:%d: %s", path, config_error_line(&cf), config_error_text(&cf));
+        config_destroy(&cf);
+        return -1;
+    }
+    char msg[512] = "";
+    int rc = 0;
+    if (copy_string(&cf, "site", c->site, sizeof(c->site), msg, sizeof(msg)) ||
+        copy_string(&cf, "topic_prefix", c->topic_prefix, sizeof(c->topic_prefix), msg, sizeof(msg)) ||
+        copy_string(&cf, "log_level", c->log_level, sizeof(c->log_level), msg, sizeof(msg)) ||
+        copy_string(&cf, "state_dir", c->state_dir, sizeof(c->state_dir), msg, sizeof(msg)) ||
+        load_kafka(c, &cf, msg, sizeof(msg)) || load_operators(c, &cf, msg, sizeof(msg)) ||
+        load_agent(c, &cf, msg, sizeof(msg)))
+        rc = -1;
+    if (rc == 0 && !valid_id(c->site)) {
+        snprintf(msg, sizeof(msg), "site \"%s\" may hold only letters, digits, - and _", c->site);
+        rc = -1;
+    }
+    if (rc == 0 && !valid_id(c->topic_prefix) ) {
+        snprintf(msg, sizeof(msg), "topic_prefix \"%s\" may hold only letters, digits, - and _", c->topic_prefix);
+        rc = -1;
+    }
+    if (rc < 0) snprintf(err, errlen, "%s: %s", path, msg);
+    config_destroy(&cf);
+    return rc;
+}
+
+int config_load(callbus_config *c, const char *path, char *err, size_t errlen) {
+    set_defaults(c);
+    if (!path) return 0;
+    return load_file(c, path, err, errlen);
+}
+
+int config_set_kafka(callbus_config *c, const char *name_eq_value, char *err, size_t errlen) {
+    const char *eq = strchr(name_eq_value, '=');
+    if (!eq || eq == name_eq_value) {
+        snprintf(err, errlen, "kafka property \"%s\" is not name=value", name_eq_value);
+        return -1;
+    }
+    char *key = strndup(name_eq_value, (size_t)(eq - name_eq_value));
+    for (size_t i = 0; i < c->kafka_count; i++) {
+        if (strcmp(c->kafka[i].key, key) == 0) {
+            free(key);
+            free(c->kafka[i].value);
+            c->kafka[i].value = strdup(eq + 1);
+            return 0;
+        }
+    }
+    c->kafka = realloc(c->kafka, (c->kafka_count + 1) * sizeof(*c->kafka));
+    c->kafka[c->kafka_count].key = key;
+    c->kafka[c->kafka_count].value = strdup(eq + 1);
+    c->kafka_count++;
+    return 0;
+}
+
+const char *config_get_kafka(const callbus_config *c, const char *name) {
+    for (size_t i = 0; i < c->kafka_count; i++)
+        if (strcmp(c->kafka[i].key, name) == 0) return c->kafka[i].value;
+    return NULL;
+}
+
+void config_topic(const callbus_config *c, const char *kind, char *out, size_t outlen) {
+    snprintf(out, outlen, "%s.%s.%s", c->topic_prefix, c->site, kind);
+}
+
+void config_free(callbus_config *c) {
+    for (size_t i = 0; i < c->kafka_count; i++) {
+        free(c->kafka[i].key);
+        free(c->kafka[i].value);
+    }
+    free(c->kafka);
+    for (size_t i = 0; i < c->operator_count; i++) {
+        free(c->operators[i].id);
+        free(c->operators[i].interface);
+        free(c->operators[i].name);
+    }
+    free(c->operators);
+    c->kafka = NULL;
+    c->operators = NULL;
+    c->kafka_count = c->operator_count = 0;
+}

@@ -1,0 +1,65 @@
+/* config.h -- callbus configuration, read with libconfig.
+ *
+ * One file format for every program: the agent, the gateway and the ops CLI
+ * read the same file, each the sections it needs, so an engineer configures
+ * a site once. librdkafka properties are a list of "name=value" strings
+ * handed to librdkafka untouched, like kcat's -X. */
+#ifndef CALLBUS_CONFIG_H
+#define CALLBUS_CONFIG_H
+
+#include <limits.h>
+#include <stddef.h>
+
+typedef struct config_kv {
+    char *key;
+    char *value;
+} config_kv;
+
+typedef struct config_operator {
+    char *id;
+    char *interface;
+    char *name;
+} config_operator;
+
+typedef struct callbus_config {
+    char site[64];
+    char topic_prefix[64];
+    char log_level[16];
+    char state_dir[PATH_MAX];
+
+    config_kv *kafka;          /* librdkafka properties, in file order */
+    size_t kafka_count;
+
+    config_operator *operators;
+    size_t operator_count;
+
+    struct {
+        char id[64];
+        char ami_host[256];
+        int ami_port;
+        char ami_username[128];
+        char ami_secret[256];  /* never logged */
+        int ping_interval_s;
+        int ping_timeout_s;
+        int reconnect_min_ms;
+        int reconnect_max_ms;
+        char spool_dir[PATH_MAX];
+        long long spool_max_bytes;
+        char http_listen[128];  /* "" disables metrics/health */
+        long max_line;
+        long max_headers;
+        int status_interval_s;
+    } agent;
+} callbus_config;
+
+/* Fills defaults, then reads path (NULL: defaults only). On error returns -1
+ * with a message naming the file, line and setting in err. */
+int config_load(callbus_config *c, const char *path, char *err, size_t errlen);
+/* Adds or replaces a librdkafka property from "name=value" (command-line -X). */
+int config_set_kafka(callbus_config *c, const char *name_eq_value, char *err, size_t errlen);
+const char *config_get_kafka(const callbus_config *c, const char *name);
+/* "<prefix>.<site>.<kind>" */
+void config_topic(const callbus_config *c, const char *kind, char *out, size_t outlen);
+void config_free(callbus_config *c);
+
+#endif

@@ -1,0 +1,32 @@
+/* sbuf.h -- a growable byte buffer and a JSON writer on top of it.
+ *
+ * The agent turns every AMI event into JSON on its hot path. jansson builds a
+ * tree of small allocations per message; writing straight into one reused
+ * buffer is several times cheaper, so the per-event encoders use this. */
+#ifndef CALLBUS_SBUF_H
+#define CALLBUS_SBUF_H
+
+#include <stddef.h>
+
+typedef struct sbuf {
+    char *data;
+    size_t len, cap;
+} sbuf;
+
+void sbuf_init(sbuf *b);
+void sbuf_free(sbuf *b);
+void sbuf_reset(sbuf *b);
+void sbuf_reserve(sbuf *b, size_t extra);
+void sbuf_append(sbuf *b, const void *p, size_t n);
+void sbuf_puts(sbuf *b, const char *s);
+void sbuf_putc(sbuf *b, char c);
+void sbuf_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Appends s as a quoted JSON string. Bytes that are not valid UTF-8 become
+ * U+FFFD; returns 1 when that happened (the caller then keeps the exact
+ * bytes some other way), 0 otherwise. */
+int sbuf_json_str(sbuf *b, const char *s, size_t n);
+void sbuf_base64(sbuf *b, const unsigned char *p, size_t n);
+/* RFC 3339 UTC time with microseconds, quoted, from seconds since the epoch. */
+void sbuf_json_time(sbuf *b, double t);
+
+#endif
