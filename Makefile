@@ -54,7 +54,7 @@ $(BUILD)/callbus: $(CLI_OBJS) $(LIB_OBJS)
 
 $(BUILD)/tests/%: tests/unit/%.c $(AGENT_OBJS) $(LIB_OBJS)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -DFIXTURES=\"$(CURDIR)/tests/fixtures\" $^ -o $@ $(LDLIBS) -lcmocka
+	$(CC) $(ALL_CFLAGS) -Iagent -DFIXTURES=\"$(CURDIR)/tests/fixtures\" $^ -o $@ $(LDLIBS) -lcmocka
 
 deps:
 	@tools/setup.sh deps
