@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -37,10 +38,19 @@ static void print_pretty(const rd_kafka_message_t *m) {
 
 /* Assigns every partition of topic, from the beginning or the end. */
 static int assign_all(rd_kafka_t *rk, const char *topic, int from_beginning) {
-    const struct rd_kafka_metadata *md;
-    rd_kafka_topic_t *t = rd_kafka_topic_new(rk, topic, NULL);
-    rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, t, &md, 10000);
-    rd_kafka_topic_destroy(t);
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t err;
+    /* The agent may still be creating its topics: wait a little for them. */
+    for (int tries = 0;; tries++) {
+        rd_kafka_topic_t *t = rd_kafka_topic_new(rk, topic, NULL);
+        err = rd_kafka_metadata(rk, 0, t, &md, 10000);
+        rd_kafka_topic_destroy(t);
+        if (err || md->topic_cnt < 1 || md->topics[0].err != RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+            tries >= 30)
+            break;
+        rd_kafka_metadata_destroy(md);
+        sleep(1);
+    }
     if (err || md->topic_cnt < 1 || md->topics[0].err) {
         fprintf(stderr, "callbus tail: topic %s: %s\n", topic,
                 rd_kafka_err2str(err ? err : md->topics[0].err));
