@@ -1,0 +1,265 @@
+#!/usr/bin/env bash
+# callbus test Kafka: the official Apache Kafka release jars (fetched with
+# Maven, version pinned in tests/kafka/pom.xml), run as a single-node KRaft
+# broker+controller on loopback.
+#
+#   kafka.sh fetch                 fetch the jars into the cache (idempotent)
+#   kafka.sh start DIR             format DIR (first time) and start a broker;
+#                                  prints host:port. DIR keeps data and ports,
+#                                  so start after stop is a restart on the same
+#                                  port with the same data.
+#   kafka.sh stop DIR              SIGTERM, wait KAFKA_STOP_TIMEOUT (30 s), SIGKILL
+#   kafka.sh status DIR            prints host:port and exits 0 if running
+#   kafka.sh run-class CLASS ARGS  run a Kafka class (admin tools, MirrorMaker 2)
+#   kafka.sh topics ARGS           = run-class org.apache.kafka.tools.TopicCommand
+#   kafka.sh consumer-groups ARGS  = run-class org.apache.kafka.tools.consumer.group.ConsumerGroupCommand
+#   kafka.sh mirror-maker ARGS     = run-class org.apache.kafka.connect.mirror.MirrorMaker
+#   kafka.sh libs | version        print the jar directory / the pinned version
+#
+# Files in DIR: server.properties, port, controller_port, cluster_id,
+# bootstrap (host:port), pid, server.log (broker log), stdout.log, data/.
+# DIR/extra.properties, if present, is appended to server.properties.
+#
+# Environment:
+#   KAFKA_BOOTSTRAP=host:port  use that cluster: start/stop/status only print it
+#   KAFKA_HOME=/opt/kafka      use an installed distribution's libs/ (no fetch)
+#   CALLBUS_CACHE              jar cache root (default ~/.cache/callbus)
+#   KAFKA_HOST                 listen address (default 127.0.0.1)
+#   KAFKA_HEAP_OPTS            default "-Xmx512m -Xms256m"
+#   KAFKA_OPTS                 extra JVM options
+#   KAFKA_START_TIMEOUT        seconds to wait for the broker (default 90)
+#   JAVA                       java binary (default $JAVA_HOME/bin/java or java)
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+POM="$HERE/pom.xml"
+VERSION="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$POM" | head -n1)"
+CACHE="${CALLBUS_CACHE:-$HOME/.cache/callbus}"
+if [[ -n "${KAFKA_HOME:-}" ]]; then
+    LIBS="$KAFKA_HOME/libs"
+else
+    LIBS="$CACHE/kafka-$VERSION/libs"
+fi
+HOST="${KAFKA_HOST:-127.0.0.1}"
+if [[ -n "${JAVA:-}" ]]; then :
+elif [[ -n "${JAVA_HOME:-}" && -x "$JAVA_HOME/bin/java" ]]; then JAVA="$JAVA_HOME/bin/java"
+else JAVA=java; fi
+
+say() { echo "kafka.sh: $*" >&2; }
+die() { say "error: $*"; exit 1; }
+
+fetch() {
+    if [[ -n "${KAFKA_HOME:-}" ]]; then
+        ls "$LIBS"/kafka_2.13-*.jar >/dev/null 2>&1 || die "KAFKA_HOME=$KAFKA_HOME has no libs/kafka_2.13-*.jar"
+        return 0
+    fi
+    if [[ -f "$LIBS/.complete" ]]; then
+        return 0
+    fi
+    command -v mvn >/dev/null || die "mvn not found (run: tools/setup.sh deps)"
+    say "fetching Apache Kafka $VERSION jars with Maven into $LIBS"
+    local tmp="$LIBS.tmp.$$"
+    rm -rf "$tmp"
+    mkdir -p "$(dirname "$LIBS")"
+    if ! mvn -q -B -Dstyle.color=never -f "$POM" dependency:copy-dependencies \
+            -DincludeScope=runtime -DoutputDirectory="$tmp" >&2; then
+        rm -rf "$tmp"
+        die "mvn failed to fetch the Kafka jars"
+    fi
+    touch "$tmp/.complete"
+    rm -rf "$LIBS"
+    mv "$tmp" "$LIBS"
+    say "fetched $(ls "$LIBS"/*.jar | wc -l) jars ($(du -sh "$LIBS" | cut -f1))"
+}
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("'"$HOST"'", 0)); print(s.getsockname()[1])'
+}
+
+port_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
+
+# pid of the broker running from DIR, or nothing.
+running_pid() {
+    local dir="$1" pid
+    [[ -f "$dir/pid" ]] || return 1
+    pid="$(cat "$dir/pid")"
+    [[ -n "$pid" && -r "/proc/$pid/cmdline" ]] || return 1
+    tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$dir/server.properties" || return 1
+    echo "$pid"
+}
+
+write_config() {
+    local dir="$1" port="$2" cport="$3"
+    cat >"$dir/server.properties" <<EOF
+# written by tests/kafka/kafka.sh -- single-node KRaft for tests
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@$HOST:$cport
+listeners=PLAINTEXT://$HOST:$port,CONTROLLER://$HOST:$cport
+advertised.listeners=PLAINTEXT://$HOST:$port
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+log.dirs=$dir/data
+auto.create.topics.enable=true
+num.partitions=3
+default.replication.factor=1
+min.insync.replicas=1
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=10
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=10
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+log.cleaner.enable=true
+log.cleaner.dedupe.buffer.size=16777216
+log.cleaner.backoff.ms=1000
+num.network.threads=2
+num.io.threads=4
+num.recovery.threads.per.data.dir=1
+log.retention.hours=168
+EOF
+    if [[ -f "$dir/extra.properties" ]]; then
+        echo "# from $dir/extra.properties" >>"$dir/server.properties"
+        cat "$dir/extra.properties" >>"$dir/server.properties"
+    fi
+}
+
+java_cmd() {
+    command -v "$JAVA" >/dev/null || die "java not found (run: tools/setup.sh deps)"
+    # shellcheck disable=SC2086
+    echo "$JAVA" ${KAFKA_HEAP_OPTS:--Xmx512m -Xms256m} -XX:+UseG1GC -Djava.awt.headless=true
+}
+
+start() {
+    local dir="${1:?usage: kafka.sh start DIR}"
+    if [[ -n "${KAFKA_BOOTSTRAP:-}" ]]; then
+        say "KAFKA_BOOTSTRAP is set: not starting a broker"
+        echo "$KAFKA_BOOTSTRAP"
+        return 0
+    fi
+    mkdir -p "$dir"
+    dir="$(cd "$dir" && pwd)"
+    fetch
+    local pid
+    if pid="$(running_pid "$dir")"; then
+        say "broker already running in $dir (pid $pid)"
+        cat "$dir/bootstrap"
+        return 0
+    fi
+    local port cport
+    if [[ -f "$dir/port" && -f "$dir/controller_port" ]]; then
+        port="$(cat "$dir/port")"; cport="$(cat "$dir/controller_port")"
+        say "restarting broker in $dir on $HOST:$port (data kept)"
+    else
+        port="$(free_port)"; cport="$(free_port)"
+        while [[ "$cport" == "$port" ]]; do cport="$(free_port)"; done
+        echo "$port" >"$dir/port"; echo "$cport" >"$dir/controller_port"
+        say "new broker in $dir on $HOST:$port (controller $cport)"
+    fi
+    port_open "$HOST" "$port" && die "port $HOST:$port is already in use"
+    write_config "$dir" "$port" "$cport"
+    echo "$HOST:$port" >"$dir/bootstrap"
+    local -a JCMD
+    read -r -a JCMD <<<"$(java_cmd)"
+    JCMD+=(-Dkafka.logs.dir="$dir" -Dlog4j2.configurationFile="$HERE/log4j2-broker.properties")
+    # shellcheck disable=SC2206
+    JCMD+=(${KAFKA_OPTS:-} -cp "$LIBS/*")
+    if [[ ! -f "$dir/data/meta.properties" ]]; then
+        [[ -f "$dir/cluster_id" ]] || python3 -c 'import uuid,base64; print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))' >"$dir/cluster_id"
+        "${JCMD[@]}" kafka.tools.StorageTool format --ignore-formatted \
+            -t "$(cat "$dir/cluster_id")" -c "$dir/server.properties" >"$dir/format.log" 2>&1 \
+            || { cat "$dir/format.log" >&2; die "storage format failed"; }
+    fi
+    local t0=$SECONDS
+    rm -f "$dir/pid"
+    # own session: a Ctrl-C in the terminal goes to the test runner, which stops
+    # the broker through its trap / fixture.
+    setsid "${JCMD[@]}" kafka.Kafka "$dir/server.properties" >>"$dir/stdout.log" 2>&1 </dev/null &
+    pid=$!
+    echo "$pid" >"$dir/pid"
+    local timeout="${KAFKA_START_TIMEOUT:-90}" logoff=0
+    [[ -f "$dir/server.log" ]] && logoff="$(wc -c <"$dir/server.log")"
+    while :; do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            tail -n 40 "$dir/server.log" "$dir/stdout.log" >&2 2>/dev/null || true
+            rm -f "$dir/pid"
+            die "broker exited during startup (logs in $dir)"
+        fi
+        if port_open "$HOST" "$port" &&
+           tail -c +"$((logoff + 1))" "$dir/server.log" 2>/dev/null | grep -q 'Kafka Server started'; then
+            break
+        fi
+        if (( SECONDS - t0 > timeout )); then
+            tail -n 40 "$dir/server.log" >&2 2>/dev/null || true
+            stop "$dir" || true
+            die "broker not ready after ${timeout}s (logs in $dir)"
+        fi
+        sleep 0.2
+    done
+    say "broker ready at $HOST:$port (pid $pid, $((SECONDS - t0))s)"
+    echo "$HOST:$port"
+}
+
+stop() {
+    local dir="${1:?usage: kafka.sh stop DIR}"
+    if [[ -n "${KAFKA_BOOTSTRAP:-}" ]]; then
+        say "KAFKA_BOOTSTRAP is set: not stopping $KAFKA_BOOTSTRAP"
+        return 0
+    fi
+    [[ -d "$dir" ]] || { say "no such dir $dir"; return 0; }
+    dir="$(cd "$dir" && pwd)"
+    local pid
+    if ! pid="$(running_pid "$dir")"; then
+        say "no broker running in $dir"
+        rm -f "$dir/pid"
+        return 0
+    fi
+    local timeout="${KAFKA_STOP_TIMEOUT:-30}" t0=$SECONDS
+    say "stopping broker pid $pid ($dir)"
+    kill -TERM "$pid" 2>/dev/null || true
+    while kill -0 "$pid" 2>/dev/null; do
+        if (( SECONDS - t0 >= timeout )); then
+            say "still running after ${timeout}s: SIGKILL"
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+        sleep 0.2
+    done
+    rm -f "$dir/pid"
+    say "stopped ($((SECONDS - t0))s)"
+}
+
+status() {
+    local dir="${1:?usage: kafka.sh status DIR}"
+    if [[ -n "${KAFKA_BOOTSTRAP:-}" ]]; then echo "$KAFKA_BOOTSTRAP"; return 0; fi
+    dir="$(cd "$dir" 2>/dev/null && pwd)" || return 1
+    running_pid "$dir" >/dev/null || return 1
+    cat "$dir/bootstrap"
+}
+
+run_class() {
+    local cls="${1:?usage: kafka.sh run-class CLASS ARGS...}"; shift
+    fetch
+    local -a JCMD
+    read -r -a JCMD <<<"$(KAFKA_HEAP_OPTS="${KAFKA_HEAP_OPTS:--Xmx256m}" java_cmd)"
+    # shellcheck disable=SC2206
+    JCMD+=(${KAFKA_LOG4J_OPTS:--Dlog4j2.configurationFile=$HERE/log4j2-tools.properties} ${KAFKA_OPTS:-} -cp "$LIBS/*")
+    exec "${JCMD[@]}" "$cls" "$@"
+}
+
+cmd="${1:-}"; shift || true
+case "$cmd" in
+    fetch) fetch; [[ -n "${KAFKA_HOME:-}" ]] && say "using KAFKA_HOME=$KAFKA_HOME" || say "Kafka $VERSION jars ready in $LIBS" ;;
+    start) start "$@" ;;
+    stop) stop "$@" ;;
+    status) status "$@" ;;
+    run-class) run_class "$@" ;;
+    topics) run_class org.apache.kafka.tools.TopicCommand "$@" ;;
+    consumer-groups) run_class org.apache.kafka.tools.consumer.group.ConsumerGroupCommand "$@" ;;
+    mirror-maker) run_class org.apache.kafka.connect.mirror.MirrorMaker "$@" ;;
+    libs) echo "$LIBS" ;;
+    version) echo "$VERSION" ;;
+    *) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2 ;;
+esac

@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# callbus setup.
+#
+#   tools/setup.sh deps   install what is missing: Debian packages (build
+#                         tools, libraries, valgrind, Java, Maven, ...) and the
+#                         Python test packages of tests/requirements.txt.
+#                         A fast no-op when everything is present.
+#
+# Environment: PYTHON (default python3) is the interpreter the tests run with.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PYTHON="${PYTHON:-python3}"
+
+APT_PKGS=(
+    build-essential pkg-config
+    librdkafka-dev libwebsockets-dev libjansson-dev libconfig-dev libjwt-dev
+    libssl-dev uthash-dev libcmocka-dev
+    clang libclang-rt-14-dev valgrind
+    maven python3 python3-pip jq iproute2 procps
+)
+JAVA_PKG=openjdk-17-jre-headless
+# python import name -> pip requirement (see tests/requirements.txt)
+PY_MODULES=(confluent_kafka jsonschema pytest websocket)
+
+say() { echo "setup: $*"; }
+
+SUDO=()
+if [[ $(id -u) -ne 0 ]]; then
+    command -v sudo >/dev/null || { say "not root and no sudo: cannot install"; exit 1; }
+    SUDO=(sudo)
+fi
+
+java_ok() {
+    command -v java >/dev/null || return 1
+    local v
+    v="$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -n1)"
+    [[ -n "$v" && "$v" -ge 17 ]]
+}
+
+apt_deps() {
+    local missing=() p
+    for p in "${APT_PKGS[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+    done
+    java_ok || missing+=("$JAVA_PKG")
+    if [[ ${#missing[@]} -eq 0 ]]; then
+        return 0
+    fi
+    command -v apt-get >/dev/null || { say "missing ${missing[*]} and no apt-get: install them by hand"; exit 1; }
+    say "installing Debian packages: ${missing[*]}"
+    say "apt-get update"
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+}
+
+py_missing() {
+    "$PYTHON" - "${PY_MODULES[@]}" <<'PY'
+import importlib.util, sys
+print(" ".join(m for m in sys.argv[1:] if importlib.util.find_spec(m) is None))
+PY
+}
+
+py_deps() {
+    command -v "$PYTHON" >/dev/null || { say "$PYTHON not found"; exit 1; }
+    local missing
+    missing="$(py_missing)"
+    [[ -z "$missing" ]] && return 0
+    say "Python modules missing for $PYTHON ($(command -v "$PYTHON")): $missing"
+    if ! "$PYTHON" -m pip --version >/dev/null 2>&1; then
+        say "pip missing: trying ensurepip"
+        "$PYTHON" -m ensurepip --upgrade >/dev/null 2>&1 || true
+        "$PYTHON" -m pip --version >/dev/null 2>&1 || { say "no pip for $PYTHON (install python3-pip)"; exit 1; }
+    fi
+    local args=(install -q --disable-pip-version-check -r "$ROOT/tests/requirements.txt")
+    [[ $(id -u) -eq 0 ]] && args+=(--root-user-action=ignore)
+    # PEP 668: Debian's own python3 refuses pip installs outside a venv.
+    if "$PYTHON" - <<'PY'
+import os, sys, sysconfig
+managed = os.path.exists(os.path.join(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED"))
+sys.exit(0 if managed and sys.prefix == sys.base_prefix else 1)
+PY
+    then
+        say "$PYTHON is externally managed (PEP 668): using --break-system-packages"
+        args+=(--break-system-packages)
+        # as non-root, install for the user rather than into /usr
+        [[ $(id -u) -ne 0 ]] && args+=(--user)
+    fi
+    say "$PYTHON -m pip ${args[*]}"
+    "$PYTHON" -m pip "${args[@]}"
+    missing="$(py_missing)"
+    [[ -z "$missing" ]] || { say "still missing after pip: $missing"; exit 1; }
+}
+
+case "${1:-}" in
+    deps)
+        apt_deps
+        py_deps
+        say "dependencies present"
+        ;;
+    *)
+        sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2
+        exit 2
+        ;;
+esac
