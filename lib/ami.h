@@ -33,6 +33,12 @@ typedef struct ami_msg {
      * not give back raw byte for byte (bare LF, missing space after colon,
      * a line without a colon, junk): consumers then need raw to be lossless. */
     int noncanonical;
+    /* Messages built by the parser keep every key and value in this one
+     * block (headers point into it) instead of two mallocs per header; keys
+     * outside it came from ami_msg_add and are freed one by one. raw is also
+     * NUL-terminated, as a convenience. */
+    char *strings;
+    size_t strings_len;
 } ami_msg;
 
 void ami_msg_init(ami_msg *m);
@@ -64,7 +70,10 @@ typedef struct ami_parser_callbacks {
     /* Called with the greeting line ("Asterisk Call Manager/11.0.0"), once per connection. */
     void (*on_banner)(void *ctx, const char *banner);
     /* Called per complete message; the message is owned by the parser and
-     * valid only during the call (move headers out if you keep them). */
+     * valid only during the call. To keep it, copy the struct and
+     * ami_msg_init() the original: the copy then owns everything and is
+     * released with ami_msg_free(). Do not reset or free the parser from
+     * inside a callback. */
     void (*on_message)(void *ctx, ami_msg *msg);
     /* Called when input is refused; raw holds the refused bytes so the
      * caller can publish them: nothing is dropped silently. */
@@ -77,11 +86,17 @@ typedef struct ami_parser_stats {
     uint64_t errors_line_too_long;
     uint64_t errors_too_many_headers;
     uint64_t lines_without_colon;
+    /* Blank lines between messages (not part of any raw) and bytes of
+     * refused messages: bytes = banner lines + every raw + these two + the
+     * partial message still buffered. */
+    uint64_t bytes_stray;
+    uint64_t bytes_refused;
 } ami_parser_stats;
 
 ami_parser *ami_parser_new(const ami_parser_callbacks *cb, void *ctx);
 void ami_parser_set_limits(ami_parser *p, size_t max_line, size_t max_headers);
-/* Forget partial input and expect a new greeting (after a reconnect). */
+/* Forget partial input and expect a new greeting (after a reconnect).
+ * Stats are kept: they count the parser's whole life. */
 void ami_parser_reset(ami_parser *p);
 void ami_parser_feed(ami_parser *p, const char *buf, size_t len);
 const ami_parser_stats *ami_parser_get_stats(const ami_parser *p);

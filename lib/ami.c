@@ -1,0 +1,527 @@
+/* ami.c -- AMI messages and the incremental AMI parser.
+ *
+ * The parser turns whatever bytes TCP delivered into complete messages. It
+ * scans each chunk with memchr for line ends and only copies a message's
+ * bytes once (into raw) plus its keys and values once (into one strings
+ * block), so the hot path has no per-byte calls and no per-header mallocs;
+ * every buffer is reused from message to message.
+ *
+ * Framing decisions (all visible in the stats and in raw):
+ *  - The greeting line is not part of any message. Blank lines before it
+ *    are stray; if the first non-blank line does not look like a greeting
+ *    it is the first header of the first message.
+ *  - raw runs from a message's first byte to the end of its terminating
+ *    blank line. Blank lines between messages belong to no message and are
+ *    counted in bytes_stray, so greeting + raws + stray (+ refused) bytes
+ *    give back the stream exactly. This matches the offsets recorded in the
+ *    capture fixtures.
+ *  - A line without a colon is kept as a header with an empty key and the
+ *    whole line as value: nothing is lost, the message is still delivered
+ *    (marked noncanonical) and on_error(AMI_ERR_NO_COLON) lets the caller
+ *    count it.
+ *  - "Response: Follows" (Asterisk < 14 Command): once a line without a
+ *    colon (or a blank line) follows the headers, every line up to the one
+ *    ending in "--END COMMAND--" is CLI output, kept as an "Output" header
+ *    like Asterisk 14+ sends it. The end marker itself is framing (it stays
+ *    in raw); the message ends at the blank line after it.
+ *  - A line longer than max_line or a header past max_headers refuses the
+ *    whole message: on_error gets what was read of it (the long line cut at
+ *    max_line + 2 bytes) and the rest is skipped up to the next blank line.
+ *    Memory therefore stays within one message plus one line. */
+#include "ami.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define END_COMMAND "--END COMMAND--"
+#define END_COMMAND_LEN (sizeof(END_COMMAND) - 1)
+#define BANNER_PREFIX "Asterisk Call Manager"
+#define BANNER_PREFIX_LEN (sizeof(BANNER_PREFIX) - 1)
+
+/* What a complete line does to the message being assembled. */
+enum line_result {
+    LINE_PART,     /* belongs to the message */
+    LINE_END,      /* terminating blank line: the message is complete */
+    LINE_DROP,     /* greeting or stray blank line: belongs to no message */
+    LINE_REFUSED   /* limit hit: the message is refused (p->refuse_err) */
+};
+
+/* Where the skipped line stands while a refused message is skipped: a blank
+ * line ends the skip, and the line may be split across chunks. */
+enum skip_line { SKIP_EMPTY, SKIP_CR, SKIP_TEXT };
+
+/* Offsets of a key and its value in the strings block: the block moves when
+ * it grows, so pointers are only made when the message is delivered. */
+typedef struct pair {
+    size_t key, val;
+} pair;
+
+struct ami_parser {
+    ami_parser_callbacks cb;
+    void *ctx;
+    size_t max_line, max_headers;
+    ami_parser_stats stats;
+
+    /* msg.raw accumulates the message across chunks; msg.strings its keys
+     * and values. Both are reused after delivery unless the consumer kept
+     * the message. */
+    ami_msg msg;
+    size_t len, raw_cap;      /* bytes of msg.raw in use / allocated */
+    size_t line_start;        /* start of the partial line in msg.raw */
+    size_t slen, scap;        /* bytes of msg.strings in use / allocated */
+    pair *pairs;
+    size_t npairs, pairs_cap;
+
+    int want_banner;
+    int in_msg;               /* the message has at least one line */
+    int noncanonical;
+    int follows;              /* first header was "Response: Follows" */
+    int output_started;       /* Follows: CLI output has begun */
+    int end_seen;             /* Follows: last line ended in --END COMMAND-- */
+
+    int skipping;             /* dropping a refused message's remainder */
+    enum skip_line skip_line;
+    ami_error refuse_err;
+};
+
+/* Out of memory is not recoverable for an event bus reader: abort like
+ * Redis' zmalloc rather than thread failure paths through every caller. */
+static void *xrealloc(void *ptr, size_t size) {
+    void *p = realloc(ptr, size ? size : 1);
+    if (!p) abort();
+    return p;
+}
+
+static size_t grow_cap(size_t cap, size_t need) {
+    if (cap < 64) cap = 64;
+    while (cap < need) cap *= 2;
+    return cap;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Messages                                                                 */
+
+void ami_msg_init(ami_msg *m) {
+    memset(m, 0, sizeof(*m));
+}
+
+static int in_strings(const ami_msg *m, const char *s) {
+    uintptr_t a = (uintptr_t)m->strings, x = (uintptr_t)s;
+    return m->strings && x >= a && x < a + m->strings_len;
+}
+
+/* Free the headers that ami_msg_add allocated (one block each, key first). */
+static void free_added_headers(ami_msg *m) {
+    for (size_t i = 0; i < m->count; i++)
+        if (!in_strings(m, m->headers[i].key)) free(m->headers[i].key);
+}
+
+void ami_msg_free(ami_msg *m) {
+    if (!m) return;
+    free_added_headers(m);
+    free(m->headers);
+    free(m->raw);
+    free(m->strings);
+    ami_msg_init(m);
+}
+
+static void reserve_headers(ami_msg *m, size_t need) {
+    if (need <= m->cap) return;
+    m->cap = grow_cap(m->cap, need);
+    m->headers = xrealloc(m->headers, m->cap * sizeof(*m->headers));
+}
+
+/* Key and value share one allocation so a header costs a single malloc. */
+int ami_msg_add(ami_msg *m, const char *key, size_t klen, const char *val, size_t vlen) {
+    char *block = malloc(klen + vlen + 2);
+    if (!block) return -1;
+    memcpy(block, key, klen);
+    block[klen] = '\0';
+    memcpy(block + klen + 1, val, vlen);
+    block[klen + 1 + vlen] = '\0';
+    reserve_headers(m, m->count + 1);
+    m->headers[m->count].key = block;
+    m->headers[m->count].value = block + klen + 1;
+    m->count++;
+    return 0;
+}
+
+const char *ami_get(const ami_msg *m, const char *key) {
+    for (size_t i = 0; i < m->count; i++)
+        if (strcasecmp(m->headers[i].key, key) == 0) return m->headers[i].value;
+    return NULL;
+}
+
+const char *ami_get_or(const ami_msg *m, const char *key, const char *def) {
+    const char *v = ami_get(m, key);
+    return v ? v : def;
+}
+
+ami_kind ami_msg_kind(const ami_msg *m) {
+    if (ami_get(m, "Event")) return AMI_EVENT;
+    if (ami_get(m, "Response")) return AMI_RESPONSE;
+    return AMI_OTHER;
+}
+
+char *ami_msg_serialize(const ami_msg *m, size_t *len) {
+    size_t total = 3;
+    for (size_t i = 0; i < m->count; i++)
+        total += strlen(m->headers[i].key) + strlen(m->headers[i].value) + 4;
+    char *out = xrealloc(NULL, total);
+    char *o = out;
+    for (size_t i = 0; i < m->count; i++) {
+        size_t kl = strlen(m->headers[i].key), vl = strlen(m->headers[i].value);
+        memcpy(o, m->headers[i].key, kl);
+        o += kl;
+        *o++ = ':';
+        *o++ = ' ';
+        memcpy(o, m->headers[i].value, vl);
+        o += vl;
+        *o++ = '\r';
+        *o++ = '\n';
+    }
+    *o++ = '\r';
+    *o++ = '\n';
+    *o = '\0';
+    if (len) *len = (size_t)(o - out);
+    return out;
+}
+
+int ami_value_is_safe(const char *value) {
+    if (!value) return 0;
+    for (const unsigned char *s = (const unsigned char *)value; *s; s++)
+        if (*s < 0x20 || *s == 0x7f) return 0;
+    return 1;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Parser buffers                                                           */
+
+static void raw_append(ami_parser *p, const char *data, size_t n) {
+    if (p->len + n + 1 > p->raw_cap) {
+        p->raw_cap = grow_cap(p->raw_cap, p->len + n + 1);
+        p->msg.raw = xrealloc(p->msg.raw, p->raw_cap);
+    }
+    memcpy(p->msg.raw + p->len, data, n);
+    p->len += n;
+}
+
+static void strings_reserve(ami_parser *p, size_t n) {
+    if (p->slen + n <= p->scap) return;
+    p->scap = grow_cap(p->scap, p->slen + n);
+    p->msg.strings = xrealloc(p->msg.strings, p->scap);
+}
+
+static size_t strings_put(ami_parser *p, const char *s, size_t n) {
+    size_t off = p->slen;
+    memcpy(p->msg.strings + off, s, n);
+    p->msg.strings[off + n] = '\0';
+    p->slen += n + 1;
+    return off;
+}
+
+/* Record one header; refuses the message past max_headers. */
+static int add_pair(ami_parser *p, const char *k, size_t klen, const char *v, size_t vlen) {
+    if (p->npairs >= p->max_headers) {
+        p->refuse_err = AMI_ERR_TOO_MANY_HEADERS;
+        return LINE_REFUSED;
+    }
+    if (p->npairs == p->pairs_cap) {
+        p->pairs_cap = grow_cap(p->pairs_cap, p->npairs + 1);
+        p->pairs = xrealloc(p->pairs, p->pairs_cap * sizeof(*p->pairs));
+    }
+    strings_reserve(p, klen + vlen + 2);
+    p->pairs[p->npairs].key = strings_put(p, k, klen);
+    p->pairs[p->npairs].val = strings_put(p, v, vlen);
+    p->npairs++;
+    return LINE_PART;
+}
+
+static void msg_clear(ami_parser *p) {
+    p->len = p->line_start = 0;
+    p->slen = p->npairs = 0;
+    p->in_msg = p->noncanonical = 0;
+    p->follows = p->output_started = p->end_seen = 0;
+}
+
+/* Hand the assembled message (all of it in msg.raw) to the consumer, then
+ * take the buffers back unless the consumer kept the message. */
+static void deliver(ami_parser *p) {
+    ami_msg *m = &p->msg;
+    reserve_headers(m, p->npairs);
+    for (size_t i = 0; i < p->npairs; i++) {
+        m->headers[i].key = m->strings + p->pairs[i].key;
+        m->headers[i].value = m->strings + p->pairs[i].val;
+    }
+    m->count = p->npairs;
+    m->raw[p->len] = '\0';
+    m->raw_len = p->len;
+    m->strings_len = p->slen;
+    m->noncanonical = p->noncanonical;
+    p->stats.messages++;
+    if (p->cb.on_message) p->cb.on_message(p->ctx, m);
+    if (!m->raw) p->raw_cap = 0;
+    if (!m->strings) p->scap = 0;
+    free_added_headers(m);
+    m->count = 0;
+    m->raw_len = m->strings_len = 0;
+    msg_clear(p);
+}
+
+/* Report what was read of a refused message (already in msg.raw, bounded)
+ * and skip the rest of it. */
+static void refuse(ami_parser *p, size_t consumed, enum skip_line where) {
+    if (p->refuse_err == AMI_ERR_LINE_TOO_LONG) p->stats.errors_line_too_long++;
+    else p->stats.errors_too_many_headers++;
+    p->stats.bytes_refused += consumed;
+    if (p->cb.on_error) p->cb.on_error(p->ctx, p->refuse_err, p->msg.raw, p->len);
+    msg_clear(p);
+    p->skipping = 1;
+    p->skip_line = where;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Lines                                                                    */
+
+static int looks_like_banner(const char *line, size_t len) {
+    return len >= BANNER_PREFIX_LEN && memcmp(line, BANNER_PREFIX, BANNER_PREFIX_LEN) == 0 &&
+           !memchr(line, ':', len);
+}
+
+static void banner(ami_parser *p, const char *line, size_t len) {
+    /* The strings block is empty between messages: borrow it to hand out a
+     * NUL-terminated copy without a malloc. */
+    strings_reserve(p, len + 1);
+    strings_put(p, line, len);
+    if (p->cb.on_banner) p->cb.on_banner(p->ctx, p->msg.strings);
+    p->slen = 0;
+}
+
+static int is_follows(const char *k, size_t klen, const char *v, size_t vlen) {
+    return klen == 8 && strncasecmp(k, "Response", 8) == 0 && vlen == 7 &&
+           strncasecmp(v, "Follows", 7) == 0;
+}
+
+static int no_colon_line(ami_parser *p, const char *line, size_t len) {
+    p->noncanonical = 1;
+    p->stats.lines_without_colon++;
+    if (p->cb.on_error) p->cb.on_error(p->ctx, AMI_ERR_NO_COLON, line, len);
+    return add_pair(p, "", 0, line, len);
+}
+
+static int header_line(ami_parser *p, const char *line, size_t len) {
+    const char *colon = memchr(line, ':', len);
+    if (!colon) return no_colon_line(p, line, len);
+    const char *v = colon + 1, *end = line + len;
+    if (v < end && *v == ' ') v++;
+    else p->noncanonical = 1;
+    /* A NUL would cut the C strings short of raw. */
+    if (memchr(line, '\0', len)) p->noncanonical = 1;
+    size_t klen = (size_t)(colon - line), vlen = (size_t)(end - v);
+    if (p->npairs == 0 && is_follows(line, klen, v, vlen)) p->follows = 1;
+    return add_pair(p, line, klen, v, vlen);
+}
+
+static int output_line(ami_parser *p, const char *line, size_t len) {
+    p->noncanonical = 1;
+    p->output_started = 1;
+    return add_pair(p, "Output", 6, line, len);
+}
+
+/* A non-blank line of a "Response: Follows" message. */
+static int follows_line(ami_parser *p, const char *line, size_t len) {
+    if (len >= END_COMMAND_LEN &&
+        memcmp(line + len - END_COMMAND_LEN, END_COMMAND, END_COMMAND_LEN) == 0) {
+        p->end_seen = 1;
+        p->noncanonical = 1;
+        /* Output without a final newline runs into the marker. */
+        if (len > END_COMMAND_LEN) return output_line(p, line, len - END_COMMAND_LEN);
+        return LINE_PART;
+    }
+    p->end_seen = 0;
+    if (!p->output_started && memchr(line, ':', len)) return header_line(p, line, len);
+    return output_line(p, line, len);
+}
+
+static int blank_line(ami_parser *p, size_t n, int crlf) {
+    if (!p->in_msg) {
+        p->stats.bytes_stray += n;
+        return LINE_DROP;
+    }
+    /* CLI output may contain blank lines; only the marker ends it. */
+    if (p->follows && !p->end_seen) return output_line(p, "", 0);
+    if (!crlf) p->noncanonical = 1;
+    return LINE_END;
+}
+
+/* One complete line of n bytes, '\n' included. */
+static int take_line(ami_parser *p, const char *line, size_t n) {
+    size_t len = n - 1;
+    int crlf = len > 0 && line[len - 1] == '\r';
+    if (crlf) len--;
+    if (len > p->max_line) {
+        p->refuse_err = AMI_ERR_LINE_TOO_LONG;
+        return LINE_REFUSED;
+    }
+    if (len == 0) return blank_line(p, n, crlf);
+    if (p->want_banner && !p->in_msg) {
+        p->want_banner = 0;
+        if (looks_like_banner(line, len)) {
+            banner(p, line, len);
+            return LINE_DROP;
+        }
+    }
+    p->want_banner = 0;
+    p->in_msg = 1;
+    if (!crlf) p->noncanonical = 1;
+    if (p->follows) return follows_line(p, line, len);
+    return header_line(p, line, len);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Feeding                                                                  */
+
+/* Drop a refused message's remaining bytes up to its blank line. */
+static const char *skip(ami_parser *p, const char *s, const char *end) {
+    const char *start = s;
+    while (s < end) {
+        const char *nl = memchr(s, '\n', (size_t)(end - s));
+        const char *stop = nl ? nl : end;
+        if (stop > s) {
+            int cr_only = stop - s == 1 && *s == '\r';
+            p->skip_line = (p->skip_line == SKIP_EMPTY && cr_only) ? SKIP_CR : SKIP_TEXT;
+        }
+        if (!nl) {
+            s = end;
+            break;
+        }
+        s = nl + 1;
+        int blank = p->skip_line != SKIP_TEXT;
+        p->skip_line = SKIP_EMPTY;
+        if (blank) {
+            p->skipping = 0;
+            break;
+        }
+    }
+    p->stats.bytes_refused += (uint64_t)(s - start);
+    return s;
+}
+
+/* The longest prefix of an over-long line worth reporting. */
+static size_t line_cut(const ami_parser *p) {
+    return p->max_line + 2;
+}
+
+/* Complete the partial line kept in msg.raw from a previous chunk. */
+static const char *finish_line(ami_parser *p, const char *s, const char *end) {
+    const char *nl = memchr(s, '\n', (size_t)(end - s));
+    const char *stop = nl ? nl + 1 : end;
+    size_t have = p->len - p->line_start, add = (size_t)(stop - s);
+    size_t before = p->len;
+    /* With its '\n' a line may take max_line + 2 bytes; without, one less. */
+    size_t limit = nl ? line_cut(p) : line_cut(p) - 1;
+    if (have + add > limit) {
+        /* Too long whatever comes next: report a bounded prefix. */
+        size_t keep = line_cut(p) > have ? line_cut(p) - have : 0;
+        raw_append(p, s, keep < add ? keep : add);
+        p->refuse_err = AMI_ERR_LINE_TOO_LONG;
+        refuse(p, before + add, nl ? SKIP_EMPTY : SKIP_TEXT);
+        return stop;
+    }
+    raw_append(p, s, add);
+    if (!nl) return end;
+    int r = take_line(p, p->msg.raw + p->line_start, p->len - p->line_start);
+    if (r == LINE_PART) p->line_start = p->len;
+    else if (r == LINE_END) deliver(p);
+    else if (r == LINE_DROP) msg_clear(p);
+    else refuse(p, p->len, SKIP_EMPTY);
+    return stop;
+}
+
+/* Parse the complete lines lying in this chunk without copying them line by
+ * line: bytes of the current message are copied to msg.raw once, when it
+ * ends or the chunk does. */
+static const char *take_lines(ami_parser *p, const char *s, const char *end) {
+    const char *mstart = s; /* first byte of the message not yet in msg.raw */
+    const char *nl;
+    while ((nl = memchr(s, '\n', (size_t)(end - s))) != NULL) {
+        size_t n = (size_t)(nl + 1 - s);
+        int r = take_line(p, s, n);
+        if (r == LINE_REFUSED) {
+            size_t before = p->len, lead = (size_t)(s - mstart);
+            raw_append(p, mstart, lead + (n < line_cut(p) ? n : line_cut(p)));
+            refuse(p, before + lead + n, SKIP_EMPTY);
+            return nl + 1;
+        }
+        s = nl + 1;
+        if (r == LINE_DROP) {
+            mstart = s;
+        } else if (r == LINE_END) {
+            raw_append(p, mstart, (size_t)(s - mstart));
+            deliver(p);
+            mstart = s;
+        }
+    }
+    /* A partial line remains: keep it unless it is already too long. */
+    size_t partial = (size_t)(end - s), before = p->len;
+    if (partial > line_cut(p) - 1) {
+        raw_append(p, mstart, (size_t)(s - mstart) + line_cut(p));
+        p->refuse_err = AMI_ERR_LINE_TOO_LONG;
+        refuse(p, before + (size_t)(end - mstart), SKIP_TEXT);
+        return end;
+    }
+    raw_append(p, mstart, (size_t)(end - mstart));
+    p->line_start = p->len - partial;
+    return end;
+}
+
+void ami_parser_feed(ami_parser *p, const char *buf, size_t len) {
+    if (!len) return;
+    const char *s = buf, *end = buf + len;
+    p->stats.bytes += len;
+    while (s < end) {
+        if (p->skipping) s = skip(p, s, end);
+        else if (p->line_start < p->len) s = finish_line(p, s, end);
+        else s = take_lines(p, s, end);
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Lifecycle                                                                */
+
+ami_parser *ami_parser_new(const ami_parser_callbacks *cb, void *ctx) {
+    ami_parser *p = calloc(1, sizeof(*p));
+    if (!p) return NULL;
+    if (cb) p->cb = *cb;
+    p->ctx = ctx;
+    p->max_line = AMI_DEFAULT_MAX_LINE;
+    p->max_headers = AMI_DEFAULT_MAX_HEADERS;
+    p->want_banner = 1;
+    return p;
+}
+
+void ami_parser_set_limits(ami_parser *p, size_t max_line, size_t max_headers) {
+    /* Zero keeps the current limit; the cap keeps line_cut() from wrapping. */
+    if (max_line) p->max_line = max_line < SIZE_MAX / 4 ? max_line : SIZE_MAX / 4;
+    if (max_headers) p->max_headers = max_headers;
+}
+
+void ami_parser_reset(ami_parser *p) {
+    msg_clear(p);
+    p->skipping = 0;
+    p->skip_line = SKIP_EMPTY;
+    p->want_banner = 1;
+}
+
+const ami_parser_stats *ami_parser_get_stats(const ami_parser *p) {
+    return &p->stats;
+}
+
+void ami_parser_free(ami_parser *p) {
+    if (!p) return;
+    p->msg.count = 0; /* headers point into strings: nothing to free one by one */
+    ami_msg_free(&p->msg);
+    free(p->pairs);
+    free(p);
+}
