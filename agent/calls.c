@@ -23,7 +23,11 @@
  * - disposition: answered (answered or any talk), abandoned (was queued),
  *   busy / no_answer / failed from the last DIALSTATUS (DialEnd or VarSet:
  *   an invalid number gives only VarSet DIALSTATUS=CHANUNAVAIL), else
- *   unknown. The CDR's disposition is never used. */
+ *   unknown. The CDR's disposition is never used.
+ * - wait_s: the queue's own HoldTime (AgentConnect, QueueCallerAbandon),
+ *   whole seconds as queue_log and wallboards report it.
+ * - caller: the first channel's caller id; `started` is emitted at the
+ *   first Newchannel, before NewCallerid, so it may not carry it yet. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,6 +61,7 @@ struct cm_call {
     char *queue;
     int position;
     char *caller_num, *caller_name;
+    char *party;  /* outbound: the number that answered */
     char *answered_by, *cur_operator;
     json_t *operators;
     double talk;
@@ -170,6 +175,7 @@ static void call_free(callmodel *cm, cm_call *call) {
     free(call->queue);
     free(call->caller_num);
     free(call->caller_name);
+    free(call->party);
     free(call->answered_by);
     free(call->cur_operator);
     json_decref(call->operators);
@@ -332,7 +338,10 @@ static void answer(callmodel *cm, cm_call *call, const char *op, int wait, doubl
     json_t *d = call_data(call, op);
     if (wait >= 0) json_object_set_new(d, "wait_s", json_integer(wait));
     if (ring >= 0) json_object_set_new(d, "ring_s", json_real(cm_round_ms(ring)));
-    if (party) json_object_set_new(d, "party", json_string(party));
+    if (party) {
+        set_str(&call->party, party);
+        json_object_set_new(d, "party", json_string(party));
+    }
     emit_call(cm, call, "answered", time, d);
 }
 
@@ -400,6 +409,7 @@ static void end_call(callmodel *cm, cm_call *call, double time, const char *reas
     json_object_set_new(d, "talk_s", json_real(cm_round_ms(call->talk)));
     if (call->has_wait) json_object_set_new(d, "wait_s", json_integer(call->wait_s));
     if (call->answered_by) json_object_set_new(d, "answered_by", json_string(call->answered_by));
+    if (call->party) json_object_set_new(d, "party", json_string(call->party));
     json_object_set_new(d, "operators", json_incref(call->operators));
     json_object_set_new(d, "started_at", json_string(cm_rfc3339(call->started, buf, sizeof(buf))));
     if (call->answered)
@@ -519,6 +529,7 @@ static void on_newchannel(callmodel *cm, const ami_msg *m, double t) {
         }
         call->started = t;
         call->position = -1;
+        call->direction = "inbound";
         call->first_uniqueid = strdup(uid);
         HASH_ADD_KEYPTR(hh, cm->calls, call->id, strlen(call->id), call);
     }

@@ -281,6 +281,7 @@ static void test_03a_c2c_answered(void **state) {
     assert_string_equal(str(end, "disposition"), "answered");
     assert_string_equal(str(end, "direction"), "outbound");
     assert_string_equal(str(end, "answered_by"), "op101");
+    assert_string_equal(str(end, "party"), "5552001");
     assert_ms(num(end, "talk_s"), 8.509);
     assert_ms(num(end, "duration_s"), 13.523);
     assert_int_equal((int)num(end, "hangup_cause"), 16);
