@@ -210,6 +210,7 @@ static void start_connect(ami_client *a) {
     int rcvbuf = 4 << 20;
     setsockopt(a->fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
     a->banner[0] = '\0';
+    a->action_seq = 0; /* ActionIDs are per session: the login is always callbus-1 */
     a->state = CONNECTING;
     a->login_deadline = a->now + a->cfg->agent.ping_timeout_s * 2;
     if (connect(a->fd, res->ai_addr, res->ai_addrlen) < 0 && errno != EINPROGRESS) {
