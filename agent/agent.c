@@ -85,7 +85,7 @@ static void publish(agent *a, topic_kind t, const char *type, const char *key,
 
 static void publish_json(agent *a, topic_kind t, const char *type, const char *key,
                          double time, json_t *data) {
-    char *s = json_dumps(data, JSON_COMPACT);
+    char *s = json_dumps(data, JSON_COMPACT | JSON_REAL_PRECISION(15));
     publish(a, t, type, key, time, s, strlen(s));
     free(s);
     json_decref(data);

@@ -29,7 +29,7 @@ static void print_pretty(const rd_kafka_message_t *m) {
     const char *type = json_string_value(json_object_get(ev, "type"));
     const char *subject = json_string_value(json_object_get(ev, "subject"));
     json_t *data = json_object_get(ev, "data");
-    char *d = data ? json_dumps(data, JSON_COMPACT) : NULL;
+    char *d = data ? json_dumps(data, JSON_COMPACT | JSON_REAL_PRECISION(15)) : NULL;
     printf("%-27s %-28s %-16s %s\n", time ? time : "-", type ? type : "-", subject ? subject : "-",
            d ? d : "");
     free(d);
