@@ -1,0 +1,242 @@
+/* actions.c -- action dispatch table and the session actions.
+ *
+ * Replies are written header for header as Asterisk 22 writes them (see the
+ * captures in tests/fixtures/ami-samples): Response, ActionID, then the
+ * action's own headers. Every action received is counted by name first, so
+ * tests can check what a client really sent. */
+#include "actions.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "amisim.h"
+#include "callcenter.h"
+#include "events.h"
+#include "log.h"
+#include "replay.h"
+#include "sbuf.h"
+#include "stats.h"
+
+typedef struct action_entry {
+    const char *name;
+    action_handler fn;
+    int needs_auth;
+} action_entry;
+
+#define MAX_ACTIONS 64
+static action_entry table[MAX_ACTIONS];
+static int nactions;
+
+void actions_register(const char *name, action_handler fn, int needs_auth) {
+    for (int i = 0; i < nactions; i++) {
+        if (strcasecmp(table[i].name, name) == 0) {
+            table[i].fn = fn;
+            table[i].needs_auth = needs_auth;
+            return;
+        }
+    }
+    if (nactions == MAX_ACTIONS) abort();
+    table[nactions++] = (action_entry){name, fn, needs_auth};
+}
+
+static const action_entry *lookup(const char *name) {
+    for (int i = 0; i < nactions; i++)
+        if (strcasecmp(table[i].name, name) == 0) return &table[i];
+    return NULL;
+}
+
+/* ---- reply helpers ---- */
+
+void actionid_line(const action *a, char *out, size_t n) {
+    const char *id = action_get(a, "ActionID");
+    if (*id)
+        snprintf(out, n, "ActionID: %s\r\n", id);
+    else
+        out[0] = '\0';
+}
+
+static void reply(client *c, const action *a, const char *response, const char *list,
+                  const char *message) {
+    sbuf b;
+    sbuf_init(&b);
+    put_kv(&b, "Response", response);
+    const char *id = action_get(a, "ActionID");
+    if (*id) put_kv(&b, "ActionID", id);
+    if (list) put_kv(&b, "EventList", list);
+    if (message) put_kv(&b, "Message", message);
+    sbuf_append(&b, "\r\n", 2);
+    client_append(c, b.data, b.len);
+    sbuf_free(&b);
+}
+
+void reply_ack(client *c, const action *a, const char *message) {
+    reply(c, a, "Success", NULL, message);
+}
+
+void reply_error(client *c, const action *a, const char *message) {
+    reply(c, a, "Error", NULL, message);
+}
+
+void reply_list_start(client *c, const action *a, const char *message) {
+    reply(c, a, "Success", "start", message);
+}
+
+void reply_list_complete(client *c, const action *a, const char *event, int items) {
+    sbuf b;
+    sbuf_init(&b);
+    put_kv(&b, "Event", event);
+    const char *id = action_get(a, "ActionID");
+    if (*id) put_kv(&b, "ActionID", id);
+    put_kv(&b, "EventList", "Complete");
+    put_kvf(&b, "ListItems", "%d", items);
+    sbuf_append(&b, "\r\n", 2);
+    client_append(c, b.data, b.len);
+    sbuf_free(&b);
+}
+
+/* ---- session actions ---- */
+
+static const amisim_user *find_user(const char *name) {
+    for (int i = 0; i < cfg.nusers; i++)
+        if (strcasecmp(cfg.users[i].name, name) == 0) return &cfg.users[i];
+    return NULL;
+}
+
+static void send_fully_booted(client *c) {
+    long uptime = (long)(now_real() - boot_time);
+    sbuf b;
+    sbuf_init(&b);
+    put_kv(&b, "Event", "FullyBooted");
+    put_kv(&b, "Privilege", "system,all");
+    put_kvf(&b, "Uptime", "%ld", uptime);
+    put_kvf(&b, "LastReload", "%ld", uptime);
+    put_kv(&b, "Status", "Fully Booted");
+    sbuf_append(&b, "\r\n", 2);
+    client_append(c, b.data, b.len);
+    sbuf_free(&b);
+    stats_events(1);
+}
+
+/* Asterisk sleeps a second before refusing a login, then ends the session. */
+static void login_failed(client *c, const action *a) {
+    char id[1100], text[1300];
+    actionid_line(a, id, sizeof(id));
+    snprintf(text, sizeof(text), "Response: Error\r\n%sMessage: Authentication failed\r\n\r\n", id);
+    log_info("client %u login failed for user '%s'", c->id, action_get(a, "Username"));
+    client_fail_later(c, text, cfg.auth_fail_delay_ms);
+}
+
+static void act_login(client *c, const action *a) {
+    if (c->authenticated) {
+        reply_ack(c, a, "Already authenticated");
+        return;
+    }
+    const amisim_user *u = find_user(action_get(a, "Username"));
+    if (!u || strcmp(u->secret, action_get(a, "Secret")) != 0) {
+        login_failed(c, a);
+        return;
+    }
+    const char *events = action_get(a, "Events");
+    c->authenticated = 1;
+    c->event_mask = *events ? eventmask_parse(events) : EV_ALL;
+    snprintf(c->user, sizeof(c->user), "%s", u->name);
+    log_info("client %u logged in as %s (events %s)", c->id, c->user, c->event_mask ? "on" : "off");
+    reply_ack(c, a, "Authentication accepted");
+    if (c->event_mask & EV_SYSTEM) send_fully_booted(c);
+    if (c->event_mask) replay_on_events_on(c);
+}
+
+static void act_logoff(client *c, const action *a) {
+    reply(c, a, "Goodbye", NULL, "Thanks for all the fish.");
+    client_finish(c);
+}
+
+static void act_ping(client *c, const action *a) {
+    char stamp[32], id[1100], text[1300];
+    format_timestamp(stamp, sizeof(stamp), now_real());
+    actionid_line(a, id, sizeof(id));
+    snprintf(text, sizeof(text), "Response: Success\r\n%sPing: Pong\r\nTimestamp: %s\r\n\r\n", id,
+             stamp);
+    client_append_str(c, text);
+}
+
+static void act_events(client *c, const action *a) {
+    char id[1100], text[1300];
+    c->event_mask = eventmask_parse(action_get(a, "EventMask"));
+    actionid_line(a, id, sizeof(id));
+    snprintf(text, sizeof(text), "Response: Success\r\n%sEvents: %s\r\n\r\n", id,
+             c->event_mask ? "On" : "Off");
+    client_append_str(c, text);
+    if (c->event_mask) replay_on_events_on(c);
+}
+
+/* List actions: start, items from the current state, Complete. */
+static void act_core_show_channels(client *c, const action *a) {
+    sbuf b;
+    sbuf_init(&b);
+    reply_list_start(c, a, "Channels will follow");
+    int n = callcenter_list_channels(&b, action_get(a, "ActionID"));
+    client_append(c, b.data, b.len);
+    reply_list_complete(c, a, "CoreShowChannelsComplete", n);
+    sbuf_free(&b);
+}
+
+static void act_queue_status(client *c, const action *a) {
+    sbuf b;
+    sbuf_init(&b);
+    reply_list_start(c, a, "Queue status will follow");
+    int n = callcenter_list_queue_status(&b, action_get(a, "ActionID"), action_get(a, "Queue"),
+                                         action_get(a, "Member"));
+    client_append(c, b.data, b.len);
+    reply_list_complete(c, a, "QueueStatusComplete", n);
+    sbuf_free(&b);
+}
+
+static void act_queue_summary(client *c, const action *a) {
+    sbuf b;
+    sbuf_init(&b);
+    reply_list_start(c, a, "Queue summary will follow");
+    int n = callcenter_list_queue_summary(&b, action_get(a, "ActionID"), action_get(a, "Queue"));
+    client_append(c, b.data, b.len);
+    reply_list_complete(c, a, "QueueSummaryComplete", n);
+    sbuf_free(&b);
+}
+
+void actions_init(void) {
+    actions_register("Login", act_login, 0);
+    actions_register("Logoff", act_logoff, 0);
+    actions_register("Ping", act_ping, 1);
+    actions_register("Events", act_events, 1);
+    actions_register("CoreShowChannels", act_core_show_channels, 1);
+    actions_register("QueueStatus", act_queue_status, 1);
+    actions_register("QueueSummary", act_queue_summary, 1);
+}
+
+void actions_dispatch(client *c, const action *a) {
+    const char *name = action_get(a, "Action");
+    const action_entry *e = *name ? lookup(name) : NULL;
+    stats_action(e ? e->name : name);
+    if (!*name) {
+        reply_error(c, a, "Missing action in request");
+        return;
+    }
+    if (e && e->needs_auth && !c->authenticated) {
+        reply_error(c, a, "Permission denied");
+        return;
+    }
+    if (!e) {
+        char msg[600];
+        snprintf(msg, sizeof(msg),
+                 "Invalid/unknown command: %.200s. Use Action: ListCommands to show available commands.",
+                 name);
+        reply_error(c, a, c->authenticated ? msg : "Permission denied");
+        return;
+    }
+    e->fn(c, a);
+}
+
+void actions_free(void) {
+    nactions = 0;
+}

@@ -1,0 +1,57 @@
+/* amisim.h -- options and clocks shared by every part of the simulator.
+ *
+ * amisim is one process with one event loop; the option struct is filled
+ * once by main.c and then only read, so a global is the plainest way to let
+ * the server, the replayer and the call centre see the same settings. */
+#ifndef AMISIM_H
+#define AMISIM_H
+
+#include <stddef.h>
+
+#define AMISIM_MAX_USERS 32
+
+typedef struct amisim_user {
+    const char *name;
+    const char *secret;
+} amisim_user;
+
+typedef struct amisim_config {
+    char listen_host[64];
+    int listen_port;
+    amisim_user users[AMISIM_MAX_USERS];
+    int nusers;
+
+    /* --replay / --raw-replay */
+    const char *replay_file;
+    int raw_replay;
+    long loops;            /* 1 = play once, 0 = forever */
+    int exit_after;
+
+    /* pacing, shared by replay and simulate */
+    double speed;          /* N times faster than real time */
+    int max;               /* no pacing at all */
+
+    /* --simulate */
+    int simulate;
+    int operators;
+    const char *queues;
+    double rate;           /* inbound calls per simulated second */
+    double talk_min, talk_max;
+    double abandon_pct;
+    long calls;            /* 0 = unlimited */
+    unsigned seed;
+
+    int writetimeout_ms;   /* 0 = never drop a slow reader */
+    int auth_fail_delay_ms;
+    double shutdown_after; /* seconds, 0 = never */
+    const char *stats_file;
+} amisim_config;
+
+extern amisim_config cfg;
+/* Wall-clock time amisim started: FullyBooted's Uptime counts from here and
+ * the simulated clock starts here. */
+extern double boot_time;
+
+double now_real(void);
+
+#endif
