@@ -39,6 +39,7 @@ typedef struct amisim_config {
     double talk_min, talk_max;
     double abandon_pct;
     long calls;            /* 0 = unlimited */
+    double linger;         /* after the last of --calls: seconds before exiting, < 0 never */
     unsigned seed;
 
     int writetimeout_ms;   /* 0 = never drop a slow reader */

@@ -779,11 +779,14 @@ static void start_clock(double now) {
     for (int i = 0; i < nops; i++) ops[i].login_time = (long)now;
 }
 
-/* --calls N with --exit-after: once the last call is over, end every
- * session and then amisim itself. */
-static void maybe_finish(void) {
+/* --calls N: once the last call is over, amisim ends -- at once with
+ * --exit-after, else after --linger seconds, during which a client that
+ * reconnects can still resync (and see that every call has ended). */
+static double all_done_at = -1;
+
+static void finish_now(void) {
     static int finishing;
-    if (!cfg.exit_after || finishing || more_arrivals() || live) return;
+    if (finishing) return;
     finishing = 1;
     log_info("simulate: all %ld calls done, exiting", calls_started);
     int n = 0;
@@ -794,6 +797,16 @@ static void maybe_finish(void) {
         n++;
     }
     if (!n) server_request_exit();
+}
+
+static void maybe_finish(double now) {
+    if (cfg.calls == 0 || more_arrivals() || live) return;
+    if (all_done_at < 0) {
+        all_done_at = now;
+        if (!cfg.exit_after && cfg.linger >= 0)
+            log_info("simulate: all %ld calls done, exiting in %.0f s", calls_started, cfg.linger);
+    }
+    if (cfg.exit_after || (cfg.linger >= 0 && now >= all_done_at + cfg.linger)) finish_now();
 }
 
 void callcenter_run(double now) {
@@ -809,7 +822,7 @@ void callcenter_run(double now) {
         if (!server_receivers_have_room() || (cfg.max && !server_receivers())) return;
         double t = next_step_time();
         if (t < 0) {
-            maybe_finish();
+            maybe_finish(now);
             return;
         }
         if (!cfg.max && t > limit) return;
@@ -829,7 +842,10 @@ double callcenter_next_due(double now) {
     if (!started()) return cfg.max ? -1 : now;
     if (!server_receivers_have_room()) return -1;
     double t = next_step_time();
-    if (t < 0) return -1;
+    if (t < 0) {
+        if (all_done_at >= 0 && !cfg.exit_after && cfg.linger >= 0) return all_done_at + cfg.linger;
+        return cfg.calls && !live && all_done_at < 0 ? now : -1;
+    }
     if (cfg.max) return server_receivers() ? now : -1;
     return real_time_of(t);
 }

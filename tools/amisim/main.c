@@ -69,7 +69,9 @@ static void usage(FILE *out) {
         "  --rate R               inbound calls per simulated second (0.5)\n"
         "  --talk MIN-MAX         talk time in seconds (20-60)\n"
         "  --abandon PCT          share of callers who hang up while queued (10)\n"
-        "  --calls N              stop after N calls (0 = unlimited)\n"
+        "  --calls N              stop after N calls (0 = unlimited); amisim then exits\n"
+        "                         --linger S seconds after the last call ends (30;\n"
+        "                         negative: never), or at once with --exit-after\n"
         "  --seed S               random seed (1)\n"
         "  --speed N              simulated time runs N times faster (Timestamps too)\n"
         "  --max                  no timers: generate as fast as clients read (starts\n"
@@ -80,7 +82,7 @@ static void usage(FILE *out) {
 enum {
     OPT_LISTEN = 256, OPT_USER, OPT_SECRET, OPT_REPLAY, OPT_RAW, OPT_SPEED, OPT_MAX, OPT_LOOP,
     OPT_EXIT_AFTER, OPT_SIMULATE, OPT_OPERATORS, OPT_QUEUES, OPT_RATE, OPT_TALK, OPT_ABANDON,
-    OPT_CALLS, OPT_SEED, OPT_WRITETIMEOUT, OPT_AUTHDELAY, OPT_SHUTDOWN, OPT_STATS, OPT_LOGLEVEL,
+    OPT_CALLS, OPT_LINGER, OPT_SEED, OPT_WRITETIMEOUT, OPT_AUTHDELAY, OPT_SHUTDOWN, OPT_STATS, OPT_LOGLEVEL,
     OPT_HELP
 };
 
@@ -101,6 +103,7 @@ static const struct option long_options[] = {
     {"talk", required_argument, 0, OPT_TALK},
     {"abandon", required_argument, 0, OPT_ABANDON},
     {"calls", required_argument, 0, OPT_CALLS},
+    {"linger", required_argument, 0, OPT_LINGER},
     {"seed", required_argument, 0, OPT_SEED},
     {"writetimeout", required_argument, 0, OPT_WRITETIMEOUT},
     {"auth-fail-delay", required_argument, 0, OPT_AUTHDELAY},
@@ -123,6 +126,7 @@ static void set_defaults(void) {
     cfg.talk_max = 60;
     cfg.abandon_pct = 10;
     cfg.seed = 1;
+    cfg.linger = 30;
     cfg.auth_fail_delay_ms = 1000;
 }
 
@@ -169,6 +173,7 @@ static int parse_option(int opt, const char *arg) {
     case OPT_TALK: return parse_talk(arg);
     case OPT_ABANDON: cfg.abandon_pct = atof(arg); return 0;
     case OPT_CALLS: cfg.calls = atol(arg); return 0;
+    case OPT_LINGER: cfg.linger = atof(arg); return 0;
     case OPT_SEED: cfg.seed = (unsigned)strtoul(arg, NULL, 10); return 0;
     case OPT_WRITETIMEOUT: cfg.writetimeout_ms = atoi(arg); return 0;
     case OPT_AUTHDELAY: cfg.auth_fail_delay_ms = atoi(arg); return 0;
@@ -184,6 +189,12 @@ static int parse_option(int opt, const char *arg) {
     return -1;
 }
 
+static const char *option_name(int opt) {
+    for (const struct option *o = long_options; o->name; o++)
+        if (o->val == opt) return o->name;
+    return "?";
+}
+
 static int parse_args(int argc, char **argv) {
     int opt;
     while ((opt = getopt_long(argc, argv, "h", long_options, NULL)) != -1) {
@@ -192,7 +203,7 @@ static int parse_args(int argc, char **argv) {
             exit(0);
         }
         if (opt == '?' || parse_option(opt, optarg) < 0) {
-            if (opt != '?') fprintf(stderr, "amisim: bad value for --%s\n", long_options[opt - OPT_LISTEN].name);
+            if (opt != '?') fprintf(stderr, "amisim: bad value for --%s\n", option_name(opt));
             usage(stderr);
             return -1;
         }
