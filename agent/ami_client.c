@@ -75,7 +75,12 @@ static void on_message(void *ctx, ami_msg *m) {
         return;
     }
     if (a->state != UP) return;
-    if (id && a->ping_sent && strcmp(id, a->ping_id) == 0) a->ping_sent = 0;
+    /* Keep-alive answers are the link's business, not Asterisk's news: they
+     * are not passed on (and so never published). */
+    if (id && a->ping_id[0] && strcmp(id, a->ping_id) == 0) {
+        a->ping_sent = 0;
+        return;
+    }
     if (a->h.on_message) a->h.on_message(a->ctx, m);
 }
 
@@ -135,6 +140,7 @@ static void go_down(ami_client *a, const char *reason) {
     a->fd = -1;
     a->state = DISCONNECTED;
     a->ping_sent = 0;
+    a->ping_id[0] = '\0';
     sbuf_reset(&a->out);
     a->out_off = 0;
     ami_parser_reset(a->parser);
