@@ -60,6 +60,7 @@ struct agent {
     int shutdown_seen;
     double boot_time;       /* Asterisk start time estimated from FullyBooted */
     int restarted;
+    int gap_pending;        /* reconnected; gap announced when the resync ends */
     char asterisk_version[64];
     char ami_version[32];
 
@@ -180,6 +181,10 @@ static void finish_resync(agent *a) {
     size_t after = callmodel_active_calls(a->cm);
     log_info("resync done: %zu calls active, %zu ended (%s)", after,
              before > after ? before - after : 0, reason);
+    if (a->gap_pending)
+        publish_gap(a, a->down_since, a->now, a->restarted ? "asterisk_restarted" : "ami_disconnected",
+                    a->down_reason);
+    a->gap_pending = 0;
     a->restarted = 0;
     a->resync_pending = 0;
 }
@@ -188,10 +193,11 @@ static void on_ami_up(void *ctx, const char *banner) {
     agent *a = ctx;
     const char *slash = strrchr(banner, '/');
     snprintf(a->ami_version, sizeof(a->ami_version), "%s", slash ? slash + 1 : "");
+    /* The gap is announced when the resync ends: only then do we know (from
+     * FullyBooted's Uptime) whether Asterisk restarted meanwhile. */
     if (a->ever_up) {
         if (a->shutdown_seen) a->restarted = 1;
-        publish_gap(a, a->down_since, a->now, a->shutdown_seen ? "asterisk_restarted" : "ami_disconnected",
-                    a->down_reason);
+        a->gap_pending = 1;
     }
     a->ever_up = 1;
     a->shutdown_seen = 0;
@@ -201,8 +207,11 @@ static void on_ami_up(void *ctx, const char *banner) {
 
 static void on_ami_down(void *ctx, const char *reason) {
     agent *a = ctx;
-    a->down_since = a->now;
-    snprintf(a->down_reason, sizeof(a->down_reason), "%s", reason);
+    /* Down again before the last gap was announced: the gap goes on. */
+    if (!a->gap_pending) {
+        a->down_since = a->now;
+        snprintf(a->down_reason, sizeof(a->down_reason), "%s", reason);
+    }
     a->resync_pending = 0;
     publish_status(a, "ami_down");
 }
@@ -212,8 +221,10 @@ static void on_ami_down(void *ctx, const char *reason) {
 static void on_fully_booted(agent *a, const ami_msg *m) {
     const char *up = ami_get(m, "Uptime");
     if (!up) return;
+    /* Uptime has whole seconds and arrives a little late: more than 1.5 s
+     * between the two boot estimates cannot be rounding. */
     double boot = a->now - atof(up);
-    if (a->boot_time > 0 && boot > a->boot_time + 5) {
+    if (a->boot_time > 0 && boot > a->boot_time + 1.5) {
         a->restarted = 1;
         log_warn("ami: Asterisk restarted (uptime %s s)", up);
     }

@@ -74,7 +74,7 @@ def test_asterisk_restart_ends_lost_calls(procs, tmp_path, site, kafka_bootstrap
     wait_until(lambda: metrics(http)["callbus_agent_active_calls"] >= 3, timeout=30,
                what="calls in progress")
     amisim.stop(sig=signal.SIGKILL)
-    time.sleep(1)
+    time.sleep(3)  # a restart takes Asterisk seconds; Uptime counts whole ones
     restart_amisim(procs, port, "--simulate", "--operators", "5", "--queues", "support",
                    "--rate", "0.01", "--talk", "60-90", name="amisim-restarted")
     agent.wait_for(r"resync done", timeout=30, which="err")
@@ -174,5 +174,9 @@ def test_malformed_ami_never_crashes(procs, tmp_path, site, kafka_bootstrap):
     assert base64.b64decode(bare["raw_base64"]) == b"Event: BareLF\nKey:NoSpace\n\n"
     gaps = [e["data"] for e in messages(kafka_bootstrap, site.topic("status"))
             if e["type"] == "callbus.agent.gap"]
-    assert sum(1 for g in gaps if g["reason"] == "parse_error") == 2
-    assert metrics(http)["callbus_agent_ami_refused_total"] == 2
+    # amisim --raw-replay ignores Ping, so the agent may reconnect and get the
+    # same junk again: two refusals and two gaps per pass.
+    parse_gaps = sum(1 for g in gaps if g["reason"] == "parse_error")
+    refused_total = metrics(http)["callbus_agent_ami_refused_total"]
+    assert parse_gaps >= 2 and parse_gaps % 2 == 0
+    assert refused_total >= 2 and refused_total % 2 == 0
