@@ -83,7 +83,7 @@ demo: deps
 	@tools/demo.sh
 
 bench: deps
-	@$(MAKE) --no-print-directory all kafka-jars
+	@$(MAKE) --no-print-directory all $(BUILD)/bench_parser kafka-jars
 	@tests/bench/run.sh
 
 fuzz: deps
@@ -91,3 +91,6 @@ fuzz: deps
 
 clean:
 	rm -rf build build-san build-fuzz
+
+$(BUILD)/bench_parser: tests/bench/bench_parser.c $(LIB_OBJS)
+	$(CC) $(ALL_CFLAGS) $^ -o $@ $(LDLIBS)

@@ -170,7 +170,7 @@ start() {
     if [[ ! -f "$dir/data/meta.properties" ]]; then
         [[ -f "$dir/cluster_id" ]] || python3 -c 'import uuid,base64; print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))' >"$dir/cluster_id"
         "${JCMD[@]}" kafka.tools.StorageTool format --ignore-formatted \
-            -t "$(cat "$dir/cluster_id")" -c "$dir/server.properties" >"$dir/format.log" 2>&1 \
+            --cluster-id="$(cat "$dir/cluster_id")" -c "$dir/server.properties" >"$dir/format.log" 2>&1 \
             || { cat "$dir/format.log" >&2; die "storage format failed"; }
     fi
     local t0=$SECONDS
