@@ -23,6 +23,7 @@
 
 #include "ami_client.h"
 #include "callmodel.h"
+#include "commands.h"
 #include "cloudevent.h"
 #include "http.h"
 #include "identity.h"
@@ -44,6 +45,7 @@ struct agent {
     publisher *pub;
     ami_client *ami;
     callmodel *cm;
+    commands *cmds;         /* NULL when commands are disabled */
     identity_map *ids;
     http_server *http;
     ce_source src;
@@ -155,6 +157,10 @@ static void publish_ami(agent *a, const ami_msg *m, double time) {
     publisher_send(a->pub, TOPIC_AMI, key, key ? strlen(key) : 0, a->buf.data, a->buf.len);
 }
 
+static void on_command_result(void *ctx, const char *command_id, double time, json_t *data) {
+    publish_json(ctx, TOPIC_RESULTS, "callbus.result", command_id, time, data);
+}
+
 static void on_model_event(void *ctx, cm_topic topic, const char *type, const char *key,
                            double time, json_t *data) {
     agent *a = ctx;
@@ -172,6 +178,7 @@ static void start_resync(agent *a) {
     if (ami_client_send(a->ami, "QueueStatus", NULL, a->resync_ids[1], sizeof(a->resync_ids[1])) == 0)
         a->resync_pending++;
     ami_client_send(a->ami, "CoreSettings", NULL, a->settings_id, sizeof(a->settings_id));
+    if (a->cmds) commands_on_ami_up(a->cmds);
 }
 
 static void finish_resync(agent *a) {
@@ -213,6 +220,7 @@ static void on_ami_down(void *ctx, const char *reason) {
         snprintf(a->down_reason, sizeof(a->down_reason), "%s", reason);
     }
     a->resync_pending = 0;
+    if (a->cmds) commands_on_ami_down(a->cmds, reason);
     publish_status(a, "ami_down");
 }
 
@@ -272,6 +280,7 @@ static void on_response(agent *a, const ami_msg *m) {
 static void on_ami_message(void *ctx, ami_msg *m) {
     agent *a = ctx;
     publish_ami(a, m, cm_event_time(m, a->now));
+    if (a->cmds && commands_on_ami_message(a->cmds, m)) return;
     switch (ami_msg_kind(m)) {
     case AMI_EVENT: a->n.events++; on_event(a, m); break;
     case AMI_RESPONSE: a->n.responses++; on_response(a, m); break;
@@ -347,6 +356,24 @@ static int http_handler_fn(void *ctx, const char *path, sbuf *body, const char *
                 (unsigned long long)ps.queued, (unsigned long long)ps.spooled,
                 (unsigned long long)ps.dropped, (unsigned long long)ps.spool_bytes,
                 ru.ru_maxrss * 1024L);
+    if (a->cmds) {
+        commands_stats cs;
+        commands_get_stats(a->cmds, &cs);
+        sbuf_printf(body,
+                    "# TYPE callbus_agent_commands_total counter\n"
+                    "callbus_agent_commands_total{result=\"received\"} %llu\n"
+                    "callbus_agent_commands_total{result=\"accepted\"} %llu\n"
+                    "callbus_agent_commands_total{result=\"succeeded\"} %llu\n"
+                    "callbus_agent_commands_total{result=\"failed\"} %llu\n"
+                    "callbus_agent_commands_total{result=\"rejected\"} %llu\n"
+                    "callbus_agent_commands_total{result=\"expired\"} %llu\n"
+                    "callbus_agent_commands_total{result=\"duplicate\"} %llu\n"
+                    "# TYPE callbus_agent_commands_inflight gauge\ncallbus_agent_commands_inflight %llu\n",
+                    (unsigned long long)cs.received, (unsigned long long)cs.accepted,
+                    (unsigned long long)cs.succeeded, (unsigned long long)cs.failed,
+                    (unsigned long long)cs.rejected, (unsigned long long)cs.expired,
+                    (unsigned long long)cs.duplicate, (unsigned long long)cs.inflight);
+    }
     return 200;
 }
 
@@ -396,6 +423,11 @@ agent *agent_new(callbus_config *c, char *err, size_t errlen) {
     ami_client_handlers h = {.on_up = on_ami_up, .on_down = on_ami_down,
                              .on_message = on_ami_message, .on_refused = on_ami_refused};
     a->ami = ami_client_new(c, &h, a);
+    if (c->commands.enabled) {
+        commands_env env = {.cfg = c, .ami = a->ami, .cm = a->cm, .publish_result = on_command_result, .ctx = a};
+        a->cmds = commands_new(&env, err, errlen);
+        if (!a->cmds) goto fail;
+    }
     if (c->agent.http_listen[0]) {
         a->http = http_server_new(c->agent.http_listen, http_handler_fn, a, err, errlen);
         if (!a->http) goto fail;
@@ -431,6 +463,7 @@ static void loop_once(agent *a) {
     a->now = ce_now();
     if (ami_fd >= 0 && fds[0].revents) ami_client_handle(a->ami, fds[0].revents, a->now);
     if (a->http) http_server_handle(a->http, fds + http_at, n - http_at);
+    if (a->cmds) commands_poll(a->cmds, a->now);
     publisher_poll(a->pub);
     report_drops(a);
     if (a->now >= a->next_status) publish_status(a, "periodic");
@@ -439,7 +472,9 @@ static void loop_once(agent *a) {
 int agent_run(agent *a) {
     log_info("agent %s of site %s starting (epoch %lld), AMI %s:%d", a->cfg->agent.id, a->cfg->site,
              (long long)a->src.epoch, a->cfg->agent.ami_host, a->cfg->agent.ami_port);
-    publisher_create_topics(a->pub, 6, 5000);
+    char commands_topic[256];
+    config_topic(a->cfg, "commands", commands_topic, sizeof(commands_topic));
+    publisher_create_topics(a->pub, a->cmds ? commands_topic : NULL, 6, 5000);
     publish_status(a, "started");
     while (!a->stop) loop_once(a);
     log_info("stopping: logging off and flushing Kafka");
@@ -455,6 +490,7 @@ void agent_stop(agent *a) { a->stop = 1; }
 void agent_free(agent *a) {
     if (!a) return;
     http_server_free(a->http);
+    commands_free(a->cmds);
     ami_client_free(a->ami);
     callmodel_free(a->cm);
     identity_map_free(a->ids);

@@ -168,24 +168,41 @@ static int safe_header(const char *k, const char *v) {
     return ami_value_is_safe(k) && ami_value_is_safe(v) && *k && !strchr(k, ':');
 }
 
-static void queue_action(ami_client *a, const char *action, const char *const *headers,
-                         char *id_out, size_t id_len) {
-    char id[32];
-    snprintf(id, sizeof(id), "callbus-%lu", ++a->action_seq);
+static void queue_action_as(ami_client *a, const char *action, const char *const *headers, const char *id) {
     sbuf_printf(&a->out, "Action: %s\r\nActionID: %s\r\n", action, id);
     for (size_t i = 0; headers && headers[i]; i += 2)
         sbuf_printf(&a->out, "%s: %s\r\n", headers[i], headers[i + 1]);
     sbuf_puts(&a->out, "\r\n");
+}
+
+static void queue_action(ami_client *a, const char *action, const char *const *headers,
+                         char *id_out, size_t id_len) {
+    char id[32];
+    snprintf(id, sizeof(id), "callbus-%lu", ++a->action_seq);
+    queue_action_as(a, action, headers, id);
     if (id_out) snprintf(id_out, id_len, "%s", id);
+}
+
+/* Nothing that could end a header or an action early ever reaches Asterisk. */
+static int action_is_safe(const char *action, const char *const *headers, const char *id) {
+    if (!*action || !ami_value_is_safe(action) || !ami_value_is_safe(id)) return 0;
+    for (size_t i = 0; headers && headers[i]; i += 2)
+        if (!headers[i + 1] || !safe_header(headers[i], headers[i + 1])) return 0;
+    return 1;
 }
 
 int ami_client_send(ami_client *a, const char *action, const char *const *headers,
                     char *id_out, size_t id_len) {
-    if (a->state != UP) return -1;
-    if (!ami_value_is_safe(action) || !*action) return -1;
-    for (size_t i = 0; headers && headers[i]; i += 2)
-        if (!headers[i + 1] || !safe_header(headers[i], headers[i + 1])) return -1;
+    if (a->state != UP || !action_is_safe(action, headers, "")) return -1;
     queue_action(a, action, headers, id_out, id_len);
+    flush_out(a);
+    return 0;
+}
+
+int ami_client_send_as(ami_client *a, const char *action, const char *const *headers,
+                       const char *action_id) {
+    if (a->state != UP || !*action_id || !action_is_safe(action, headers, action_id)) return -1;
+    queue_action_as(a, action, headers, action_id);
     flush_out(a);
     return 0;
 }

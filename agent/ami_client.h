@@ -40,6 +40,11 @@ int ami_client_is_up(const ami_client *a);
  * is written to id_out. */
 int ami_client_send(ami_client *a, const char *action, const char *const *headers,
                     char *id_out, size_t id_len);
+/* The same with a given ActionID (the command executor names its actions
+ * after the command, so a reply finds its command and a count per id is
+ * possible on the Asterisk side). */
+int ami_client_send_as(ami_client *a, const char *action, const char *const *headers,
+                       const char *action_id);
 const ami_parser_stats *ami_client_parser_stats(const ami_client *a);
 /* Closes the link with Logoff (at shutdown). */
 void ami_client_logoff(ami_client *a);

@@ -47,6 +47,17 @@ void callmodel_resync_end(callmodel *cm, const char *reason, double now);
 
 size_t callmodel_active_calls(const callmodel *cm);
 
+/* What the command executor needs to know about a live call; pointers are
+ * valid until the next event. */
+typedef struct cm_call_view {
+    const char *queue;
+    const char *customer_channel;  /* NULL when no customer leg is up */
+    const char *operator_id;       /* who has the call now, if anyone */
+    int in_queue, answered;
+} cm_call_view;
+/* 1 and *out filled when call_id is a live call, else 0. */
+int callmodel_call_view(callmodel *cm, const char *call_id, cm_call_view *out);
+
 /* ---- Internal to the model: the operator half (operators.c), used by
  * calls.c. Not for the agent runtime. */
 typedef struct cm_ops cm_ops;

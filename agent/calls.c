@@ -59,6 +59,7 @@ struct cm_call {
     int answered, in_queue, was_queued, transfer_pending;
     const char *direction;
     char *queue;
+    char *queue_uniqueid;  /* the caller's channel in Queue(): what answer/transfer redirect */
     int position;
     char *caller_num, *caller_name;
     char *party;  /* outbound: the number that answered */
@@ -173,6 +174,7 @@ static void call_free(callmodel *cm, cm_call *call) {
     free(call->id);
     free(call->first_uniqueid);
     free(call->queue);
+    free(call->queue_uniqueid);
     free(call->caller_num);
     free(call->caller_name);
     free(call->party);
@@ -645,6 +647,7 @@ static void on_queue_join(callmodel *cm, const ami_msg *m, double t) {
     cm_call *call = ch->call;
     flush_abandon(cm, call, "abandon");
     set_str(&call->queue, ami_get(m, "Queue"));
+    set_str(&call->queue_uniqueid, ch->uniqueid);
     call->position = int_of(ami_get(m, "Position"), -1);
     call->in_queue = call->was_queued = 1;
     if (!call->caller_num && strcmp(call->direction, "inbound") == 0 && known_value(ami_get(m, "CallerIDNum"))) {
@@ -909,4 +912,28 @@ void callmodel_resync_end(callmodel *cm, const char *reason, double now) {
         if (call->live <= 0) end_call(cm, call, now, reason);
     }
     cm_ops_resync_end(cm->ops, now);
+}
+
+/* ---- Queries for the command executor ---- */
+
+/* The customer's live channel: the one waiting in (or taken from) the
+ * queue, else the first live channel that is not an operator's. */
+static const char *customer_channel(callmodel *cm, cm_call *call) {
+    cm_chan *q = call->queue_uniqueid ? chan_find(cm, call->queue_uniqueid) : NULL;
+    if (q && !q->hungup) return q->name;
+    for (cm_chan *ch = call->chans; ch; ch = ch->next_in_call)
+        if (!ch->hungup && !chan_operator(cm, ch)) return ch->name;
+    return NULL;
+}
+
+int callmodel_call_view(callmodel *cm, const char *call_id, cm_call_view *out) {
+    memset(out, 0, sizeof(*out));
+    cm_call *call = call_id ? call_find(cm, call_id) : NULL;
+    if (!call || !call->live) return 0;
+    out->queue = call->queue;
+    out->in_queue = call->in_queue;
+    out->answered = call->answered;
+    out->operator_id = call->cur_operator ? call->cur_operator : call->answered_by;
+    out->customer_channel = customer_channel(cm, call);
+    return 1;
 }

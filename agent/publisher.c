@@ -25,7 +25,7 @@ struct publisher {
     uint64_t dropped_unreported;
 };
 
-static const char *kind_names[TOPIC_KINDS] = {"ami", "calls", "operators", "status"};
+static const char *kind_names[TOPIC_KINDS] = {"ami", "calls", "operators", "status", "results"};
 
 const char *topic_kind_name(topic_kind t) { return kind_names[t]; }
 
@@ -192,18 +192,23 @@ void publisher_poll(publisher *p) {
     if (!spool_empty(p->spool)) drain_spool(p);
 }
 
-void publisher_create_topics(publisher *p, int partitions, int timeout_ms) {
-    rd_kafka_NewTopic_t *nt[TOPIC_KINDS];
+void publisher_create_topics(publisher *p, const char *commands_topic, int partitions, int timeout_ms) {
+    /* The commands topic is created here too: the agent consumes it, and a
+     * consumer does not create topics. */
+    rd_kafka_NewTopic_t *nt[TOPIC_KINDS + 1];
     char e[256];
+    size_t n = 0;
     for (int t = 0; t < TOPIC_KINDS; t++) {
-        nt[t] = rd_kafka_NewTopic_new(p->topic_names[t], partitions, -1, e, sizeof(e));
-        if (t == TOPIC_STATUS) rd_kafka_NewTopic_set_config(nt[t], "cleanup.policy", "compact");
+        nt[n] = rd_kafka_NewTopic_new(p->topic_names[t], partitions, -1, e, sizeof(e));
+        if (t == TOPIC_STATUS) rd_kafka_NewTopic_set_config(nt[n], "cleanup.policy", "compact");
+        n++;
     }
+    if (commands_topic) nt[n++] = rd_kafka_NewTopic_new(commands_topic, partitions, -1, e, sizeof(e));
     rd_kafka_queue_t *q = rd_kafka_queue_new(p->rk);
     rd_kafka_AdminOptions_t *opt = rd_kafka_AdminOptions_new(p->rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
     rd_kafka_AdminOptions_set_operation_timeout(opt, timeout_ms, e, sizeof(e));
     rd_kafka_AdminOptions_set_request_timeout(opt, timeout_ms, e, sizeof(e));
-    rd_kafka_CreateTopics(p->rk, nt, TOPIC_KINDS, opt, q);
+    rd_kafka_CreateTopics(p->rk, nt, n, opt, q);
     rd_kafka_event_t *ev = rd_kafka_queue_poll(q, timeout_ms + 1000);
     const rd_kafka_CreateTopics_result_t *res = ev ? rd_kafka_event_CreateTopics_result(ev) : NULL;
     if (!res) {
@@ -223,7 +228,7 @@ void publisher_create_topics(publisher *p, int partitions, int timeout_ms) {
     if (ev) rd_kafka_event_destroy(ev);
     rd_kafka_AdminOptions_destroy(opt);
     rd_kafka_queue_destroy(q);
-    rd_kafka_NewTopic_destroy_array(nt, TOPIC_KINDS);
+    rd_kafka_NewTopic_destroy_array(nt, n);
 }
 
 void publisher_close(publisher *p, int timeout_ms) {

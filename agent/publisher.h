@@ -20,6 +20,7 @@ typedef enum topic_kind {
     TOPIC_CALLS,
     TOPIC_OPERATORS,
     TOPIC_STATUS,
+    TOPIC_RESULTS,
     TOPIC_KINDS
 } topic_kind;
 
@@ -45,8 +46,9 @@ int publisher_send(publisher *p, topic_kind t, const char *key, size_t keylen,
 /* Serves delivery reports and moves spooled messages back into librdkafka.
  * Call it on every turn of the event loop. */
 void publisher_poll(publisher *p);
-/* Creates the topics (status compacted) when they do not exist. Best effort. */
-void publisher_create_topics(publisher *p, int partitions, int timeout_ms);
+/* Creates the topics (status compacted), plus commands_topic when given,
+ * when they do not exist. Best effort: auto-creation may still do it. */
+void publisher_create_topics(publisher *p, const char *commands_topic, int partitions, int timeout_ms);
 /* Delivers what it can within timeout_ms; the rest goes to the spool so the
  * next start sends it. */
 void publisher_close(publisher *p, int timeout_ms);

@@ -13,6 +13,7 @@ static void set_defaults(callbus_config *c) {
     snprintf(c->site, sizeof(c->site), "site1");
     snprintf(c->topic_prefix, sizeof(c->topic_prefix), "callbus");
     snprintf(c->log_level, sizeof(c->log_level), "info");
+    snprintf(c->state_dir, sizeof(c->state_dir), "/var/lib/callbus");
     snprintf(c->agent.id, sizeof(c->agent.id), "agent1");
     snprintf(c->agent.ami_host, sizeof(c->agent.ami_host), "127.0.0.1");
     c->agent.ami_port = 5038;
@@ -25,7 +26,17 @@ static void set_defaults(callbus_config *c) {
     c->agent.max_line = 65536;
     c->agent.max_headers = 1024;
     c->agent.status_interval_s = 30;
+    c->commands.enabled = 1;
+    c->commands.max_ttl_s = 300;
+    c->commands.result_timeout_s = 30;
+    snprintf(c->commands.operator_phone, sizeof(c->commands.operator_phone), "PJSIP/%%s");
+    snprintf(c->commands.originate_context, sizeof(c->commands.originate_context), "c2c-outbound");
+    snprintf(c->commands.answer_context, sizeof(c->commands.answer_context), "answer");
+    snprintf(c->commands.transfer_context, sizeof(c->commands.transfer_context), "transfer");
+    c->commands.originate_timeout_ms = 30000;
 }
+
+
 
 /* Ids end up in topic names, CloudEvents ids and JSON written without
  * escaping, so they are restricted to a safe alphabet. */
@@ -167,6 +178,64 @@ static int load_agent(callbus_config *c, config_t *cf, char *err, size_t errlen)
     return 0;
 }
 
+static void free_strings(char **list, size_t n) {
+    for (size_t i = 0; i < n; i++) free(list[i]);
+    free(list);
+}
+
+/* A list of strings; with none given, the defaults. */
+static int load_strings(config_t *cf, const char *path, char ***out, size_t *count,
+                        const char *const *defaults, char *err, size_t errlen) {
+    config_setting_t *list = config_lookup(cf, path);
+    size_t n = 0;
+    if (list && !config_setting_is_aggregate(list)) {
+        snprintf(err, errlen, "setting %s must be a list of strings", path);
+        return -1;
+    }
+    if (list) n = (size_t)config_setting_length(list);
+    else while (defaults[n]) n++;
+    free_strings(*out, *count);
+    *out = calloc(n + 1, sizeof(char *));
+    *count = n;
+    for (size_t i = 0; i < n; i++) {
+        const char *s = list ? config_setting_get_string_elem(list, (int)i) : defaults[i];
+        if (!s) {
+            snprintf(err, errlen, "%s[%zu] must be a string", path, i);
+            return -1;
+        }
+        (*out)[i] = strdup(s);
+    }
+    return 0;
+}
+
+static const char *const default_contexts[] = {"c2c-outbound", NULL};
+static const char *const default_numbers[] = {"^\\+?[0-9]{3,15}$", NULL};
+static const char *const default_transfers[] = {"^[0-9]{2,6}$", NULL};
+
+static int load_commands(callbus_config *c, config_t *cf, char *err, size_t errlen) {
+    int enabled = c->commands.enabled;
+    config_lookup_bool(cf, "commands.enabled", &enabled);
+    c->commands.enabled = enabled;
+    if (copy_string(cf, "commands.journal", c->commands.journal, sizeof(c->commands.journal), err, errlen) ||
+        copy_int(cf, "commands.max_ttl", &c->commands.max_ttl_s, 1, 86400, err, errlen) ||
+        copy_int(cf, "commands.result_timeout", &c->commands.result_timeout_s, 1, 3600, err, errlen) ||
+        copy_string(cf, "commands.operator_phone", c->commands.operator_phone, sizeof(c->commands.operator_phone), err, errlen) ||
+        copy_string(cf, "commands.originate_context", c->commands.originate_context, sizeof(c->commands.originate_context), err, errlen) ||
+        copy_string(cf, "commands.answer_context", c->commands.answer_context, sizeof(c->commands.answer_context), err, errlen) ||
+        copy_string(cf, "commands.transfer_context", c->commands.transfer_context, sizeof(c->commands.transfer_context), err, errlen) ||
+        copy_int(cf, "commands.originate_timeout_ms", &c->commands.originate_timeout_ms, 1000, 600000, err, errlen) ||
+        load_strings(cf, "commands.allowed_contexts", &c->commands.allowed_contexts, &c->commands.allowed_context_count, default_contexts, err, errlen) ||
+        load_strings(cf, "commands.number_patterns", &c->commands.number_patterns, &c->commands.number_pattern_count, default_numbers, err, errlen) ||
+        load_strings(cf, "commands.transfer_patterns", &c->commands.transfer_patterns, &c->commands.transfer_pattern_count, default_transfers, err, errlen))
+        return -1;
+    const char *pct = strstr(c->commands.operator_phone, "%s");
+    if (!pct || strchr(pct + 2, '%') || strchr(c->commands.operator_phone, '%') != pct) {
+        snprintf(err, errlen, "commands.operator_phone must contain %%s exactly once (the operator id)");
+        return -1;
+    }
+    return 0;
+}
+
 static int load_file(callbus_config *c, const char *path, char *err, size_t errlen) {
     config_t cf;
     config_init(&cf);
@@ -185,7 +254,7 @@ static int load_file(callbus_config *c, const char *path, char *err, size_t errl
         copy_string(&cf, "log_level", c->log_level, sizeof(c->log_level), msg, sizeof(msg)) ||
         copy_string(&cf, "state_dir", c->state_dir, sizeof(c->state_dir), msg, sizeof(msg)) ||
         load_kafka(c, &cf, msg, sizeof(msg)) || load_operators(c, &cf, msg, sizeof(msg)) ||
-        load_agent(c, &cf, msg, sizeof(msg)))
+        load_agent(c, &cf, msg, sizeof(msg)) || load_commands(c, &cf, msg, sizeof(msg)))
         rc = -1;
     if (rc == 0 && !valid_id(c->site)) {
         snprintf(msg, sizeof(msg), "site \"%s\" may hold only letters, digits, - and _", c->site);
@@ -202,7 +271,13 @@ static int load_file(callbus_config *c, const char *path, char *err, size_t errl
 
 int config_load(callbus_config *c, const char *path, char *err, size_t errlen) {
     set_defaults(c);
-    if (!path) return 0;
+    if (!path) {
+        config_t empty;
+        config_init(&empty);
+        int rc = load_commands(c, &empty, err, errlen);
+        config_destroy(&empty);
+        return rc;
+    }
     return load_file(c, path, err, errlen);
 }
 
@@ -250,6 +325,11 @@ void config_free(callbus_config *c) {
         free(c->operators[i].name);
     }
     free(c->operators);
+    free_strings(c->commands.allowed_contexts, c->commands.allowed_context_count);
+    free_strings(c->commands.number_patterns, c->commands.number_pattern_count);
+    free_strings(c->commands.transfer_patterns, c->commands.transfer_pattern_count);
+    c->commands.allowed_contexts = c->commands.number_patterns = c->commands.transfer_patterns = NULL;
+    c->commands.allowed_context_count = c->commands.number_pattern_count = c->commands.transfer_pattern_count = 0;
     c->kafka = NULL;
     c->operators = NULL;
     c->kafka_count = c->operator_count = 0;

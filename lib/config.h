@@ -50,6 +50,25 @@ typedef struct callbus_config {
         long max_headers;
         int status_interval_s;
     } agent;
+
+    /* Commands the agent executes (see agent/commands.c). */
+    struct {
+        int enabled;
+        char journal[PATH_MAX];       /* "" = <state_dir>/commands.journal */
+        int max_ttl_s;                /* expiry further ahead than this is refused */
+        int result_timeout_s;         /* no answer from Asterisk within this: failed */
+        char operator_phone[128];     /* dial string of an operator's phone, %s = operator id */
+        char originate_context[80];
+        char answer_context[80];
+        char transfer_context[80];
+        char **allowed_contexts;      /* originate contexts a command may name */
+        size_t allowed_context_count;
+        char **number_patterns;       /* POSIX extended regexes a dialled number must match */
+        size_t number_pattern_count;
+        char **transfer_patterns;
+        size_t transfer_pattern_count;
+        int originate_timeout_ms;
+    } commands;
 } callbus_config;
 
 /* Fills defaults, then reads path (NULL: defaults only). On error returns -1
