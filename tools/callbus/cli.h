@@ -16,5 +16,6 @@ void cli_topic(const cli_ctx *cx, const char *name, char *out, size_t outlen);
 rd_kafka_t *cli_consumer(cli_ctx *cx);
 
 int cmd_tail(cli_ctx *cx, int argc, char **argv);
+int cmd_send(cli_ctx *cx, int argc, char **argv);
 
 #endif

@@ -11,6 +11,7 @@ static void usage(FILE *out) {
             "usage: callbus [-c agent.conf] [-X name=value]... COMMAND [args]\n"
             "\n"
             "  tail TOPIC      follow a topic (ami, calls, operators, status, ...)\n"
+            "  send TYPE k=v   send a command and print its results (callbus send for help)\n"
             "\n"
             "  -c FILE         the same configuration file as the agent (site, topic prefix, kafka)\n"
             "  -X name=value   librdkafka property, passed through untouched\n"
@@ -78,6 +79,7 @@ int main(int argc, char **argv) {
     }
     const char *cmd = argv[i];
     if (!strcmp(cmd, "tail")) rc = cmd_tail(&cx, argc - i, argv + i);
+    else if (!strcmp(cmd, "send")) rc = cmd_send(&cx, argc - i, argv + i);
     else {
         fprintf(stderr, "callbus: unknown command \"%s\"\n", cmd);
         usage(stderr);
