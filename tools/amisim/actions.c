@@ -13,6 +13,7 @@
 
 #include "amisim.h"
 #include "callcenter.h"
+#include "commands.h"
 #include "events.h"
 #include "log.h"
 #include "replay.h"
@@ -25,7 +26,7 @@ typedef struct action_entry {
     int needs_auth;
 } action_entry;
 
-#define MAX_ACTIONS 64
+#define MAX_ACTIONS 96
 static action_entry table[MAX_ACTIONS];
 static int nactions;
 
@@ -212,12 +213,13 @@ void actions_init(void) {
     actions_register("CoreShowChannels", act_core_show_channels, 1);
     actions_register("QueueStatus", act_queue_status, 1);
     actions_register("QueueSummary", act_queue_summary, 1);
+    commands_register();
 }
 
 void actions_dispatch(client *c, const action *a) {
     const char *name = action_get(a, "Action");
     const action_entry *e = *name ? lookup(name) : NULL;
-    stats_action(e ? e->name : name);
+    stats_action(e ? e->name : name, action_get(a, "ActionID"));
     if (!*name) {
         reply_error(c, a, "Missing action in request");
         return;

@@ -46,6 +46,7 @@ typedef struct amisim_config {
     int auth_fail_delay_ms;
     double shutdown_after; /* seconds, 0 = never */
     const char *stats_file;
+    double stats_interval; /* seconds between stats writes, 0 = only SIGUSR1/exit */
 } amisim_config;
 
 extern amisim_config cfg;

@@ -23,63 +23,20 @@
 #include "events.h"
 #include "log.h"
 #include "server.h"
-
-#define RING_SECONDS 2.0
-#define QUEUE_TIMEOUT 120.0
-#define MAX_QUEUES 16
-
-enum phase { PH_DID_ANSWER, PH_JOIN, PH_WAITING, PH_RINGING, PH_TALKING };
-
-typedef struct call call;
-
-typedef struct operator_ {
-    int num;
-    char name[16];          /* op101 */
-    char member[32];        /* Operator 101 */
-    char iface[48];         /* Local/op101@phones */
-    call *call;             /* ringing or talking here; NULL when free */
-    int in_call;
-    long calls_taken, last_call, login_time;
-} operator_;
-
-typedef struct queue {
-    char name[32];
-    char did[16];
-    call *head, *tail;      /* waiting callers, first come first served */
-    int waiting;
-    long completed, abandoned, holdtime, talktime;
-} queue;
-
-struct call {
-    long id;
-    enum phase phase;
-    queue *q;
-    operator_ *op;
-    chan c1, c2, o1, o2;    /* trunk pair (;1 customer, ;2 in queue), operator pair */
-    int has_op;
-    int will_abandon;
-    double t_join, t_ring, t_answer, deadline;
-    int orig_position;
-    char bridge[40];
-    double due;
-    int heap_idx;
-    call *qprev, *qnext;
-    call *prev, *next;      /* live calls, newest first */
-};
+#include "sim.h"
 
 static int enabled;
-static operator_ *ops;
-static int nops;
-static queue queues[MAX_QUEUES];
-static int nqueues;
-static call *live;
+operator_ *ops;
+int nops;
+queue queues[MAX_QUEUES];
+int nqueues;
+call *live;
 static call **heap;
 static int heap_len, heap_cap;
-static long calls_started, uniqueid_seq, local_seq;
+static long calls_started;
 static double next_arrival;
 static double sim_clock;        /* --max: the free-running clock */
 static double origin_real = -1; /* when the simulated clock started */
-static double ev_ts;            /* Timestamp of the last event written */
 static unsigned long long rng_state;
 
 /* ---- clock, randomness ---- */
@@ -103,7 +60,7 @@ static double real_time_of(double t) {
 }
 
 /* splitmix64: seeded, so --seed gives the same calls every run */
-static double rnd(void) {
+double rnd(void) {
     unsigned long long z = (rng_state += 0x9e3779b97f4a7c15ULL);
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
@@ -143,7 +100,7 @@ static void heap_down(int i) {
     }
 }
 
-static void timer_cancel(call *c) {
+void timer_cancel(call *c) {
     int i = c->heap_idx;
     if (i < 0) return;
     heap_len--;
@@ -156,7 +113,7 @@ static void timer_cancel(call *c) {
     c->heap_idx = -1;
 }
 
-static void timer_set(call *c, double due) {
+void timer_set(call *c, double due) {
     timer_cancel(c);
     if (heap_len == heap_cap) {
         heap_cap = heap_cap ? heap_cap * 2 : 256;
@@ -169,163 +126,9 @@ static void timer_set(call *c, double due) {
     heap_up(c->heap_idx);
 }
 
-/* ---- event helpers: one line per event in the sequences below ---- */
-
-/* Asterisk's events of one step come a few microseconds apart. */
-static double stamp(void) {
-    ev_ts += 0.000017;
-    return ev_ts;
-}
-
-static void step_at(double t) {
-    if (t > ev_ts) ev_ts = t;
-}
-
-static void put_pairs(va_list ap) {
-    const char *k;
-    while ((k = va_arg(ap, const char *))) ev_kv(k, va_arg(ap, const char *));
-}
-
-/* Event with a Channel snapshot, then NULL-terminated key, value pairs. */
-static void chan_event(const char *event, const char *priv, const chan *c, ...) {
-    ev_begin(event, priv, stamp());
-    ev_chan("", c);
-    va_list ap;
-    va_start(ap, c);
-    put_pairs(ap);
-    va_end(ap);
-    ev_send();
-}
-
-/* Event with a Channel (may be NULL) and a Dest snapshot, then pairs. */
-static void dest_event(const char *event, const char *priv, const chan *c, const chan *d, ...) {
-    ev_begin(event, priv, stamp());
-    if (c) ev_chan("", c);
-    ev_chan("Dest", d);
-    va_list ap;
-    va_start(ap, d);
-    put_pairs(ap);
-    va_end(ap);
-    ev_send();
-}
-
-static void newchannel(const chan *c) {
-    chan_event("Newchannel", "call,all", c, NULL);
-}
-
-static void newexten(chan *c, int priority, const char *app, const char *data) {
-    c->priority = priority;
-    snprintf(c->app, sizeof(c->app), "%s", app);
-    snprintf(c->appdata, sizeof(c->appdata), "%s", data);
-    chan_event("Newexten", "dialplan,all", c, "Extension", c->exten, "Application", app, "AppData",
-               data, NULL);
-}
-
-static void varset(const chan *c, const char *var, const char *value) {
-    chan_event("VarSet", "dialplan,all", c, "Variable", var, "Value", value, NULL);
-}
-
-static void varsetf(const chan *c, const char *var, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void varsetf(const chan *c, const char *var, const char *fmt, ...) {
-    char value[128];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(value, sizeof(value), fmt, ap);
-    va_end(ap);
-    varset(c, var, value);
-}
-
-static void newstate(chan *c, int state) {
-    c->state = state;
-    chan_event("Newstate", "call,all", c, NULL);
-}
-
-static void set_callerid(chan *c, const char *num, const char *name) {
-    snprintf(c->cid_num, sizeof(c->cid_num), "%s", num);
-    snprintf(c->cid_name, sizeof(c->cid_name), "%s", name);
-    chan_event("NewCallerid", "call,all", c, "CID-CallingPres",
-               "0 (Presentation Allowed, Not Screened)", NULL);
-}
-
-static void set_connected(chan *c, const char *num, const char *name) {
-    snprintf(c->conn_num, sizeof(c->conn_num), "%s", num);
-    snprintf(c->conn_name, sizeof(c->conn_name), "%s", name);
-    chan_event("NewConnectedLine", "call,all", c, NULL);
-}
-
-static void local_bridge(const chan *one, const chan *two, const char *context, const char *exten) {
-    ev_begin("LocalBridge", "call,all", stamp());
-    ev_chan("LocalOne", one);
-    ev_chan("LocalTwo", two);
-    ev_kv("Context", context);
-    ev_kv("Exten", exten);
-    ev_kv("LocalOptimization", "Yes");
-    ev_send();
-}
-
-static void device_state(const char *device, const char *state) {
-    ev_begin("DeviceStateChange", "call,all", stamp());
-    ev_kv("Device", device);
-    ev_kv("State", state);
-    ev_send();
-}
-
-static void hangup_request(const char *event, const chan *c, const char *cause) {
-    chan_event(event, "call,all", c, "Cause", cause, NULL);
-}
-
-static void hangup(const chan *c, int cause) {
-    chan_event("Hangup", "call,all", c, "Cause", cause ? "16" : "0", "Cause-txt",
-               cause ? "Normal Clearing" : "Unknown", NULL);
-}
-
-static void bridge_event(const char *event, const call *k, int members, const chan *c) {
-    ev_begin(event, "call,all", stamp());
-    ev_kv("BridgeUniqueid", k->bridge);
-    ev_kv("BridgeType", "basic");
-    ev_kv("BridgeTechnology", "simple_bridge");
-    ev_kv("BridgeCreator", "<unknown>");
-    ev_kv("BridgeName", "<unknown>");
-    ev_kvf("BridgeNumChannels", "%d", members);
-    ev_kv("BridgeVideoSourceMode", "none");
-    if (c) ev_chan("", c);
-    ev_send();
-}
-
 /* ---- queue and member state ---- */
 
-static int member_status(const operator_ *op) {
-    return op->call ? 2 : 1;   /* AST_DEVICE_INUSE : AST_DEVICE_NOT_INUSE */
-}
-
-static void queue_member_status(const operator_ *op, const queue *q) {
-    ev_begin("QueueMemberStatus", "agent,all", stamp());
-    ev_kv("Queue", q->name);
-    ev_kv("MemberName", op->member);
-    ev_kv("Interface", op->iface);
-    ev_kv("StateInterface", op->iface);
-    ev_kv("Membership", "static");
-    ev_kv("Penalty", "0");
-    ev_kvf("CallsTaken", "%ld", op->calls_taken);
-    ev_kvf("LastCall", "%ld", op->last_call);
-    ev_kv("LastPause", "0");
-    ev_kvf("LoginTime", "%ld", op->login_time);
-    ev_kvf("InCall", "%d", op->in_call);
-    ev_kvf("Status", "%d", member_status(op));
-    ev_kv("Paused", "0");
-    ev_kv("PausedReason", "");
-    ev_kv("Ringinuse", "0");
-    ev_kv("Wrapuptime", "0");
-    ev_send();
-}
-
-/* Every operator is a member of every queue. */
-static void member_status_all_queues(const operator_ *op) {
-    for (int i = 0; i < nqueues; i++) queue_member_status(op, &queues[i]);
-}
-
-static void queue_vars(const chan *c, const queue *q) {
+void queue_vars(const chan *c, const queue *q) {
     varset(c, "QUEUENAME", q->name);
     varset(c, "QUEUEMAX", "0");
     varset(c, "QUEUESTRATEGY", "rrmemory");
@@ -382,26 +185,8 @@ static void queue_device_state(const queue *q, const char *state) {
 
 /* ---- channels ---- */
 
-static void chan_init(chan *c, const char *base, long seq, int half, const char *context,
-                      const char *exten, const char *linkedid, double now) {
-    memset(c, 0, sizeof(*c));
-    snprintf(c->name, sizeof(c->name), "Local/%s-%08lx;%d", base, seq, half);
-    c->state = half == 1 ? 0 : 4;
-    snprintf(c->context, sizeof(c->context), "%s", context);
-    snprintf(c->exten, sizeof(c->exten), "%s", exten);
-    c->priority = 1;
-    /* Like Asterisk: creation second, then one sequence for all channels. */
-    snprintf(c->uniqueid, sizeof(c->uniqueid), "%ld.%ld", (long)now, uniqueid_seq++);
-    snprintf(c->linkedid, sizeof(c->linkedid), "%s", linkedid ? linkedid : c->uniqueid);
-    c->created = now;
-}
-
-static void set_vars(chan *c, const char *campaign, const char *ticket) {
-    snprintf(c->campaign, sizeof(c->campaign), "%s", campaign);
-    snprintf(c->ticket, sizeof(c->ticket), "%s", ticket);
-}
-
-static void call_unlink(call *k) {
+void call_unlink(call *k) {
+    spy_detach(k);
     if (k->prev) k->prev->next = k->next; else live = k->next;
     if (k->next) k->next->prev = k->prev;
     timer_cancel(k);
@@ -414,9 +199,18 @@ static void call_link(call *k) {
     live = k;
 }
 
-/* ---- the call's steps ---- */
+call *call_new(int kind) {
+    static long next_id = 1000000;
+    call *k = calloc(1, sizeof(*k));
+    if (!k) abort();
+    k->kind = kind;
+    k->id = ++next_id;
+    k->heap_idx = -1;
+    call_link(k);
+    return k;
+}
 
-static void dispatch(double now);
+/* ---- the call's steps ---- */
 
 /* Customer's number and name, fixed per call id so runs are reproducible. */
 static void caller_of(const call *k, char *num, size_t nn, char *name, size_t nm) {
@@ -424,24 +218,35 @@ static void caller_of(const call *k, char *num, size_t nn, char *name, size_t nm
     snprintf(name, nm, "Customer %ld", k->id);
 }
 
-static void step_arrive(double now) {
-    call *k = calloc(1, sizeof(*k));
-    if (!k) abort();
-    k->id = ++calls_started;
-    k->heap_idx = -1;
-    k->q = &queues[(k->id - 1) % nqueues];
-    k->will_abandon = rnd() * 100.0 < cfg.abandon_pct;
-    call_link(k);
+static void inbound_dialplan(call *k, const char *campaign, const char *ticket) {
+    chan *c2 = &k->c2;
+    char data[200];
+    snprintf(data, sizeof(data), "Inbound DID %s from \"%s\" <%s>", k->q->did, c2->cid_name,
+             c2->cid_num);
+    newexten(c2, 1, "NoOp", data);
+    snprintf(data, sizeof(data), "__CC_CAMPAIGN=%s", campaign);
+    newexten(c2, 2, "Set", data);
+    set_vars(c2, campaign, ticket);
+    varset(c2, "__CC_CAMPAIGN", campaign);
+    snprintf(data, sizeof(data), "__CC_TICKET=%s", ticket);
+    newexten(c2, 3, "Set", data);
+    varset(c2, "__CC_TICKET", ticket);
+    snprintf(data, sizeof(data), "CDR(cc_campaign)=%s", campaign);
+    newexten(c2, 4, "Set", data);
+    newexten(c2, 5, "Ringing", "");
+}
 
-    char base[64], num[24], name[48], ticket[32], campaign[48], data[200];
-    caller_of(k, num, sizeof(num), name, sizeof(name));
-    snprintf(ticket, sizeof(ticket), "TCK-%ld", 1000 + k->id);
+static void inbound_begin(call *k, double now, const char *num, const char *name,
+                          const char *ticket) {
+    char base[64], campaign[48];
     snprintf(campaign, sizeof(campaign), "inbound-%s", k->q->name);
     snprintf(base, sizeof(base), "%s@from-trunk", k->q->did);
-    long seq = local_seq++;
+    long seq = next_local_seq();
     chan *c1 = &k->c1, *c2 = &k->c2;
     chan_init(c1, base, seq, 1, "from-trunk", k->q->did, NULL, now);
     chan_init(c2, base, seq, 2, "from-trunk", k->q->did, c1->uniqueid, now);
+    k->has_trunk = 1;
+    k->cust = c2;
     snprintf(c1->app, sizeof(c1->app), "AppDial2");
     snprintf(c1->appdata, sizeof(c1->appdata), "(Outgoing Line)");
 
@@ -458,24 +263,31 @@ static void step_arrive(double now) {
     set_connected(c2, num, name);
     local_bridge(c1, c2, "from-trunk", k->q->did);
     dest_event("DialBegin", "call,all", NULL, c1, "DialString", base, NULL);
-    snprintf(data, sizeof(data), "Inbound DID %s from \"%s\" <%s>", k->q->did, name, num);
-    newexten(c2, 1, "NoOp", data);
-    snprintf(data, sizeof(data), "__CC_CAMPAIGN=%s", campaign);
-    newexten(c2, 2, "Set", data);
-    set_vars(c2, campaign, ticket);
-    varset(c2, "__CC_CAMPAIGN", campaign);
-    snprintf(data, sizeof(data), "__CC_TICKET=%s", ticket);
-    newexten(c2, 3, "Set", data);
-    varset(c2, "__CC_TICKET", ticket);
-    snprintf(data, sizeof(data), "CDR(cc_campaign)=%s", campaign);
-    newexten(c2, 4, "Set", data);
-    newexten(c2, 5, "Ringing", "");
+    inbound_dialplan(k, campaign, ticket);
     newstate(c1, 5);
     device_state(base, "INUSE");
     dest_event("DialState", "call,all", NULL, c1, "DialStatus", "RINGING", NULL);
     newexten(c2, 6, "Wait", "1");
     k->phase = PH_DID_ANSWER;
     timer_set(k, now + 1.0);
+}
+
+static void step_arrive(double now) {
+    call *k = call_new(K_INBOUND);
+    k->id = ++calls_started;
+    k->q = &queues[(k->id - 1) % nqueues];
+    k->will_abandon = rnd() * 100.0 < cfg.abandon_pct;
+    char num[24], name[48], ticket[32];
+    caller_of(k, num, sizeof(num), name, sizeof(name));
+    snprintf(ticket, sizeof(ticket), "TCK-%ld", 1000 + k->id);
+    inbound_begin(k, now, num, name, ticket);
+}
+
+call *inbound_start(queue *q, double now, const char *num, const char *name, const char *ticket) {
+    call *k = call_new(K_INBOUND);
+    k->q = q;
+    inbound_begin(k, now, num, name, ticket);
+    return k;
 }
 
 static void step_did_answer(call *k, double now) {
@@ -510,6 +322,7 @@ static void step_join(call *k, double now) {
     chan_event("MusicOnHoldStart", "call,all", c2, "Class", "default", NULL);
     k->phase = PH_WAITING;
     k->deadline = k->will_abandon ? now + uniform(5, 30) : now + QUEUE_TIMEOUT;
+    if (k->patience_end > 0 && k->patience_end < k->deadline) k->deadline = k->patience_end;
     timer_set(k, k->deadline);
 }
 
@@ -517,7 +330,7 @@ static void step_ring(call *k, operator_ *op, double now) {
     chan *c2 = &k->c2, *o1 = &k->o1, *o2 = &k->o2;
     char base[48], data[160], dial[64];
     snprintf(base, sizeof(base), "%s@phones", op->name);
-    long seq = local_seq++;
+    long seq = next_local_seq();
     chan_init(o1, base, seq, 1, "phones", op->name, c2->linkedid, now);
     chan_init(o2, base, seq, 2, "phones", op->name, c2->linkedid, now);
     k->has_op = 1;
@@ -574,7 +387,7 @@ static void connect_vars(call *k, long hold) {
     queue_vars(&k->o1, k->q);
 }
 
-static void leave_queue(call *k) {
+void leave_queue(call *k) {
     char pos[16], count[16];
     snprintf(pos, sizeof(pos), "%d", queue_position(k->q, k));
     queue_remove(k->q, k);
@@ -585,7 +398,7 @@ static void leave_queue(call *k) {
     varset(&k->c2, "QUEUEPOSITION", pos);
 }
 
-static void random_bridge_id(char out[40]) {
+void random_bridge_id(char out[40]) {
     unsigned long long a = (unsigned long long)(rnd() * 4294967296.0);
     unsigned long long b = (unsigned long long)(rnd() * 281474976710656.0);
     unsigned c = (unsigned)(rnd() * 65536), d = (unsigned)(rnd() * 4096), e = (unsigned)(rnd() * 16384);
@@ -593,7 +406,7 @@ static void random_bridge_id(char out[40]) {
              d & 0xfff, (0x8000 | e) & 0xffff, b & 0xffffffffffffULL);
 }
 
-static void step_agent_answer(call *k, double now) {
+void step_agent_answer(call *k, double now) {
     chan *c2 = &k->c2, *o1 = &k->o1, *o2 = &k->o2;
     operator_ *op = k->op;
     long hold = (long)now - (long)k->t_join;
@@ -617,18 +430,22 @@ static void step_agent_answer(call *k, double now) {
     dest_event("AgentConnect", "agent,all", c2, o1, "Queue", k->q->name, "Interface", op->iface,
                "MemberName", op->member, "HoldTime", hs, "RingTime", rs, NULL);
     random_bridge_id(k->bridge);
-    bridge_event("BridgeCreate", k, 0, NULL);
+    bridge_event("BridgeCreate", k->bridge, 0, NULL);
     snprintf(o1->bridge, sizeof(o1->bridge), "%s", k->bridge);
-    bridge_event("BridgeEnter", k, 1, o1);
+    bridge_event("BridgeEnter", k->bridge, 1, o1);
     snprintf(c2->bridge, sizeof(c2->bridge), "%s", k->bridge);
-    bridge_event("BridgeEnter", k, 2, c2);
+    bridge_event("BridgeEnter", k->bridge, 2, c2);
     varset(o1, "BRIDGEPEER", c2->name);
     varset(c2, "BRIDGEPEER", o1->name);
     newexten(o2, 5, "Wait", "600");
     op->in_call = 1;
     k->t_answer = now;
     k->phase = PH_TALKING;
-    timer_set(k, now + uniform(cfg.talk_min, cfg.talk_max));
+    k->agent = op;
+    k->cust = c2;
+    double end = now + uniform(cfg.talk_min, cfg.talk_max);
+    if (k->patience_end > 0) end = k->patience_end > now ? k->patience_end : now;
+    timer_set(k, end);
 }
 
 static void trunk_gone(call *k) {
@@ -645,7 +462,7 @@ static void final_vars(call *k, double now, long talk) {
     varsetf(c2, "DIALEDTIME_MS", "%ld", (long)((now - c2->created) * 1000));
 }
 
-static void operator_free(operator_ *op, double now) {
+void operator_free(operator_ *op, double now) {
     op->calls_taken++;
     op->last_call = (long)now;
     op->call = NULL;
@@ -653,7 +470,7 @@ static void operator_free(operator_ *op, double now) {
 }
 
 /* The caller hangs up: capture 01 from HangupRequest to the last Hangup. */
-static void step_caller_hangup(call *k, double now) {
+void step_caller_hangup(call *k, double now) {
     chan *c1 = &k->c1, *c2 = &k->c2, *o1 = &k->o1, *o2 = &k->o2;
     operator_ *op = k->op;
     long hold = (long)k->t_answer - (long)k->t_join;
@@ -662,47 +479,57 @@ static void step_caller_hangup(call *k, double now) {
     snprintf(hs, sizeof(hs), "%ld", hold);
     snprintf(ts, sizeof(ts), "%ld", talk);
 
-    hangup_request("HangupRequest", c2, "0");
-    dest_event("AgentComplete", "agent,all", c2, o1, "Queue", k->q->name, "Interface", op->iface,
-               "MemberName", op->member, "HoldTime", hs, "TalkTime", ts, "Reason", "caller", NULL);
+    hangup_request("HangupRequest", c2, 0);
+    /* After a Redirect the member who answered first is still the agent. */
+    if (k->agent)
+        dest_event("AgentComplete", "agent,all", c2, o1, "Queue", k->q->name, "Interface",
+                   k->agent->iface, "MemberName", k->agent->member, "HoldTime", hs, "TalkTime",
+                   ts, "Reason", "caller", NULL);
     varset(c2, "BRIDGEPEER", "");
-    hangup(c1, 0);
+    hangup_cause(c1, 0);
     varset(o1, "BRIDGEPEER", "");
     trunk_gone(k);
     c2->bridge[0] = o1->bridge[0] = '\0';
-    bridge_event("BridgeLeave", k, 1, c2);
-    bridge_event("BridgeLeave", k, 0, o1);
-    bridge_event("BridgeDestroy", k, 0, NULL);
-    hangup_request("HangupRequest", o2, "16");
-    hangup(o1, 16);
-    hangup_request("SoftHangupRequest", o2, "16");
+    bridge_event("BridgeLeave", k->bridge, 1, c2);
+    bridge_event("BridgeLeave", k->bridge, 0, o1);
+    bridge_event("BridgeDestroy", k->bridge, 0, NULL);
+    hangup_request("HangupRequest", o2, 16);
+    hangup_cause(o1, 16);
+    hangup_request("SoftHangupRequest", o2, 16);
     device_state(op->iface, "NOT_INUSE");
-    operator_free(op, now);
+    if (k->op_other) {          /* a phone a Redirect brought in */
+        if (op->other_calls) op->other_calls--;
+        op->in_call = 0;
+    } else {
+        operator_free(op, now);
+    }
     member_status_all_queues(op);
-    hangup(o2, 16);
+    hangup_cause(o2, 16);
     device_state(op->iface, "NOT_INUSE");
-    k->q->completed++;
-    k->q->talktime = running_average(k->q->talktime, talk, k->q->completed);
+    if (k->agent) {
+        k->q->completed++;
+        k->q->talktime = running_average(k->q->talktime, talk, k->q->completed);
+    }
     queue_vars(c2, k->q);
     final_vars(k, now, talk);
-    hangup_request("SoftHangupRequest", c2, "16");
-    hangup(c2, 16);
+    hangup_request("SoftHangupRequest", c2, 16);
+    hangup_cause(c2, 16);
     trunk_gone(k);
     call_unlink(k);
     dispatch(now);
 }
 
 /* Still waiting at the deadline: abandon (capture 02) or queue timeout. */
-static void step_give_up(call *k, double now) {
+void step_give_up(call *k, double now) {
     chan *c1 = &k->c1, *c2 = &k->c2;
     long hold = (long)now - (long)k->t_join;
     char hs[16], pos[16], orig[16];
-    int timeout = !k->will_abandon;
+    int timeout = !k->will_abandon && !(k->patience_end > 0 && now >= k->patience_end - 1e-6);
     snprintf(hs, sizeof(hs), "%ld", hold);
     snprintf(pos, sizeof(pos), "%d", queue_position(k->q, k));
     snprintf(orig, sizeof(orig), "%d", k->orig_position);
 
-    if (!timeout) hangup_request("HangupRequest", c2, "0");
+    if (!timeout) hangup_request("HangupRequest", c2, 0);
     chan_event("MusicOnHoldStop", "call,all", c2, NULL);
     varsetf(c2, "QUEUEWAIT", "%ld", hold);
     varsetf(c2, "QUEUEWAIT_MS", "%ld", hold * 1000);
@@ -711,7 +538,7 @@ static void step_give_up(call *k, double now) {
     varset(c2, "ANSWEREDTIME", "0");
     varset(c2, "ANSWEREDTIME_MS", "0");
     if (timeout) varset(c2, "QUEUESTATUS", "TIMEOUT");
-    hangup(c1, 0);
+    hangup_cause(c1, 0);
     varset(c2, "ABANDONED", "TRUE");
     queue_vars(c2, k->q);
     chan_event("QueueCallerAbandon", "agent,all", c2, "Queue", k->q->name, "Position", pos,
@@ -720,28 +547,22 @@ static void step_give_up(call *k, double now) {
     queue_vars(c2, k->q);
     trunk_gone(k);
     leave_queue(k);
-    hangup_request("SoftHangupRequest", c2, "16");
-    hangup(c2, timeout ? 16 : 0);
+    hangup_request("SoftHangupRequest", c2, 16);
+    hangup_cause(c2, timeout ? 16 : 0);
     trunk_gone(k);
     call_unlink(k);
 }
 
-/* Offers waiting callers to free operators, least recently busy first. */
-static operator_ *free_operator(void) {
-    operator_ *best = NULL;
-    for (int i = 0; i < nops; i++)
-        if (!ops[i].call && (!best || ops[i].last_call < best->last_call)) best = &ops[i];
-    return best;
-}
-
-static void dispatch(double now) {
+/* Offers waiting callers to the queue's free members, least recently busy
+ * first; a paused or busy member is skipped (Ringinuse is off). */
+void dispatch(double now) {
     for (int i = 0; i < nqueues; i++) {
         call *k = queues[i].head;
         while (k) {
             call *next = k->qnext;
             if (!k->will_abandon && !k->has_op) {
-                operator_ *op = free_operator();
-                if (!op) return;
+                operator_ *op = member_free_operator(&queues[i]);
+                if (!op) break;
                 step_ring(k, op, now);
             }
             k = next;
@@ -756,12 +577,14 @@ static void run_timer(call *k, double now) {
     case PH_WAITING: step_give_up(k, now); break;
     case PH_RINGING: step_agent_answer(k, now); break;
     case PH_TALKING: step_caller_hangup(k, now); break;
+    default: c2c_timer(k, now); break;
     }
 }
 
 /* ---- driving ---- */
 
 static int more_arrivals(void) {
+    if (!cfg.simulate) return 0;
     return cfg.calls == 0 || calls_started < cfg.calls;
 }
 
@@ -774,9 +597,12 @@ static double next_step_time(void) {
 static void start_clock(double now) {
     origin_real = now;
     sim_clock = now;
-    ev_ts = now;
-    next_arrival = now + (cfg.rate > 0 ? -log(1.0 - rnd()) / cfg.rate : 1e18);
+    set_ev_ts(now);
+    next_arrival = now + (cfg.simulate && cfg.rate > 0 ? -log(1.0 - rnd()) / cfg.rate : 1e18);
     for (int i = 0; i < nops; i++) ops[i].login_time = (long)now;
+    for (int i = 0; i < nqueues; i++)
+        for (int j = 0; j < queues[i].nm; j++)
+            if (!queues[i].m[j].dynamic) queues[i].m[j].login_time = (long)now;
 }
 
 /* --calls N: once the last call is over, amisim ends -- at once with
@@ -872,14 +698,10 @@ int callcenter_list_channels(sbuf *b, const char *actionid) {
     int n = 0;
     double now = sim_now();
     for (call *k = live; k; k = k->next) {
-        if (k->has_op) {
-            put_core_show_channel(b, actionid, &k->o2, now);
-            put_core_show_channel(b, actionid, &k->o1, now);
-            n += 2;
-        }
-        put_core_show_channel(b, actionid, &k->c2, now);
-        put_core_show_channel(b, actionid, &k->c1, now);
-        n += 2;
+        chan *cs[8];
+        int m = call_chans(k, cs);
+        for (int i = 0; i < m; i++) put_core_show_channel(b, actionid, cs[i], now);
+        n += m;
     }
     return n;
 }
@@ -906,22 +728,23 @@ static void put_queue_params(sbuf *b, const queue *q, const char *actionid) {
     put_actionid(b, actionid);
 }
 
-static void put_queue_member(sbuf *b, const queue *q, const operator_ *op, const char *actionid) {
+static void put_queue_member(sbuf *b, const queue *q, const member *m, const char *actionid) {
+    const operator_ *op = m->op;
     put_kv(b, "Event", "QueueMember");
     put_kv(b, "Queue", q->name);
-    put_kv(b, "Name", op->member);
-    put_kv(b, "Location", op->iface);
-    put_kv(b, "StateInterface", op->iface);
-    put_kv(b, "Membership", "static");
-    put_kv(b, "Penalty", "0");
-    put_kvf(b, "CallsTaken", "%ld", op->calls_taken);
-    put_kvf(b, "LastCall", "%ld", op->last_call);
-    put_kv(b, "LastPause", "0");
-    put_kvf(b, "LoginTime", "%ld", op->login_time);
-    put_kvf(b, "InCall", "%d", op->in_call);
-    put_kvf(b, "Status", "%d", member_status(op));
-    put_kv(b, "Paused", "0");
-    put_kv(b, "PausedReason", "");
+    put_kv(b, "Name", m->name);
+    put_kv(b, "Location", m->iface);
+    put_kv(b, "StateInterface", m->state_iface);
+    put_kv(b, "Membership", m->dynamic ? "dynamic" : "static");
+    put_kvf(b, "Penalty", "%d", m->penalty);
+    put_kvf(b, "CallsTaken", "%ld", op ? op->calls_taken : 0);
+    put_kvf(b, "LastCall", "%ld", op ? op->last_call : 0);
+    put_kvf(b, "LastPause", "%ld", m->last_pause);
+    put_kvf(b, "LoginTime", "%ld", m->login_time);
+    put_kvf(b, "InCall", "%d", op ? op->in_call : 0);
+    put_kvf(b, "Status", "%d", op ? member_status(op) : 1);
+    put_kvf(b, "Paused", "%d", m->paused);
+    put_kv(b, "PausedReason", m->reason);
     put_kv(b, "Wrapuptime", "0");
     put_actionid(b, actionid);
 }
@@ -942,8 +765,8 @@ static void put_queue_entry(sbuf *b, const queue *q, const call *k, int pos, con
     put_actionid(b, actionid);
 }
 
-static int member_matches(const operator_ *op, const char *member) {
-    return !*member || strcmp(member, op->iface) == 0 || strcmp(member, op->member) == 0;
+static int member_matches(const member *m, const char *member) {
+    return !*member || strcmp(member, m->iface) == 0 || strcmp(member, m->name) == 0;
 }
 
 int callcenter_list_queue_status(sbuf *b, const char *actionid, const char *queue_name,
@@ -954,9 +777,9 @@ int callcenter_list_queue_status(sbuf *b, const char *actionid, const char *queu
         if (*queue_name && strcmp(queue_name, q->name) != 0) continue;
         put_queue_params(b, q, actionid);
         n++;
-        for (int j = 0; j < nops; j++) {
-            if (!member_matches(&ops[j], member)) continue;
-            put_queue_member(b, q, &ops[j], actionid);
+        for (int j = 0; j < q->nm; j++) {
+            if (!member_matches(&q->m[j], member)) continue;
+            put_queue_member(b, q, &q->m[j], actionid);
             n++;
         }
         int pos = 1;
@@ -969,15 +792,19 @@ int callcenter_list_queue_status(sbuf *b, const char *actionid, const char *queu
 }
 
 int callcenter_list_queue_summary(sbuf *b, const char *actionid, const char *queue_name) {
-    int n = 0, available = 0;
-    for (int j = 0; j < nops; j++) available += !ops[j].call;
+    int n = 0;
     for (int i = 0; i < nqueues; i++) {
         const queue *q = &queues[i];
         if (*queue_name && strcmp(queue_name, q->name) != 0) continue;
+        int available = 0;
+        for (int j = 0; j < q->nm; j++) {
+            const operator_ *op = q->m[j].op;
+            available += !q->m[j].paused && (!op || (!op->call && !op->other_calls));
+        }
         long longest = q->head ? (long)(sim_now() - q->head->t_join) : 0;
         put_kv(b, "Event", "QueueSummary");
         put_kv(b, "Queue", q->name);
-        put_kvf(b, "LoggedIn", "%d", nops);
+        put_kvf(b, "LoggedIn", "%d", q->nm);
         put_kvf(b, "Available", "%d", available);
         put_kvf(b, "Callers", "%d", q->waiting);
         put_kvf(b, "HoldTime", "%ld", q->holdtime);
@@ -991,14 +818,19 @@ int callcenter_list_queue_summary(sbuf *b, const char *actionid, const char *que
 
 /* ---- setup ---- */
 
+/* "support,sales:dynamic": a queue marked dynamic starts without members
+ * (QueueAdd fills it); the others have every operator as a static member. */
 static int parse_queues(void) {
     const char *p = cfg.queues;
     while (*p && nqueues < MAX_QUEUES) {
         size_t len = strcspn(p, ",");
-        if (len == 0 || len >= sizeof(queues[0].name)) return -1;
+        const char *colon = memchr(p, ':', len);
+        size_t nlen = colon ? (size_t)(colon - p) : len;
+        if (nlen == 0 || nlen >= sizeof(queues[0].name)) return -1;
         queue *q = &queues[nqueues];
-        memcpy(q->name, p, len);
-        q->name[len] = '\0';
+        memcpy(q->name, p, nlen);
+        q->name[nlen] = '\0';
+        q->dynamic_only = colon && strncmp(colon + 1, "dynamic", len - nlen - 1) == 0;
         /* DID 800 -> first queue, 802 -> second, as in the lab's dialplan. */
         snprintf(q->did, sizeof(q->did), "%d", 800 + 2 * nqueues);
         nqueues++;
@@ -1008,12 +840,7 @@ static int parse_queues(void) {
     return nqueues ? 0 : -1;
 }
 
-int callcenter_init(void) {
-    if (!cfg.simulate) return 0;
-    if (parse_queues() < 0 || cfg.operators < 1) {
-        log_error("--simulate needs --queues NAME[,NAME] and --operators >= 1");
-        return -1;
-    }
+static void make_operators(void) {
     ops = calloc((size_t)cfg.operators, sizeof(*ops));
     if (!ops) abort();
     nops = cfg.operators;
@@ -1025,15 +852,56 @@ int callcenter_init(void) {
         snprintf(op->iface, sizeof(op->iface), "Local/%s@phones", op->name);
         op->login_time = (long)boot_time;
     }
+}
+
+/* The state exists in every mode so actions always get real answers; calls
+ * run unless a capture is replayed (its bytes must stay its own), and
+ * inbound calls arrive only with --simulate. */
+int callcenter_init(void) {
+    if (parse_queues() < 0 || cfg.operators < 1) {
+        log_error("--queues needs NAME[,NAME[:dynamic]] and --operators >= 1");
+        return -1;
+    }
+    make_operators();
+    for (int i = 0; i < nqueues; i++)
+        if (!queues[i].dynamic_only) members_add_static(&queues[i]);
     rng_state = cfg.seed;
+    if (cfg.replay_file) return 0;
     enabled = 1;
+    if (!cfg.simulate) return 0;
     log_info("simulate: %d operators, queues %s, %.3f calls/s, talk %.0f-%.0f s, abandon %.0f%%",
              nops, cfg.queues, cfg.rate, cfg.talk_min, cfg.talk_max, cfg.abandon_pct);
     return 0;
 }
 
+operator_ *operator_by_name(const char *name) {
+    for (int i = 0; i < nops; i++)
+        if (strcmp(ops[i].name, name) == 0) return &ops[i];
+    return NULL;
+}
+
+queue *queue_by_name(const char *name) {
+    for (int i = 0; i < nqueues; i++)
+        if (strcmp(queues[i].name, name) == 0) return &queues[i];
+    return NULL;
+}
+
+queue *queue_by_did(const char *did) {
+    for (int i = 0; i < nqueues; i++)
+        if (strcmp(queues[i].did, did) == 0) return &queues[i];
+    return NULL;
+}
+
+double sim_step_now(void) {
+    double t = sim_now();
+    if (cfg.max && started()) t = sim_clock;
+    step_at(t);
+    return get_ev_ts();
+}
+
 void callcenter_free(void) {
     while (live) call_unlink(live);
+    members_free();
     free(heap);
     free(ops);
     heap = NULL;

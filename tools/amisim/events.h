@@ -33,9 +33,9 @@ unsigned eventmask_parse(const char *s);
 typedef struct chan {
     char name[96];
     int state;                 /* 0 Down, 4 Ring, 5 Ringing, 6 Up */
-    char cid_num[32], cid_name[64];
-    char conn_num[32], conn_name[64];
-    char context[32], exten[32];
+    char cid_num[48], cid_name[64];
+    char conn_num[48], conn_name[64];
+    char context[48], exten[48];
     int priority;
     char uniqueid[32], linkedid[32];
     char campaign[48], ticket[32];   /* channelvars = CC_CAMPAIGN,CC_TICKET */

@@ -13,6 +13,7 @@
 #include "actions.h"
 #include "amisim.h"
 #include "callcenter.h"
+#include "commands.h"
 #include "events.h"
 #include "log.h"
 #include "replay.h"
@@ -43,7 +44,9 @@ static void usage(FILE *out) {
         "  --writetimeout MS      drop a client whose output has not drained for MS\n"
         "                         (Asterisk's writetimeout; default off: never drop)\n"
         "  --stats-file PATH      write JSON counters (actions by name, events_sent,\n"
-        "                         clients) on SIGUSR1 and at exit\n"
+        "                         clients, by_action_id, originates) on SIGUSR1\n"
+        "                         and at exit\n"
+        "  --stats-interval S     also write the stats file every S seconds (e.g. 0.5)\n"
         "  --shutdown-after S     after S seconds send 'Event: Shutdown' (Cleanly,\n"
         "                         Restart: True) to every client, close and exit\n"
         "  --log-level LEVEL      debug, info, warn, error (info)\n"
@@ -65,7 +68,8 @@ static void usage(FILE *out) {
         "                         in the captures; CoreShowChannels, QueueStatus and\n"
         "                         QueueSummary return the live state\n"
         "  --operators N          operators op101.. (10), members of every queue\n"
-        "  --queues A,B           queue names (support); DIDs 800, 802, ...\n"
+        "  --queues A,B           queue names (support); DIDs 800, 802, ...; NAME:dynamic\n"
+        "                         starts without members (QueueAdd fills it)\n"
         "  --rate R               inbound calls per simulated second (0.5)\n"
         "  --talk MIN-MAX         talk time in seconds (20-60)\n"
         "  --abandon PCT          share of callers who hang up while queued (10)\n"
@@ -75,14 +79,24 @@ static void usage(FILE *out) {
         "  --seed S               random seed (1)\n"
         "  --speed N              simulated time runs N times faster (Timestamps too)\n"
         "  --max                  no timers: generate as fast as clients read (starts\n"
-        "                         when the first client logs in)\n",
+        "                         when the first client logs in)\n"
+        "\n"
+        "Actions that drive calls (with --simulate, or with neither mode: then no\n"
+        "inbound calls arrive but actions still run calls):\n"
+        "  Originate Local/opNNN@phones + Context/Exten: click-to-call (5552xxx answers\n"
+        "    and hangs up after 8 s, 5553xxx busy, 5556xxx stays up, 5554xxx no answer,\n"
+        "    others invalid); + Application ChanSpy, Data PREFIX[,OPTS]: supervisor spy;\n"
+        "    Local/<DID>@from-trunk + Application Wait, Data S: inbound caller, patience S\n"
+        "  Redirect CHANNEL to transfer/1NN or answer/opNNN: that operator takes the call\n"
+        "  Hangup CHANNEL or /REGEX/ [Cause]; QueueAdd/Remove/Pause/Penalty; Status,\n"
+        "  Getvar, Setvar, CoreSettings, CoreStatus, Command\n",
         out);
 }
 
 enum {
     OPT_LISTEN = 256, OPT_USER, OPT_SECRET, OPT_REPLAY, OPT_RAW, OPT_SPEED, OPT_MAX, OPT_LOOP,
     OPT_EXIT_AFTER, OPT_SIMULATE, OPT_OPERATORS, OPT_QUEUES, OPT_RATE, OPT_TALK, OPT_ABANDON,
-    OPT_CALLS, OPT_LINGER, OPT_SEED, OPT_WRITETIMEOUT, OPT_AUTHDELAY, OPT_SHUTDOWN, OPT_STATS, OPT_LOGLEVEL,
+    OPT_CALLS, OPT_LINGER, OPT_SEED, OPT_WRITETIMEOUT, OPT_AUTHDELAY, OPT_SHUTDOWN, OPT_STATS, OPT_STATS_INTERVAL, OPT_LOGLEVEL,
     OPT_HELP
 };
 
@@ -109,6 +123,7 @@ static const struct option long_options[] = {
     {"auth-fail-delay", required_argument, 0, OPT_AUTHDELAY},
     {"shutdown-after", required_argument, 0, OPT_SHUTDOWN},
     {"stats-file", required_argument, 0, OPT_STATS},
+    {"stats-interval", required_argument, 0, OPT_STATS_INTERVAL},
     {"log-level", required_argument, 0, OPT_LOGLEVEL},
     {"help", no_argument, 0, OPT_HELP},
     {0, 0, 0, 0},
@@ -179,6 +194,7 @@ static int parse_option(int opt, const char *arg) {
     case OPT_AUTHDELAY: cfg.auth_fail_delay_ms = atoi(arg); return 0;
     case OPT_SHUTDOWN: cfg.shutdown_after = atof(arg); return 0;
     case OPT_STATS: cfg.stats_file = arg; return 0;
+    case OPT_STATS_INTERVAL: cfg.stats_interval = atof(arg); return cfg.stats_interval >= 0 ? 0 : -1;
     case OPT_LOGLEVEL: {
         int level = log_level_parse(arg);
         if (level < 0) return -1;
@@ -229,6 +245,7 @@ int main(int argc, char **argv) {
     callcenter_free();
     replay_free();
     actions_free();
+    commands_free();
     events_free();
     stats_free();
     return rc;

@@ -336,6 +336,11 @@ static void housekeeping(double now) {
     if (cfg.shutdown_after > 0 && !shutting_down && now - boot_time >= cfg.shutdown_after)
         begin_shutdown(now);
     if (shutting_down && (!clients || now >= shutdown_deadline)) exit_requested = 1;
+    static double next_stats;
+    if (cfg.stats_interval > 0 && now >= next_stats) {
+        next_stats = now + cfg.stats_interval;
+        stats_requested = 1;
+    }
     if (stats_requested) {
         stats_requested = 0;
         if (cfg.stats_file) stats_write(cfg.stats_file);
@@ -359,6 +364,7 @@ static int next_timeout_ms(double now) {
             due = earlier(due, c->stalled_since + cfg.writetimeout_ms / 1000.0);
     }
     due = earlier(due, callcenter_next_due(now));
+    if (cfg.stats_file && cfg.stats_interval > 0) due = earlier(due, now + cfg.stats_interval);
     if (cfg.shutdown_after > 0 && !shutting_down) due = earlier(due, boot_time + cfg.shutdown_after);
     if (shutting_down) due = earlier(due, shutdown_deadline);
     if (due < 0) return 1000;

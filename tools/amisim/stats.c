@@ -5,30 +5,59 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <uthash.h>
 
 #include "log.h"
 
 typedef struct action_count {
     char *name;
+    char *action;           /* by ActionID: the action that carried it first */
     unsigned long count;
     UT_hash_handle hh;
 } action_count;
 
-static action_count *actions;
+static action_count *actions, *by_id;
+static json_t *originates;
 static unsigned long events_sent;
 static unsigned long clients;
 
-void stats_action(const char *name) {
+static action_count *count_in(action_count **table, const char *key) {
     action_count *a;
-    HASH_FIND_STR(actions, name, a);
+    HASH_FIND_STR(*table, key, a);
     if (!a) {
         a = calloc(1, sizeof(*a));
         if (!a) abort();
-        a->name = strdup(name);
-        HASH_ADD_KEYPTR(hh, actions, a->name, strlen(a->name), a);
+        a->name = strdup(key);
+        HASH_ADD_KEYPTR(hh, *table, a->name, strlen(a->name), a);
     }
     a->count++;
+    return a;
+}
+
+/* Session housekeeping is not a command: only the others are counted by id. */
+static int counted_by_id(const char *name) {
+    static const char *skip[] = {"Login", "Logoff", "Ping", "Events"};
+    for (size_t i = 0; i < sizeof(skip) / sizeof(skip[0]); i++)
+        if (strcasecmp(name, skip[i]) == 0) return 0;
+    return 1;
+}
+
+void stats_action(const char *name, const char *actionid) {
+    count_in(&actions, name);
+    if (!*actionid || !counted_by_id(name)) return;
+    action_count *a = count_in(&by_id, actionid);
+    if (!a->action) a->action = strdup(name);
+}
+
+void stats_originate(const char *actionid, const char *channel, const char *exten,
+                     const char (*vars)[2][128], int nvars) {
+    if (!originates) originates = json_array();
+    json_t *v = json_object();
+    for (int i = 0; i < nvars; i++) json_object_set_new(v, vars[i][0], json_string(vars[i][1]));
+    json_array_append_new(originates, json_pack("{s:s, s:s, s:s, s:o}", "action_id", actionid,
+                                                "channel", channel, "exten", exten,
+                                                "variables", v));
 }
 
 void stats_events(unsigned long n) {
@@ -39,12 +68,26 @@ void stats_client(void) {
     clients++;
 }
 
-/* Written to a temporary file and renamed, so a reader never sees half. */
-int stats_write(const char *path) {
+static json_t *counts_json(void) {
     json_t *acts = json_object();
     for (action_count *a = actions; a; a = a->hh.next)
         json_object_set_new(acts, a->name, json_integer((json_int_t)a->count));
-    json_t *root = json_pack("{s:o, s:I, s:I}", "actions", acts, "events_sent",
+    return acts;
+}
+
+static json_t *by_id_json(void) {
+    json_t *ids = json_object();
+    for (action_count *a = by_id; a; a = a->hh.next)
+        json_object_set_new(ids, a->name, json_pack("{s:s, s:I}", "action", a->action,
+                                                    "count", (json_int_t)a->count));
+    return ids;
+}
+
+/* Written to a temporary file and renamed, so a reader never sees half. */
+int stats_write(const char *path) {
+    json_t *orig = originates ? json_incref(originates) : json_array();
+    json_t *root = json_pack("{s:o, s:o, s:o, s:I, s:I}", "actions", counts_json(),
+                             "by_action_id", by_id_json(), "originates", orig, "events_sent",
                              (json_int_t)events_sent, "clients", (json_int_t)clients);
     char tmp[4096];
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
@@ -55,11 +98,19 @@ int stats_write(const char *path) {
     return -1;
 }
 
-void stats_free(void) {
+static void free_table(action_count **table) {
     action_count *a, *tmp;
-    HASH_ITER(hh, actions, a, tmp) {
-        HASH_DEL(actions, a);
+    HASH_ITER(hh, *table, a, tmp) {
+        HASH_DEL(*table, a);
         free(a->name);
+        free(a->action);
         free(a);
     }
+}
+
+void stats_free(void) {
+    free_table(&actions);
+    free_table(&by_id);
+    json_decref(originates);
+    originates = NULL;
 }
