@@ -423,6 +423,11 @@ agent *agent_new(callbus_config *c, char *err, size_t errlen) {
     ami_client_handlers h = {.on_up = on_ami_up, .on_down = on_ami_down,
                              .on_message = on_ami_message, .on_refused = on_ami_refused};
     a->ami = ami_client_new(c, &h, a);
+    /* Topics first: a consumer subscribed to a missing topic only notices
+     * it much later. */
+    char commands_topic[256];
+    config_topic(c, "commands", commands_topic, sizeof(commands_topic));
+    publisher_create_topics(a->pub, c->commands.enabled ? commands_topic : NULL, 6, 5000);
     if (c->commands.enabled) {
         commands_env env = {.cfg = c, .ami = a->ami, .cm = a->cm, .publish_result = on_command_result, .ctx = a};
         a->cmds = commands_new(&env, err, errlen);
@@ -472,9 +477,6 @@ static void loop_once(agent *a) {
 int agent_run(agent *a) {
     log_info("agent %s of site %s starting (epoch %lld), AMI %s:%d", a->cfg->agent.id, a->cfg->site,
              (long long)a->src.epoch, a->cfg->agent.ami_host, a->cfg->agent.ami_port);
-    char commands_topic[256];
-    config_topic(a->cfg, "commands", commands_topic, sizeof(commands_topic));
-    publisher_create_topics(a->pub, a->cmds ? commands_topic : NULL, 6, 5000);
     publish_status(a, "started");
     while (!a->stop) loop_once(a);
     log_info("stopping: logging off and flushing Kafka");

@@ -261,7 +261,6 @@ static int build_action(commands *c, const command *cmd, action *a, inflight *f,
 
 /* Decided: the consumer may move past this message. */
 static void done_with(commands *c, const rd_kafka_message_t *m) {
-    rd_kafka_offsets_store(c->rk, NULL);
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(l, rd_kafka_topic_name(m->rkt), m->partition)->offset = m->offset + 1;
     rd_kafka_offsets_store(c->rk, l);
