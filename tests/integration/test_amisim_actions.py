@@ -33,11 +33,11 @@ def action(conn, name, actionid, *pairs):
     return conn.read_msg()
 
 
-def originate(conn, actionid, op, number, *extra):
+def originate(conn, actionid, op, number, *extra, timeout="30000"):
     return action(conn, "Originate", actionid,
                   ("Channel", f"Local/{op}@phones"), ("Context", "c2c-outbound"),
                   ("Exten", number), ("Priority", "1"),
-                  ("CallerID", f'"Click2Call" <{number}>'), ("Timeout", "30000"),
+                  ("CallerID", f'"Click2Call" <{number}>'), ("Timeout", timeout),
                   ("Variable", "__CC_CAMPAIGN=c2c-demo"), ("Variable", "__CC_TICKET=TCK-1"),
                   ("Async", "true"), *extra)
 
@@ -151,6 +151,18 @@ def test_c2c_invalid_number(sim):  # noqa: F811
     assert dials == []
     statuses = [get(m, "Value") for m in named(msgs, "VarSet") if get(m, "Variable") == "DIALSTATUS"]
     assert statuses[-1] == "CHANUNAVAIL"
+
+
+def test_c2c_no_answer_rings_until_timeout(sim):  # noqa: F811
+    s, ev, act = start(sim)
+    originate(act, "c2c-na", "op101", "5554001", timeout="5000")
+    msgs = events_until(ev, hangup_of("op101@phones-00000000;2"))
+    assert [get(m, "DialStatus") for m in named(msgs, "DialEnd")] == ["ANSWER", "NOANSWER"]
+    pstn = [m for m in named(msgs, "Hangup") if "pstn" in get(m, "Channel")]
+    assert {get(m, "Cause") for m in pstn} == {"19"}
+    begin = float(get(named(msgs, "DialBegin")[1], "Timestamp"))
+    end = float(get(named(msgs, "DialEnd")[1], "Timestamp"))
+    assert 4.9 < end - begin < 5.2
 
 
 def test_c2c_unknown_operator_fails(sim):  # noqa: F811

@@ -730,7 +730,9 @@ static void step_xfer_answer(call *k, double now) {
     if (k->kind == K_INBOUND) {
         if (!k->t_answer) k->t_answer = now;
         k->phase = PH_TALKING;
-        timer_set(k, k->resume_due > now ? k->resume_due : now + cfg.talk_min);
+        double end = k->resume_due > now ? k->resume_due : now + cfg.talk_min;
+        if (k->patience_end > now) end = k->patience_end;
+        timer_set(k, end);
     } else if (k->pstn == PSTN_ANSWER_HANGUP) {
         k->phase = PH_XFER_TALK;
         timer_set(k, k->t_answer + 8 > now ? k->t_answer + 8 : now);
