@@ -234,7 +234,7 @@ static int decode_data(json_t *data, command *cmd, char *reason, size_t rlen) {
         cmd->has_penalty = 1;
     }
     if (copy_variables(json_object_get(data, "variables"), cmd, reason, rlen) < 0) return -1;
-    return check_required(cmd, reason, rlen);
+    return check_required(cmd, reason, rlen) ? -1 : 0;
 }
 
 int command_decode(const char *json, size_t len, command *cmd, char *reason, size_t rlen) {

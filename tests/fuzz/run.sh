@@ -28,15 +28,21 @@ for src in tests/fuzz/fuzz_*.c; do
     # shellcheck disable=SC2086
     $CC -std=gnu11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer \
         -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-        -Ilib $PKG_CFLAGS "$src" $srcs -o "$OUT/$name" $PKG_LIBS -lpthread -lm
+        -Ilib -Iagent $PKG_CFLAGS "$src" $srcs -o "$OUT/$name" $PKG_LIBS -lpthread -lm
 
     corpus="$OUT/corpus-$name"
     mkdir -p "$corpus"
-    # Seeds: each capture whole, behind the 3 control bytes the targets read.
-    for f in tests/fixtures/ami-samples/*.ami; do
-        seed="$corpus/seed-$(basename "$f")"
-        [ -e "$seed" ] || { printf '\007\377\077'; cat "$f"; } > "$seed"
-    done
+    # Seeds: tests/fuzz/corpus-<target> when there is one (e.g. commands),
+    # else each AMI capture whole, behind the 3 control bytes the parser
+    # targets read.
+    if [ -d "tests/fuzz/corpus-${name#fuzz_}" ]; then
+        cp -n tests/fuzz/corpus-"${name#fuzz_}"/* "$corpus"/
+    else
+        for f in tests/fixtures/ami-samples/*.ami; do
+            seed="$corpus/seed-$(basename "$f")"
+            [ -e "$seed" ] || { printf '\007\377\077'; cat "$f"; } > "$seed"
+        done
+    fi
     echo "== run $name for ${SECONDS_EACH}s"
     if ! "$OUT/$name" -max_total_time="$SECONDS_EACH" -max_len=65536 \
             -print_final_stats=1 -artifact_prefix="$OUT/$name-" "$corpus" \
