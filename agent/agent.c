@@ -157,8 +157,23 @@ static void publish_ami(agent *a, const ami_msg *m, double time) {
     publisher_send(a->pub, TOPIC_AMI, key, key ? strlen(key) : 0, a->buf.data, a->buf.len);
 }
 
+/* Final results are written durably: a crash right after a command's
+ * outcome is known must not lose the only record of it. */
 static void on_command_result(void *ctx, const char *command_id, double time, json_t *data) {
-    publish_json(ctx, TOPIC_RESULTS, "callbus.result", command_id, time, data);
+    agent *a = ctx;
+    const char *status = json_string_value(json_object_get(data, "status"));
+    if (status && !strcmp(status, "accepted")) {
+        publish_json(a, TOPIC_RESULTS, "callbus.result", command_id, time, data);
+        return;
+    }
+    char *s = json_dumps(data, JSON_COMPACT);
+    sbuf_reset(&a->buf);
+    ce_begin(&a->buf, &a->src, ++a->seq[TOPIC_RESULTS], "callbus.result", command_id, time);
+    sbuf_puts(&a->buf, s);
+    ce_end(&a->buf);
+    publisher_send_durable(a->pub, TOPIC_RESULTS, command_id, strlen(command_id), a->buf.data, a->buf.len);
+    free(s);
+    json_decref(data);
 }
 
 static void on_model_event(void *ctx, cm_topic topic, const char *type, const char *key,

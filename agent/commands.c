@@ -459,8 +459,11 @@ static rd_kafka_t *make_consumer(const callbus_config *cfg, char *err, size_t er
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     snprintf(group, sizeof(group), "callbus-agent.%s.%s", cfg->site, cfg->agent.id);
     const char *defaults[][2] = {{"group.id", group}, {"enable.auto.offset.store", "false"},
-                                 {"auto.offset.reset", "earliest"}, {"client.id", "callbus-agent-commands"}};
-    for (size_t i = 0; i < 4; i++) rd_kafka_conf_set(conf, defaults[i][0], defaults[i][1], e, sizeof(e));
+                                 {"auto.offset.reset", "earliest"}, {"client.id", "callbus-agent-commands"},
+                                 /* Static membership: a restarted agent gets its partitions back at
+                                  * once instead of after the session timeout. */
+                                 {"group.instance.id", group}};
+    for (size_t i = 0; i < 5; i++) rd_kafka_conf_set(conf, defaults[i][0], defaults[i][1], e, sizeof(e));
     for (size_t i = 0; i < cfg->kafka_count; i++) {
         /* Producer-only properties do not apply to a consumer. */
         if (rd_kafka_conf_set(conf, cfg->kafka[i].key, cfg->kafka[i].value, e, sizeof(e)) != RD_KAFKA_CONF_OK)

@@ -171,6 +171,17 @@ int publisher_send(publisher *p, topic_kind t, const char *key, size_t keylen,
     return to_spool(p, t, key, keylen, payload, len);
 }
 
+int publisher_send_durable(publisher *p, topic_kind t, const char *key, size_t keylen,
+                           const char *payload, size_t len) {
+    p->stats.sent++;
+    if (to_spool(p, t, key, keylen, payload, len) < 0) return -1;
+    if (spool_sync(p->spool) < 0) {
+        log_error("spool: fsync failed: a command result may not survive a crash");
+        return -1;
+    }
+    return 0;
+}
+
 /* Feeds spooled messages to librdkafka until its queue is full again. */
 static void drain_spool(publisher *p) {
     spool_record r;

@@ -43,6 +43,11 @@ publisher *publisher_new(const callbus_config *c, char *err, size_t errlen);
 /* Queues one message; returns 0, or -1 when it had to be dropped. */
 int publisher_send(publisher *p, topic_kind t, const char *key, size_t keylen,
                    const char *payload, size_t len);
+/* Queues one message that must survive a crash of the agent from the
+ * moment this returns 0 (command results): it goes through the disk spool,
+ * fsynced, and is sent from there. */
+int publisher_send_durable(publisher *p, topic_kind t, const char *key, size_t keylen,
+                           const char *payload, size_t len);
 /* Serves delivery reports and moves spooled messages back into librdkafka.
  * Call it on every turn of the event loop. */
 void publisher_poll(publisher *p);

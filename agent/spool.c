@@ -174,6 +174,11 @@ void spool_flush(spool *s) {
     if (s->ff) fflush(s->ff);
 }
 
+int spool_sync(spool *s) {
+    if (!s->wf || fflush(s->wf) != 0) return -1;
+    return fdatasync(fileno(s->wf));
+}
+
 static int open_reader(spool *s) {
     char path[4200];
     seg_path(s, s->read_seg, path, sizeof(path));

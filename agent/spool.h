@@ -35,6 +35,8 @@ int spool_empty(const spool *s);
 uint64_t spool_size(const spool *s);
 /* Flushes written records to the kernel (cheap; called once per loop turn). */
 void spool_flush(spool *s);
+/* Flushes and fsyncs: the records written so far survive a crash. */
+int spool_sync(spool *s);
 /* Records where reading stopped, so a restart does not send twice. */
 void spool_close(spool *s);
 
