@@ -21,7 +21,7 @@ APT_PKGS=(
 )
 JAVA_PKG=openjdk-17-jre-headless
 # python import name -> pip requirement (see tests/requirements.txt)
-PY_MODULES=(confluent_kafka jsonschema pytest websocket)
+PY_MODULES=(confluent_kafka jsonschema referencing pytest websocket yaml)
 
 say() { echo "setup: $*"; }
 

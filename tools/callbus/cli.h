@@ -12,7 +12,8 @@ typedef struct cli_ctx {
 
 /* "calls" -> "<prefix>.<site>.calls"; anything with a dot is taken as is. */
 void cli_topic(const cli_ctx *cx, const char *name, char *out, size_t outlen);
-/* A consumer without a group (for assign()), config properties applied. */
+/* A consumer for assign() (its group id is never joined), config
+ * properties applied. */
 rd_kafka_t *cli_consumer(cli_ctx *cx);
 
 int cmd_tail(cli_ctx *cx, int argc, char **argv);
