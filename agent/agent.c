@@ -72,6 +72,7 @@ struct agent {
     char settings_id[32];
 
     double next_status;
+    double next_drop_report;
     uint64_t gap_seq;
 };
 
@@ -461,13 +462,17 @@ fail:
     return NULL;
 }
 
+/* Losses are announced at most every 10 s: while the spool is full, the
+ * announcement itself may be lost too and is counted in the next one. */
 static void report_drops(agent *a) {
+    if (a->now < a->next_drop_report) return;
     uint64_t lost = publisher_take_dropped(a->pub);
     if (!lost) return;
     char detail[96];
     snprintf(detail, sizeof(detail), "%llu messages could not be kept (spool full or unwritable)",
              (unsigned long long)lost);
     publish_gap(a, a->now, a->now, "kafka_undeliverable", detail);
+    a->next_drop_report = a->now + 10;
 }
 
 static void loop_once(agent *a) {
