@@ -480,6 +480,8 @@ static void loop_once(agent *a) {
     int n = 0;
     int ami_fd = ami_client_fd(a->ami);
     if (ami_fd >= 0) fds[n++] = (struct pollfd){.fd = ami_fd, .events = ami_client_poll_events(a->ami)};
+    if (a->cmds && commands_fd(a->cmds) >= 0)
+        fds[n++] = (struct pollfd){.fd = commands_fd(a->cmds), .events = POLLIN};
     int http_at = n;
     if (a->http) n += http_server_fill_pollfds(a->http, fds + n, 24 - n);
     double wait = ami_client_tick(a->ami, a->now);

@@ -15,12 +15,14 @@
  * back to, so commands wait in Kafka, not in memory. */
 #include "commands.h"
 
+#include <fcntl.h>
 #include <librdkafka/rdkafka.h>
 #include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 #include <uthash.h>
 
 #include "cloudevent.h"
@@ -41,6 +43,8 @@ struct commands {
     commands_env env;
     const callbus_config *cfg;
     rd_kafka_t *rk;
+    rd_kafka_queue_t *queue;
+    int wake[2];            /* librdkafka writes here when commands arrive */
     char topic[256];
     journal *journal;
     regex_t *numbers, *transfers;
@@ -481,6 +485,7 @@ static rd_kafka_t *make_consumer(const callbus_config *cfg, char *err, size_t er
 
 commands *commands_new(const commands_env *env, char *err, size_t errlen) {
     commands *c = calloc(1, sizeof(*c));
+    c->wake[0] = c->wake[1] = -1;
     c->env = *env;
     c->cfg = env->cfg;
     c->now = ce_now();
@@ -505,6 +510,14 @@ commands *commands_new(const commands_env *env, char *err, size_t errlen) {
         snprintf(err, errlen, "commands: subscribe %s: %s", c->topic, rd_kafka_err2str(e));
         goto fail;
     }
+    /* Wake the agent's poll() as soon as a command is fetched, instead of on
+     * its next timer: commands should reach Asterisk in milliseconds. */
+    if (pipe2(c->wake, O_NONBLOCK | O_CLOEXEC) == 0) {
+        c->queue = rd_kafka_queue_get_consumer(c->rk);
+        rd_kafka_queue_io_event_enable(c->queue, c->wake[1], "1", 1);
+    } else {
+        c->wake[0] = c->wake[1] = -1;
+    }
     journal_each(c->journal, report_unfinished, c);
     log_info("commands: consuming %s (journal %s, %zu recent ids)", c->topic, path, journal_size(c->journal));
     return c;
@@ -522,8 +535,13 @@ static void resume(commands *c) {
     c->held = 0;
 }
 
+int commands_fd(const commands *c) { return c->wake[0]; }
+
 void commands_poll(commands *c, double now) {
+    char drain[64];
     c->now = now;
+    while (c->wake[0] >= 0 && read(c->wake[0], drain, sizeof(drain)) > 0) {
+    }
     /* A few messages per turn keep AMI reading responsive. */
     for (int i = 0; i < 32; i++) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, 0);
@@ -564,6 +582,10 @@ void commands_get_stats(const commands *c, commands_stats *out) {
 
 void commands_free(commands *c) {
     if (!c) return;
+    if (c->queue) {
+        rd_kafka_queue_io_event_enable(c->queue, -1, NULL, 0);
+        rd_kafka_queue_destroy(c->queue);
+    }
     if (c->rk) {
         rd_kafka_consumer_close(c->rk);
         rd_kafka_destroy(c->rk);
@@ -578,5 +600,7 @@ void commands_free(commands *c) {
     free(c->numbers);
     free(c->transfers);
     journal_close(c->journal);
+    for (int i = 0; i < 2; i++)
+        if (c->wake[i] >= 0) close(c->wake[i]);
     free(c);
 }

@@ -31,6 +31,8 @@ typedef struct commands_stats {
 } commands_stats;
 
 commands *commands_new(const commands_env *env, char *err, size_t errlen);
+/* For poll(): readable when commands are waiting (-1 if unavailable). */
+int commands_fd(const commands *c);
 /* Consumes commands and runs timers; call on every loop turn. */
 void commands_poll(commands *c, double now);
 void commands_on_ami_up(commands *c);

@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <libconfig.h>
+#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -208,6 +209,23 @@ static int load_strings(config_t *cf, const char *path, char ***out, size_t *cou
     return 0;
 }
 
+/* Patterns are compiled again by the executor; checking here lets
+ * --check-config catch a typo before the agent runs. */
+static int check_regexes(const char *what, char **patterns, size_t n, char *err, size_t errlen) {
+    for (size_t i = 0; i < n; i++) {
+        regex_t re;
+        int rc = regcomp(&re, patterns[i], REG_EXTENDED | REG_NOSUB);
+        if (rc) {
+            char e[128];
+            regerror(rc, &re, e, sizeof(e));
+            snprintf(err, errlen, "%s[%zu] \"%s\" is not a valid extended regex: %s", what, i, patterns[i], e);
+            return -1;
+        }
+        regfree(&re);
+    }
+    return 0;
+}
+
 static const char *const default_contexts[] = {"c2c-outbound", NULL};
 static const char *const default_numbers[] = {"^\\+?[0-9]{3,15}$", NULL};
 static const char *const default_transfers[] = {"^[0-9]{2,6}$", NULL};
@@ -227,6 +245,11 @@ static int load_commands(callbus_config *c, config_t *cf, char *err, size_t errl
         load_strings(cf, "commands.allowed_contexts", &c->commands.allowed_contexts, &c->commands.allowed_context_count, default_contexts, err, errlen) ||
         load_strings(cf, "commands.number_patterns", &c->commands.number_patterns, &c->commands.number_pattern_count, default_numbers, err, errlen) ||
         load_strings(cf, "commands.transfer_patterns", &c->commands.transfer_patterns, &c->commands.transfer_pattern_count, default_transfers, err, errlen))
+        return -1;
+    if (check_regexes("commands.number_patterns", c->commands.number_patterns,
+                      c->commands.number_pattern_count, err, errlen) ||
+        check_regexes("commands.transfer_patterns", c->commands.transfer_patterns,
+                      c->commands.transfer_pattern_count, err, errlen))
         return -1;
     const char *pct = strstr(c->commands.operator_phone, "%s");
     if (!pct || strchr(pct + 2, '%') || strchr(c->commands.operator_phone, '%') != pct) {

@@ -98,6 +98,66 @@ agent: {{ ami: {{ port = {port}; secret = "callbus"; }}; http: {{ listen = "127.
         amisim.wait(10)
 
 
+def command_latency(bootstrap, work, n=300, rate=50.0):
+    """Produce -> the AMI action arriving at amisim, for pause/unpause
+    commands at a steady rate. Both ends read this machine's clock."""
+    import json
+    from confluent_kafka import Producer
+    stats = work / "cmd-stats.json"
+    amisim = subprocess.Popen([BUILD / "amisim", "--listen", "127.0.0.1:0", "--operators", "5",
+                               "--queues", "support", "--rate", "0", "--stats-file", stats,
+                               "--stats-interval", "0.5"],
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    port = int(re.search(r":(\d+)$", amisim.stdout.readline().strip()).group(1))
+    http = free_port()
+    site = "c" + uuid.uuid4().hex[:8]
+    conf = work / f"{site}.conf"
+    conf.write_text(f"""site = "{site}"; state_dir = "{work / site}";
+kafka = [ "bootstrap.servers={bootstrap}" ];
+agent: {{ ami: {{ port = {port}; secret = "callbus"; }}; http: {{ listen = "127.0.0.1:{http}"; }}; }};
+commands: {{ operator_phone = "Local/%s@phones"; }};
+""")
+    agent = subprocess.Popen([BUILD / "callbus-agent", "-c", conf], stderr=open(work / f"{site}.log", "w"))
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0, "acks": "all"})
+    topic = f"callbus.{site}.commands"
+    sent = {}
+
+    def send(i):
+        now = time.time()
+        cid = f"bench:{site}:{int(now)}:{i}"
+        cmd = {"specversion": "1.0", "id": cid, "source": "callbus://bench", "sender": "bench",
+               "type": "callbus.command." + ("pause" if i % 2 == 0 else "unpause"),
+               "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + "Z",
+               "expires": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now + 60)) + "Z",
+               "data": {"operator_id": "op101"}}
+        producer.produce(topic, key="op101", value=json.dumps(cmd))
+        producer.poll(0)
+        sent[f"cmd/{cid}"] = now
+    try:
+        time.sleep(6)  # consumer group join
+        send(-1)       # warm-up, not measured
+        producer.flush(10)
+        time.sleep(2)
+        sent.clear()
+        t0 = time.monotonic()
+        for i in range(n):
+            delay = t0 + i / rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            send(i)
+        producer.flush(10)
+        time.sleep(3)
+        by_id = json.loads(stats.read_text())["by_action_id"]
+        lat = sorted((by_id[k]["first_at"] - t) * 1000 for k, t in sent.items() if k in by_id)
+        return dict(n=len(lat), sent=len(sent), p50=lat[len(lat) // 2], p99=lat[int(len(lat) * 0.99) - 1],
+                    max=lat[-1])
+    finally:
+        agent.terminate()
+        agent.wait(30)
+        amisim.terminate()
+        amisim.wait(10)
+
+
 def parser_alone():
     out = subprocess.run([BUILD / "bench_parser", ROOT / "tests/fixtures/ami-samples", "300"],
                          capture_output=True, text=True, check=True).stdout
@@ -119,10 +179,19 @@ def main():
               f"messages in {r['seconds']:.2f} s: {r['events_per_s']:.0f} events/s, agent CPU "
               f"{r['cpu_pct']:.0f}%, peak RSS {r['rss_mb']:.1f} MB, spooled {r['spooled']:.0f}")
     med = lambda k: statistics.median(r[k] for r in runs)
+    lats = []
+    for i in range(RUNS):
+        r = command_latency(bootstrap, work)
+        lats.append(r)
+        print(f"command latency run {i + 1}: {r['n']}/{r['sent']} commands at 50/s, produce -> AMI action "
+              f"at amisim: p50 {r['p50']:.2f} ms, p99 {r['p99']:.2f} ms, max {r['max']:.2f} ms")
     parser = parser_alone()
     print()
     print(f"RESULT end-to-end (median of {RUNS}): {med('events_per_s'):.0f} AMI events/s into Kafka, "
           f"agent CPU {med('cpu_pct'):.0f}%, agent peak RSS {med('rss_mb'):.1f} MB")
+    print(f"RESULT command latency (median of {RUNS}): p50 "
+          f"{statistics.median(r['p50'] for r in lats):.2f} ms, p99 "
+          f"{statistics.median(r['p99'] for r in lats):.2f} ms")
     print(f"RESULT parser alone (median of 5): {parser:.0f} messages/s")
 
 

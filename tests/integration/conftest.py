@@ -504,6 +504,13 @@ def procs(request, tmp_path):
     request.node._callbus_procs = g
     yield g
     g.stop_all()
+    # Under SAN=1 builds a sanitizer report fails the test even when the
+    # process kept running or the test did not look at its output.
+    for p in g.procs:
+        err = p.output("err")
+        for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
+            if marker in err:
+                pytest.fail(f"{p.name}: sanitizer report:\n{p.log_tail(60)}", pytrace=False)
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/time.h>
 #include <uthash.h>
 
 #include "log.h"
@@ -14,6 +15,7 @@ typedef struct action_count {
     char *name;
     char *action;           /* by ActionID: the action that carried it first */
     unsigned long count;
+    double first_at;        /* when the first one arrived (for latency benchmarks) */
     UT_hash_handle hh;
 } action_count;
 
@@ -47,7 +49,12 @@ void stats_action(const char *name, const char *actionid) {
     count_in(&actions, name);
     if (!*actionid || !counted_by_id(name)) return;
     action_count *a = count_in(&by_id, actionid);
-    if (!a->action) a->action = strdup(name);
+    if (!a->action) {
+        struct timeval tv;
+        gettimeofday(&tv, NULL);
+        a->action = strdup(name);
+        a->first_at = (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
+    }
 }
 
 void stats_originate(const char *actionid, const char *channel, const char *exten,
@@ -78,8 +85,9 @@ static json_t *counts_json(void) {
 static json_t *by_id_json(void) {
     json_t *ids = json_object();
     for (action_count *a = by_id; a; a = a->hh.next)
-        json_object_set_new(ids, a->name, json_pack("{s:s, s:I}", "action", a->action,
-                                                    "count", (json_int_t)a->count));
+        json_object_set_new(ids, a->name, json_pack("{s:s, s:I, s:f}", "action", a->action,
+                                                    "count", (json_int_t)a->count,
+                                                    "first_at", a->first_at));
     return ids;
 }
 

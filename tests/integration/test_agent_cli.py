@@ -1,0 +1,44 @@
+"""callbus-agent's command line: --help, --version, --check-config on the
+shipped example and on broken files."""
+
+import subprocess
+from pathlib import Path
+
+from conftest import build_path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(*args):
+    return subprocess.run([str(build_path("callbus-agent")), *map(str, args)],
+                          capture_output=True, text=True, timeout=30)
+
+
+def test_example_config_is_valid():
+    r = run("--check-config", "-c", ROOT / "agent" / "agent.conf.example")
+    assert r.returncode == 0, r.stderr
+    assert "configuration is valid" in r.stdout
+
+
+def test_help_and_version():
+    assert "--check-config" in run("--help").stdout
+    assert run("--version").stdout.startswith("callbus-agent ")
+
+
+def test_bad_configs_are_explained(tmp_path):
+    cases = {
+        'site = "riga"\nagent: { ami: { port = 99999; }; };': "agent.ami.port",
+        'commands: { number_patterns = [ "([" ]; };': "number_patterns",
+        'commands: { operator_phone = "PJSIP/op"; };': "operator_phone",
+        'kafka = [ "no-equals-sign" ];': "name=value",
+    }
+    for text, fragment in cases.items():
+        p = tmp_path / "bad.conf"
+        p.write_text(text)
+        r = run("--check-config", "-c", p)
+        assert r.returncode == 2, (text, r.stdout, r.stderr)
+        assert fragment in r.stderr, (text, r.stderr)
+    r = run("--check-config", "-c", tmp_path / "missing.conf")
+    assert r.returncode == 2 and "cannot read" in r.stderr
+    r = run("-c", ROOT / "agent" / "agent.conf.example", "-X", "no.such.property=1", "--check-config")
+    assert r.returncode == 0  # -X is checked by librdkafka when the agent starts
