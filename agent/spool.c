@@ -126,9 +126,10 @@ static int write_record(FILE *f, const spool_record *r) {
     memcpy(hdr, &total, 4);
     hdr[4] = r->topic;
     memcpy(hdr + 8, &keylen, 4);
+    /* Keyless messages have key NULL: fwrite must not see it even for 0 bytes. */
     if (fwrite(hdr, 1, HEADER_LEN, f) != HEADER_LEN ||
-        fwrite(r->key, 1, r->keylen, f) != r->keylen ||
-        fwrite(r->payload, 1, r->len, f) != r->len)
+        (r->keylen && fwrite(r->key, 1, r->keylen, f) != r->keylen) ||
+        (r->len && fwrite(r->payload, 1, r->len, f) != r->len))
         return -1;
     return (int)total;
 }

@@ -140,6 +140,22 @@ static void test_torn_tail_ignored(void **state) {
     spool_close(s);
 }
 
+/* Keyless messages (AMI events without Linkedid) spool like any other. */
+static void test_keyless_record(void **state) {
+    (void)state;
+    char err[256];
+    spool *s = spool_open(dir, 1 << 20, err, sizeof(err));
+    spool_record r = {.topic = 0, .key = NULL, .keylen = 0, .payload = "{}", .len = 2};
+    assert_int_equal(spool_append(s, &r), 0);
+    spool_record got;
+    assert_int_equal(spool_peek(s, &got), 1);
+    assert_int_equal(got.keylen, 0);
+    assert_int_equal(got.len, 2);
+    assert_memory_equal(got.payload, "{}", 2);
+    spool_consume(s);
+    spool_close(s);
+}
+
 static void test_unwritable_dir(void **state) {
     (void)state;
     char err[256];
@@ -155,6 +171,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_front_segment_read_first, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_torn_tail_ignored, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_keyless_record, setup, teardown),
         cmocka_unit_test(test_unwritable_dir),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
