@@ -29,21 +29,26 @@ LDLIBS = $(PKG_LIBS) -lpthread -lm
 
 LIB_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard lib/*.c))
 AGENT_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(filter-out agent/main.c,$(wildcard agent/*.c)))
+GATEWAY_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(filter-out gateway/main.c,$(wildcard gateway/*.c)))
 AMISIM_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tools/amisim/*.c))
 CLI_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tools/callbus/*.c))
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 
-PROGRAMS := $(BUILD)/callbus-agent $(BUILD)/amisim $(if $(CLI_OBJS),$(BUILD)/callbus)
+PROGRAMS := $(BUILD)/callbus-agent $(BUILD)/amisim $(if $(CLI_OBJS),$(BUILD)/callbus) \
+            $(if $(wildcard gateway/main.c),$(BUILD)/callbus-gateway)
 
-.PHONY: all deps kafka-jars test unit unit-san integration valgrind demo bench fuzz clean
+.PHONY: all deps kafka-jars test unit integration integration-san valgrind demo bench fuzz clean
 all: $(PROGRAMS)
 
-$(BUILD)/%.o: %.c $(wildcard lib/*.h agent/*.h tools/amisim/*.h tools/callbus/*.h)
+$(BUILD)/%.o: %.c $(wildcard lib/*.h agent/*.h gateway/*.h tools/amisim/*.h tools/callbus/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
 $(BUILD)/callbus-agent: $(BUILD)/agent/main.o $(AGENT_OBJS) $(LIB_OBJS)
+	$(CC) $(ALL_CFLAGS) $^ -o $@ $(LDLIBS)
+
+$(BUILD)/callbus-gateway: $(BUILD)/gateway/main.o $(GATEWAY_OBJS) $(LIB_OBJS)
 	$(CC) $(ALL_CFLAGS) $^ -o $@ $(LDLIBS)
 
 $(BUILD)/amisim: $(AMISIM_OBJS) $(LIB_OBJS)
@@ -52,9 +57,9 @@ $(BUILD)/amisim: $(AMISIM_OBJS) $(LIB_OBJS)
 $(BUILD)/callbus: $(CLI_OBJS) $(LIB_OBJS)
 	$(CC) $(ALL_CFLAGS) $^ -o $@ $(LDLIBS)
 
-$(BUILD)/tests/%: tests/unit/%.c $(AGENT_OBJS) $(LIB_OBJS)
+$(BUILD)/tests/%: tests/unit/%.c $(AGENT_OBJS) $(GATEWAY_OBJS) $(LIB_OBJS)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Iagent -DFIXTURES=\"$(CURDIR)/tests/fixtures\" $^ -o $@ $(LDLIBS) -lcmocka
+	$(CC) $(ALL_CFLAGS) -Iagent -Igateway -DFIXTURES=\"$(CURDIR)/tests/fixtures\" $^ -o $@ $(LDLIBS) -lcmocka
 
 deps:
 	@tools/setup.sh deps
@@ -63,17 +68,25 @@ kafka-jars:
 	@tests/kafka/kafka.sh fetch
 
 # Unit tests first (seconds), then the same tests under ASan+UBSan, then the
-# integration suite against a real broker.
+# integration suite against a real broker, then its core again with the
+# ASan+UBSan programs (a sanitizer report in any process fails its test).
+SAN_INTEGRATION := capture or ids_are or malformed or restart_ends or link_cut or graceful \
+                   or originate or queue_commands or refusals or same_id or wait_for_ami
 test: deps
 	@$(MAKE) --no-print-directory all unit
 	@$(MAKE) --no-print-directory SAN=1 all unit
 	@$(MAKE) --no-print-directory integration
+	@$(MAKE) --no-print-directory integration-san
 
 unit: $(UNIT_BINS)
 	@tests/run-unit.sh $(UNIT_BINS)
 
 integration: all kafka-jars
 	@tests/run-integration.sh
+
+integration-san: kafka-jars
+	@$(MAKE) --no-print-directory SAN=1 all
+	@CALLBUS_BUILD=build-san tests/run-integration.sh -k "$(SAN_INTEGRATION)"
 
 valgrind: $(UNIT_BINS)
 	@VALGRIND=1 tests/run-unit.sh $(UNIT_BINS)
