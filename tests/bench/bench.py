@@ -42,19 +42,27 @@ def peak_rss_kb(pid):
     return int(m.group(1))
 
 
-def end_to_end(bootstrap, work):
-    amisim = subprocess.Popen([BUILD / "amisim", "--listen", "127.0.0.1:0", "--replay", CAPTURE,
-                               "--max", "--loop", str(LOOPS)],
+def start_pair(bootstrap, work, tag, amisim_args, extra_conf=""):
+    """amisim with amisim_args and an agent connected to it; returns
+    (amisim, agent, http port, site)."""
+    amisim = subprocess.Popen([BUILD / "amisim", "--listen", "127.0.0.1:0", *amisim_args],
                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     port = int(re.search(r":(\d+)$", amisim.stdout.readline().strip()).group(1))
     http = free_port()
-    site = "b" + uuid.uuid4().hex[:8]
+    site = tag + uuid.uuid4().hex[:8]
     conf = work / f"{site}.conf"
     conf.write_text(f"""site = "{site}"; state_dir = "{work / site}";
 kafka = [ "bootstrap.servers={bootstrap}" ];
 agent: {{ ami: {{ port = {port}; secret = "callbus"; }}; http: {{ listen = "127.0.0.1:{http}"; }}; }};
+{extra_conf}
 """)
     agent = subprocess.Popen([BUILD / "callbus-agent", "-c", conf], stderr=open(work / f"{site}.log", "w"))
+    return amisim, agent, http, site
+
+
+def end_to_end(bootstrap, work):
+    amisim, agent, http, site = start_pair(bootstrap, work, "b", ["--replay", CAPTURE, "--max",
+                                                                 "--loop", str(LOOPS)])
     try:
         for _ in range(100):
             try:
@@ -104,20 +112,11 @@ def command_latency(bootstrap, work, n=300, rate=50.0):
     import json
     from confluent_kafka import Producer
     stats = work / "cmd-stats.json"
-    amisim = subprocess.Popen([BUILD / "amisim", "--listen", "127.0.0.1:0", "--operators", "5",
-                               "--queues", "support", "--rate", "0", "--stats-file", stats,
-                               "--stats-interval", "0.5"],
-                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    port = int(re.search(r":(\d+)$", amisim.stdout.readline().strip()).group(1))
-    http = free_port()
-    site = "c" + uuid.uuid4().hex[:8]
-    conf = work / f"{site}.conf"
-    conf.write_text(f"""site = "{site}"; state_dir = "{work / site}";
-kafka = [ "bootstrap.servers={bootstrap}" ];
-agent: {{ ami: {{ port = {port}; secret = "callbus"; }}; http: {{ listen = "127.0.0.1:{http}"; }}; }};
-commands: {{ operator_phone = "Local/%s@phones"; }};
-""")
-    agent = subprocess.Popen([BUILD / "callbus-agent", "-c", conf], stderr=open(work / f"{site}.log", "w"))
+    amisim, agent, http, site = start_pair(
+        bootstrap, work, "c",
+        ["--operators", "5", "--queues", "support", "--rate", "0", "--stats-file", stats,
+         "--stats-interval", "0.5"],
+        'commands: { operator_phone = "Local/%s@phones"; };')
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0, "acks": "all"})
     topic = f"callbus.{site}.commands"
     sent = {}
