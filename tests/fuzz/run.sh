@@ -13,9 +13,11 @@ PKG_LIBS=$(pkg-config --libs $PKGS 2>/dev/null || true)
 mkdir -p "$OUT"
 
 # Library code is enough for the parser targets; a target that needs the
-# agent declares it with "fuzz-needs: agent" in its first lines.
+# agent declares it with "fuzz-needs: agent" in its first lines, one that
+# needs the gateway with "fuzz-needs: gateway".
 LIB_SRCS=$(ls lib/*.c)
 AGENT_SRCS=$(ls agent/*.c 2>/dev/null | grep -v '^agent/main\.c$' || true)
+GATEWAY_SRCS=$(ls gateway/*.c 2>/dev/null | grep -v '^gateway/main\.c$' || true)
 
 status=0
 for src in tests/fuzz/fuzz_*.c; do
@@ -24,11 +26,14 @@ for src in tests/fuzz/fuzz_*.c; do
     if head -20 "$src" | grep -q 'fuzz-needs: agent'; then
         srcs="$srcs $AGENT_SRCS"
     fi
+    if head -20 "$src" | grep -q 'fuzz-needs: gateway'; then
+        srcs="$srcs $GATEWAY_SRCS"
+    fi
     echo "== build $name"
     # shellcheck disable=SC2086
     $CC -std=gnu11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer \
         -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-        -Ilib -Iagent $PKG_CFLAGS "$src" $srcs -o "$OUT/$name" $PKG_LIBS -lpthread -lm
+        -Ilib -Iagent -Igateway $PKG_CFLAGS "$src" $srcs -o "$OUT/$name" $PKG_LIBS -lpthread -lm
 
     corpus="$OUT/corpus-$name"
     mkdir -p "$corpus"
