@@ -1,0 +1,244 @@
+'use strict';
+/* The operator page (gateway/www) in real headless Chromium against the fake
+ * gateway. Run: tests/browser/run.sh (or `node --test` here). Screenshots go
+ * to $BROWSER_OUT or tests/browser/out/. */
+
+const { test, before, after } = require('node:test');
+const assert = require('node:assert/strict');
+const fs = require('fs');
+const path = require('path');
+const { chromium } = require('playwright-core');
+const { FakeGateway, makeToken } = require('./fake_gateway');
+
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const OUT = path.resolve(process.env.BROWSER_OUT || path.join(__dirname, 'out'));
+const T = 8000;   /* per-expectation timeout, ms */
+
+let gw, browser, context, page, url;
+const consoleErrors = [];
+
+async function shot(name) {
+  await page.screenshot({ path: path.join(OUT, name + '.png'), fullPage: true });
+}
+
+async function textOf(sel) { return (await page.locator(sel).textContent()).trim(); }
+
+/* Poll until fn() is truthy. */
+async function until(fn, what, timeout = T) {
+  const t0 = Date.now();
+  let last;
+  for (;;) {
+    try { last = await fn(); if (last) return last; } catch (e) { last = e; }
+    if (Date.now() - t0 > timeout) throw new Error('timed out: ' + what + (last instanceof Error ? ' (' + last.message + ')' : ''));
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+function secondsOf(timerText) {
+  const p = timerText.split(':').map(Number);
+  return p.reduce((a, b) => a * 60 + b, 0);
+}
+
+before(async () => {
+  fs.mkdirSync(OUT, { recursive: true });
+  if (!fs.existsSync(CHROMIUM)) throw new Error(CHROMIUM + ' is missing: apt-get install -y chromium');
+  gw = new FakeGateway({ operators: ['op101', 'op102'] });
+  url = await gw.start();
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync']
+  });
+  context = await browser.newContext({ viewport: { width: 1100, height: 800 } });
+  /* The page must never reach anything but its own origin (no CDNs). */
+  await context.route('**/*', (route) => {
+    const u = new URL(route.request().url());
+    if (u.host === new URL(url).host) return route.continue();
+    return route.abort();
+  });
+  page = await context.newPage();
+  page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
+  page.on('pageerror', (e) => consoleErrors.push(String(e)));
+});
+
+after(async () => {
+  if (browser) await browser.close();
+  if (gw) await gw.close();
+});
+
+let offered;
+
+test('signs in from the #token= link and shows the operator id', async () => {
+  await page.goto(url + '#token=' + makeToken('op101'));
+  await page.locator('#conn[data-state="connected"]').waitFor({ timeout: T });
+  assert.equal(await textOf('#op-id'), 'op101');
+  assert.equal(await textOf('#op-role'), 'operator');
+  assert.equal(await textOf('#status'), 'Ready');
+  assert.equal(new URL(page.url()).hash, '', 'the token is removed from the address bar');
+  const auth = gw.received.find((r) => r.msg.type === 'auth');
+  assert.ok(auth && !auth.msg.resume, 'first sign-in sends auth without resume');
+  await shot('01-signed-in');
+});
+
+test('shows an offered call with the caller number', async () => {
+  offered = gw.offerCall({ operator: 'op101', caller: '5551001', name: 'Alice Customer' });
+  await page.locator('#offered-card').waitFor({ state: 'visible', timeout: T });
+  assert.equal(await textOf('#offered-number'), '5551001');
+  assert.equal(await textOf('#status'), 'Ringing');
+  await shot('02-offered');
+});
+
+test('Accept sends answer and shows the connected call with a running timer', async () => {
+  const from = gw.received.length;
+  await page.getByRole('button', { name: 'Accept' }).click();
+  const cmd = await gw.waitForCommand('answer', from);
+  assert.equal(cmd.msg.data.call_id, offered.call_id);
+  assert.ok(cmd.msg.id, 'a command carries the client id');
+  await page.locator('#call-card').waitFor({ state: 'visible', timeout: T });
+  await until(async () => (await page.locator('#offered-card').isHidden()), 'offer card gone');
+  assert.equal(await textOf('#call-number'), '5551001');
+  assert.equal(await textOf('#status'), 'On a call');
+  const t1 = secondsOf(await textOf('#call-timer'));
+  await until(async () => secondsOf(await textOf('#call-timer')) >= t1 + 1, 'the call timer runs', 4000);
+  await until(async () => (await page.locator('#log li[data-status="succeeded"]').count()) >= 1, 'answer result logged');
+  assert.match(await textOf('#log li:first-child'), /answer.*accepted → succeeded/);
+  await shot('03-in-call');
+});
+
+test('a page reload keeps the state through resume', async () => {
+  const before = secondsOf(await textOf('#call-timer'));
+  const from = gw.replies.length;
+  await page.reload();
+  /* The kept state shows at once, before the gateway answers. */
+  assert.equal(await textOf('#call-number'), '5551001');
+  await page.locator('#conn[data-state="connected"]').waitFor({ timeout: T });
+  const reply = gw.replies.slice(from).find((r) => r.operator === 'op101');
+  assert.ok(reply, 'reconnected after reload');
+  assert.ok(reply.resume && reply.resume.epoch === gw.epoch && reply.resume.pos > 0, 'auth carried resume {epoch,pos}');
+  assert.equal(reply.type, 'resume');
+  assert.equal(reply.recovered, true);
+  assert.equal(await textOf('#op-id'), 'op101');
+  assert.equal(await textOf('#call-number'), '5551001');
+  assert.ok(secondsOf(await textOf('#call-timer')) >= before, 'timer continues from the call start');
+  assert.ok((await page.locator('#log li').count()) >= 1, 'command log kept');
+});
+
+test('the connection indicator shows lost and restored, and the missed events arrive', async () => {
+  gw.setAccepting(false);
+  gw.dropConnections();
+  await page.locator('#conn[data-state="reconnecting"]').waitFor({ timeout: T });
+  assert.match(await textOf('#conn'), /reconnecting/i);
+  assert.ok(await page.getByRole('button', { name: 'Hang up' }).isDisabled(), 'commands disabled while offline');
+  await shot('04-reconnecting');
+  gw.hold(offered.call_id, true);   /* happens while the page is away */
+  const from = gw.replies.length;
+  gw.setAccepting(true);
+  await page.locator('#conn[data-state="connected"]').waitFor({ timeout: 20000 });
+  const reply = gw.replies.slice(from).find((r) => r.operator === 'op101');
+  assert.equal(reply.type, 'resume');
+  await page.locator('#call-held').waitFor({ state: 'visible', timeout: T });
+  assert.equal(await textOf('#conn'), 'Connected');
+  gw.hold(offered.call_id, false);
+  await page.locator('#call-held').waitFor({ state: 'hidden', timeout: T });
+});
+
+test('Hang up ends the call and it appears in recent calls', async () => {
+  const from = gw.received.length;
+  await page.getByRole('button', { name: 'Hang up' }).click();
+  const cmd = await gw.waitForCommand('hangup', from);
+  assert.equal(cmd.msg.data.call_id, offered.call_id);
+  await page.locator('#call-card').waitFor({ state: 'hidden', timeout: T });
+  const row = page.locator(`#recent tr[data-call-id="${offered.call_id}"]`);
+  await row.waitFor({ timeout: T });
+  const text = await row.textContent();
+  assert.match(text, /5551001/);
+  assert.match(text, /answered/);
+  assert.match(text, /\d+:\d\d/);
+  assert.equal(await textOf('#status'), 'Ready');
+  await shot('05-after-call');
+});
+
+test('Pause with a reason, then Ready', async () => {
+  await page.getByLabel('Pause reason').selectOption('Lunch');
+  let from = gw.received.length;
+  await page.getByRole('button', { name: 'Pause', exact: true }).click();
+  const cmd = await gw.waitForCommand('pause', from);
+  assert.equal(cmd.msg.data.reason, 'Lunch');
+  await until(async () => (await textOf('#status')) === 'Paused: Lunch', 'paused with reason');
+  await shot('06-paused');
+  from = gw.received.length;
+  await page.getByRole('button', { name: 'Ready' }).click();
+  await gw.waitForCommand('unpause', from);
+  await until(async () => (await textOf('#status')) === 'Ready', 'ready again');
+});
+
+test('click-to-call originates and shows the outbound call; transfer sends the extension', async () => {
+  let from = gw.received.length;
+  await page.getByLabel('Number to call').fill('5552002');
+  await page.getByRole('button', { name: 'Call', exact: true }).click();
+  const cmd = await gw.waitForCommand('originate', from);
+  assert.equal(cmd.msg.data.number, '5552002');
+  await page.locator('#call-card').waitFor({ state: 'visible', timeout: T });
+  assert.equal(await textOf('#call-number'), '5552002');
+  await until(async () => (await textOf('#call-dir')) === 'outbound call', 'outbound call answered');
+  from = gw.received.length;
+  await page.getByLabel('Transfer to extension').fill('205');
+  await page.getByRole('button', { name: 'Transfer' }).click();
+  const tr = await gw.waitForCommand('transfer', from);
+  assert.equal(tr.msg.data.to, '205');
+  assert.equal(tr.msg.data.kind, 'blind');
+  await page.locator('#call-card').waitFor({ state: 'hidden', timeout: T });
+});
+
+test('a rejected command shows the error in the log', async () => {
+  await page.evaluate(() => { document.getElementById('dial-number').removeAttribute('pattern'); });
+  await page.getByLabel('Number to call').fill('abc');
+  await page.getByRole('button', { name: 'Call', exact: true }).click();
+  await until(async () => /failed/.test(await textOf('#log li:first-child')), 'failed result logged');
+  assert.match(await textOf('#log li:first-child'), /bad number/);
+  await shot('07-log');
+});
+
+test('supervisor signs in with the form and sees operators and active calls, Listen sends listen', async () => {
+  const sctx = await browser.newContext({ viewport: { width: 1100, height: 900 } });
+  const sp = await sctx.newPage();
+  sp.on('pageerror', (e) => consoleErrors.push(String(e)));
+  try {
+    await sp.goto(url);
+    await sp.getByLabel('Access token').waitFor({ timeout: T });
+    await sp.screenshot({ path: path.join(OUT, '00-sign-in.png'), fullPage: true });
+    const live = gw.offerCall({ operator: 'op102', caller: '5553003', name: 'Bob Buyer' });
+    await sp.getByLabel('Access token').fill(makeToken('sup1', 'supervisor'));
+    await sp.getByRole('button', { name: 'Sign in' }).click();
+    await sp.locator('#conn[data-state="connected"]').waitFor({ timeout: T });
+    assert.equal((await sp.locator('#op-role').textContent()).trim(), 'supervisor');
+    await sp.locator('#operators tr[data-operator-id="op101"]').waitFor({ timeout: T });
+    assert.match(await sp.locator('#operators tr[data-operator-id="op102"]').textContent(), /Ringing/);
+    assert.match(await sp.locator(`#active-calls tr[data-call-id="${live.call_id}"]`).textContent(), /5553003.*offered.*op102.*support/);
+    const from = gw.received.length;
+    await sp.getByRole('button', { name: 'Listen to op102' }).click();
+    const cmd = await gw.waitForCommand('listen', from);
+    assert.equal(cmd.msg.data.operator_id, 'op102');
+    await sp.locator('#log li[data-status="succeeded"]').waitFor({ timeout: T });
+    await sp.screenshot({ path: path.join(OUT, '08-supervisor.png'), fullPage: true });
+    /* The operator page never saw op102's call. */
+    assert.equal(await page.locator('#offered-card').isHidden(), true);
+  } finally {
+    await sctx.close();
+  }
+});
+
+test('an expired token returns to the sign-in form with a message', async () => {
+  const ctx = await browser.newContext();
+  const p = await ctx.newPage();
+  try {
+    await p.goto(url + '#token=' + makeToken('op101', 'operator', 'riga', -10));
+    await p.locator('#signin-error').waitFor({ state: 'visible', timeout: T });
+    assert.match(await p.locator('#signin-error').textContent(), /expired/);
+  } finally {
+    await ctx.close();
+  }
+});
+
+test('no script errors on the page', () => {
+  assert.deepEqual(consoleErrors.filter((e) => !/WebSocket/.test(e)), []);
+});
