@@ -567,6 +567,17 @@ static int dispatch(view *v, json_t *ev, view_delivery_fn fn, void *ctx) {
     return n;
 }
 
+/* The agent numbers each topic on its own (seq per topic, docs/messages.md),
+ * so an id is unique per topic, not per site: the duplicate filter keys on
+ * the topic the type comes from as well as the id. */
+static const char *dedupe_key(const json_t *ev, char *buf, size_t len) {
+    const char *type = jstr(ev, "type");
+    char family = strncmp(type, "callbus.call.", 13) == 0 ? 'c'
+                  : strncmp(type, "callbus.operator.", 17) == 0 ? 'o' : 'r';
+    snprintf(buf, len, "%c|%s", family, jstr(ev, "id"));
+    return buf;
+}
+
 /* Only what the gateway understands is worth a dedupe slot and a position. */
 static int known_type(const char *type) {
     if (strcmp(type, "callbus.result") == 0) return 1;
@@ -586,9 +597,10 @@ int view_apply(view *v, const char *json, size_t len, view_delivery_fn fn, void 
         return -1;
     }
     int n = 0;
+    char key[320];
     if (!known_type(jstr(ev, "type"))) {
         v->ignored++;
-    } else if (seen_before(v, jstr(ev, "id"))) {
+    } else if (seen_before(v, dedupe_key(ev, key, sizeof(key)))) {
         v->duplicates++;
     } else {
         n = dispatch(v, ev, fn, ctx);

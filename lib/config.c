@@ -35,6 +35,18 @@ static void set_defaults(callbus_config *c) {
     snprintf(c->commands.answer_context, sizeof(c->commands.answer_context), "answer");
     snprintf(c->commands.transfer_context, sizeof(c->commands.transfer_context), "transfer");
     c->commands.originate_timeout_ms = 30000;
+    snprintf(c->gateway.id, sizeof(c->gateway.id), "gw1");
+    snprintf(c->gateway.listen, sizeof(c->gateway.listen), "127.0.0.1:8080");
+    snprintf(c->gateway.www_dir, sizeof(c->gateway.www_dir), "gateway/www");
+    snprintf(c->gateway.jwt_alg, sizeof(c->gateway.jwt_alg), "HS256");
+    c->gateway.jwt_leeway_s = 30;
+    c->gateway.max_frame = 65536;
+    c->gateway.max_msgs_per_s = 20;
+    c->gateway.max_connections = 20000;
+    c->gateway.idle_timeout_s = 120;
+    c->gateway.command_ttl_s = 30;
+    c->gateway.history = 500;
+    c->gateway.max_queue_kb = 1024;
 }
 
 
@@ -259,6 +271,47 @@ static int load_commands(callbus_config *c, config_t *cf, char *err, size_t errl
     return 0;
 }
 
+static const char *const no_strings[] = {NULL};
+
+static int load_gateway(callbus_config *c, config_t *cf, char *err, size_t errlen) {
+    if (copy_string(cf, "gateway.id", c->gateway.id, sizeof(c->gateway.id), err, errlen) ||
+        copy_string(cf, "gateway.listen", c->gateway.listen, sizeof(c->gateway.listen), err, errlen) ||
+        copy_string(cf, "gateway.www_dir", c->gateway.www_dir, sizeof(c->gateway.www_dir), err, errlen) ||
+        copy_string(cf, "gateway.jwt_alg", c->gateway.jwt_alg, sizeof(c->gateway.jwt_alg), err, errlen) ||
+        copy_string(cf, "gateway.jwt_secret", c->gateway.jwt_secret, sizeof(c->gateway.jwt_secret), err, errlen) ||
+        copy_string(cf, "gateway.jwt_key_file", c->gateway.jwt_key_file, sizeof(c->gateway.jwt_key_file), err, errlen) ||
+        copy_string(cf, "gateway.jwt_issuer", c->gateway.jwt_issuer, sizeof(c->gateway.jwt_issuer), err, errlen) ||
+        copy_int(cf, "gateway.jwt_leeway", &c->gateway.jwt_leeway_s, 0, 3600, err, errlen) ||
+        copy_string(cf, "gateway.tls_cert", c->gateway.tls_cert, sizeof(c->gateway.tls_cert), err, errlen) ||
+        copy_string(cf, "gateway.tls_key", c->gateway.tls_key, sizeof(c->gateway.tls_key), err, errlen) ||
+        copy_int(cf, "gateway.max_frame", &c->gateway.max_frame, 256, 16 << 20, err, errlen) ||
+        copy_int(cf, "gateway.max_msgs_per_s", &c->gateway.max_msgs_per_s, 1, 100000, err, errlen) ||
+        copy_int(cf, "gateway.max_connections", &c->gateway.max_connections, 1, 1000000, err, errlen) ||
+        copy_int(cf, "gateway.idle_timeout", &c->gateway.idle_timeout_s, 1, 86400, err, errlen) ||
+        copy_int(cf, "gateway.command_ttl", &c->gateway.command_ttl_s, 1, 86400, err, errlen) ||
+        copy_int(cf, "gateway.history", &c->gateway.history, 0, 1000000, err, errlen) ||
+        copy_int(cf, "gateway.max_queue_kb", &c->gateway.max_queue_kb, 16, 1 << 20, err, errlen) ||
+        load_strings(cf, "gateway.origins", &c->gateway.origins, &c->gateway.origin_count, no_strings, err, errlen))
+        return -1;
+    if (!valid_id(c->gateway.id)) {
+        snprintf(err, errlen, "gateway.id \"%s\" may hold only letters, digits, - and _", c->gateway.id);
+        return -1;
+    }
+    if (strcmp(c->gateway.jwt_alg, "HS256") && strcmp(c->gateway.jwt_alg, "RS256")) {
+        snprintf(err, errlen, "gateway.jwt_alg must be \"HS256\" or \"RS256\"");
+        return -1;
+    }
+    if (!*c->gateway.tls_cert != !*c->gateway.tls_key) {
+        snprintf(err, errlen, "gateway.tls_cert and gateway.tls_key go together");
+        return -1;
+    }
+    if (!strrchr(c->gateway.listen, ':')) {
+        snprintf(err, errlen, "gateway.listen must be \"host:port\"");
+        return -1;
+    }
+    return 0;
+}
+
 static int load_file(callbus_config *c, const char *path, char *err, size_t errlen) {
     config_t cf;
     config_init(&cf);
@@ -277,7 +330,8 @@ static int load_file(callbus_config *c, const char *path, char *err, size_t errl
         copy_string(&cf, "log_level", c->log_level, sizeof(c->log_level), msg, sizeof(msg)) ||
         copy_string(&cf, "state_dir", c->state_dir, sizeof(c->state_dir), msg, sizeof(msg)) ||
         load_kafka(c, &cf, msg, sizeof(msg)) || load_operators(c, &cf, msg, sizeof(msg)) ||
-        load_agent(c, &cf, msg, sizeof(msg)) || load_commands(c, &cf, msg, sizeof(msg)))
+        load_agent(c, &cf, msg, sizeof(msg)) || load_commands(c, &cf, msg, sizeof(msg)) ||
+        load_gateway(c, &cf, msg, sizeof(msg)))
         rc = -1;
     if (rc == 0 && !valid_id(c->site)) {
         snprintf(msg, sizeof(msg), "site \"%s\" may hold only letters, digits, - and _", c->site);
@@ -353,6 +407,9 @@ void config_free(callbus_config *c) {
     free_strings(c->commands.transfer_patterns, c->commands.transfer_pattern_count);
     c->commands.allowed_contexts = c->commands.number_patterns = c->commands.transfer_patterns = NULL;
     c->commands.allowed_context_count = c->commands.number_pattern_count = c->commands.transfer_pattern_count = 0;
+    free_strings(c->gateway.origins, c->gateway.origin_count);
+    c->gateway.origins = NULL;
+    c->gateway.origin_count = 0;
     c->kafka = NULL;
     c->operators = NULL;
     c->kafka_count = c->operator_count = 0;

@@ -69,6 +69,29 @@ typedef struct callbus_config {
         size_t transfer_pattern_count;
         int originate_timeout_ms;
     } commands;
+
+    /* callbus-gateway (see gateway/gateway.conf.example). */
+    struct {
+        char id[64];
+        char listen[128];             /* "host:port"; port 0 = any free port */
+        char www_dir[PATH_MAX];       /* static files served at / */
+        char jwt_alg[16];             /* "HS256" or "RS256" */
+        char jwt_secret[512];         /* HS256 shared secret; never logged */
+        char jwt_key_file[PATH_MAX];  /* HS256 secret or RS256 public key PEM */
+        char jwt_issuer[256];         /* "" = iss not checked */
+        int jwt_leeway_s;
+        char tls_cert[PATH_MAX];      /* both set: wss/https */
+        char tls_key[PATH_MAX];
+        int max_frame;                /* bytes */
+        int max_msgs_per_s;
+        int max_connections;
+        char **origins;               /* allowed Origin values; none = any */
+        size_t origin_count;
+        int idle_timeout_s;
+        int command_ttl_s;
+        int history;                  /* resume history per stream */
+        int max_queue_kb;             /* unsent output per connection before it is dropped */
+    } gateway;
 } callbus_config;
 
 /* Fills defaults, then reads path (NULL: defaults only). On error returns -1

@@ -181,3 +181,145 @@ class TcpProxy:
         self.closed = True
         self.cut()
         self.lsock.close()
+
+
+# ---------------------------------------------------------------- gateway
+
+GATEWAY_SECRET = "callbus-test-secret-0123456789abcdef"
+
+
+def hs256_token(claims, secret=GATEWAY_SECRET, alg="HS256"):
+    """A JWT signed with HMAC-SHA256 (no PyJWT needed)."""
+    import base64
+    import hashlib
+    import hmac
+
+    def b64(b):
+        return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+    head = b64(json.dumps({"alg": alg, "typ": "JWT"}).encode())
+    body = b64(json.dumps(claims).encode())
+    sig = hmac.new(secret.encode(), f"{head}.{body}".encode(), hashlib.sha256).digest()
+    return f"{head}.{body}.{b64(sig)}"
+
+
+def operator_token(site, sub, role="operator", ttl=600, secret=GATEWAY_SECRET, **extra):
+    import time
+    claims = {"sub": sub, "site": site.id if hasattr(site, "id") else site, "role": role,
+              "exp": int(time.time()) + ttl, "iat": int(time.time())}
+    claims.update(extra)
+    return hs256_token(claims, secret)
+
+
+def write_gateway_conf(tmp_path, site, bootstrap, gateway_extra="", name="gateway"):
+    """A gateway config for one test (port 0: any free port)."""
+    conf = f"""
+site = "{site.id}";
+topic_prefix = "{site.prefix}";
+log_level = "debug";
+kafka = [ "bootstrap.servers={bootstrap}" ];
+gateway: {{
+  id = "gwtest";
+  listen = "127.0.0.1:0";
+  www_dir = "{ROOT / 'gateway' / 'www'}";
+  jwt_alg = "HS256";
+  jwt_secret = "{GATEWAY_SECRET}";
+  {gateway_extra}
+}};
+"""
+    path = tmp_path / f"{name}.conf"
+    path.write_text(conf)
+    return path
+
+
+def start_gateway(procs, conf, name="gateway"):
+    """Starts callbus-gateway; returns (Proc, base URL "http(s)://127.0.0.1:PORT")."""
+    p = procs.start([build_path("callbus-gateway"), "-c", conf], name=name)
+    m = p.wait_for(r"gateway: listening on (https?://[0-9.]+:\d+)", timeout=60, which="err")
+    print(f"gateway: listening on {m.group(1)}")
+    return p, m.group(1)
+
+
+class GwClient:
+    """A WebSocket client of the gateway (websocket-client), JSON in and out."""
+
+    def __init__(self, base_url, token=None, resume=None, sslopt=None, origin=None, auth=True):
+        import websocket
+        url = base_url.replace("http", "ws", 1) + "/ws"
+        kw = {"subprotocols": ["callbus.v1"], "timeout": 10}
+        if sslopt:
+            kw["sslopt"] = sslopt
+        if origin:
+            kw["origin"] = origin
+        self.ws = websocket.create_connection(url, **kw)
+        self.seen = []
+        self.welcome = self.first = None
+        if token and auth:
+            msg = {"type": "auth", "token": token}
+            if resume:
+                msg["resume"] = resume
+            self.send(msg)
+            self.welcome = self.recv()
+            self.first = self.recv()
+
+    def send(self, obj):
+        self.ws.send(obj if isinstance(obj, str) else json.dumps(obj))
+
+    def recv(self, timeout=10):
+        self.ws.settimeout(timeout)
+        m = json.loads(self.ws.recv())
+        self.seen.append(m)
+        return m
+
+    def recv_until(self, pred, timeout=20, what="message", seen=True):
+        """The first message (already received, unless seen=False, or arriving
+        within timeout) that pred accepts."""
+        import time
+        if seen:
+            for m in self.seen:
+                if pred(m):
+                    return m
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"no {what} within {timeout}s")
+            try:
+                m = self.recv(timeout=left)
+            except Exception as e:  # websocket timeout
+                if "timed out" in str(e).lower():
+                    raise TimeoutError(f"no {what} within {timeout}s") from e
+                raise
+            if pred(m):
+                return m
+
+    def drain(self, quiet=0.5):
+        """Everything that arrives until nothing did for `quiet` seconds."""
+        out = []
+        while True:
+            try:
+                out.append(self.recv(timeout=quiet))
+            except Exception as e:
+                if "timed out" in str(e).lower():
+                    return out
+                raise
+
+    def close_code(self, timeout=10):
+        """Reads until the server closes; returns its close code. Text
+        messages on the way are kept in .seen."""
+        import websocket
+        self.ws.settimeout(timeout)
+        while True:
+            try:
+                f = self.ws.recv_frame()
+            except (websocket.WebSocketConnectionClosedException, OSError):
+                return None
+            if f.opcode == websocket.ABNF.OPCODE_CLOSE:
+                return int.from_bytes(f.data[:2], "big") if len(f.data) >= 2 else None
+            if f.opcode == websocket.ABNF.OPCODE_TEXT and f.fin:
+                self.seen.append(json.loads(f.data))
+
+    def close(self):
+        try:
+            self.ws.close()
+        except Exception:
+            pass

@@ -1,0 +1,129 @@
+/* gateway.h -- callbus-gateway internals shared by server.c, session.c,
+ * kafka_in.c and commands_out.c.
+ *
+ * One thread: the libwebsockets service loop. A 10 ms timer polls the Kafka
+ * consumer (feeding the view, which hands each projected event to the
+ * sessions of the operator it concerns, or to supervisors) and the command
+ * producer, and checks the sessions' deadlines (auth, idle, token expiry).
+ * All global symbols start with gw_ (unit tests link the agent's objects too). */
+#ifndef CALLBUS_GATEWAY_H
+#define CALLBUS_GATEWAY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+#include <libwebsockets.h>
+
+#include "auth.h"
+#include "config.h"
+#include "view.h"
+
+#define GW_PROTOCOL "callbus.v1"
+#define GW_AUTH_TIMEOUT_S 5.0
+
+typedef struct gw_metrics {
+    uint64_t connections_total, auth_ok, auth_failed, auth_timeouts;
+    uint64_t closed_frame_too_big, closed_rate_limited, rate_limited_msgs;
+    uint64_t refused_max_connections, refused_origin, closed_idle, closed_slow;
+    uint64_t closed_token_expired, bad_json, unknown_type, protocol_errors;
+    uint64_t commands_sent, commands_forbidden, commands_invalid, commands_failed;
+    uint64_t msgs_in, msgs_out, kafka_msgs, kafka_errors, view_deliveries;
+} gw_metrics;
+
+/* A message to send, shared by every session it goes to. buf has LWS_PRE
+ * bytes of headroom before the len bytes of JSON. */
+typedef struct gw_out {
+    int refs;
+    size_t len;
+    unsigned char buf[];
+} gw_out;
+
+typedef struct gw_qnode {
+    gw_out *m;
+    struct gw_qnode *next;
+} gw_qnode;
+
+typedef struct gw gw;
+
+/* Per WebSocket (lws per-session data, zeroed by lws). */
+typedef struct gw_session {
+    struct lws *wsi;
+    gw *g;
+    struct gw_session *prev, *next;
+    int linked;
+    int authed;
+    auth_identity id;
+    double connected_at, last_rx;
+    char peer[64];
+    char *rx;                 /* a message being reassembled from fragments */
+    size_t rx_len, rx_cap;
+    int rx_too_big;
+    double tokens, refill_at; /* rate limit: token bucket */
+    int strikes;
+    gw_qnode *qhead, *qtail;
+    size_t qbytes;
+    int refuse;               /* close code decided before ESTABLISHED */
+    int close_code;           /* close once the queue is drained */
+    char close_reason[96];
+} gw_session;
+
+typedef struct gw_kafka_in gw_kafka_in;
+typedef struct gw_commands_out gw_commands_out;
+
+struct gw {
+    const callbus_config *cfg;
+    auth_config auth;
+    unsigned char *key;
+    size_t key_len;
+    view *view;
+    char epoch[32];
+    struct lws_context *ctx;
+    struct lws_vhost *vh;
+    lws_sorted_usec_list_t tick;
+    double last_sweep;
+    gw_session *sessions;
+    size_t nsessions, nauthed;
+    gw_kafka_in *kin;
+    gw_commands_out *cout;
+    volatile int stopping;
+    int tls;
+    int port;
+    gw_metrics m;
+};
+
+/* server.c */
+gw *gw_new(const callbus_config *cfg, char *err, size_t errlen);
+int gw_run(gw *g);          /* until gw_stop; 0 on a clean stop */
+void gw_stop(gw *g);        /* async-signal-safe enough: flag + lws_cancel_service */
+void gw_free(gw *g);
+double gw_now(void);
+
+/* session.c */
+int gw_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                   size_t len);
+void gw_sessions_sweep(gw *g, double now);
+/* view_delivery_fn: operator_id NULL = supervisors */
+void gw_deliver(void *ctx, const char *operator_id, json_t *msg);
+void gw_send_json(gw_session *s, json_t *msg);  /* steals nothing */
+void gw_send_error(gw_session *s, const char *code, const char *message, json_t *id);
+void gw_close(gw_session *s, int code, const char *reason);
+/* Handles one complete text message of an authenticated or new session. */
+void gw_handle_message(gw_session *s, const char *buf, size_t len);
+
+/* kafka_in.c */
+gw_kafka_in *gw_kafka_in_new(gw *g, char *err, size_t errlen);
+/* Reads calls/operators/results up to the high watermarks seen now. */
+int gw_kafka_in_catch_up(gw_kafka_in *k, double timeout_s, char *err, size_t errlen);
+void gw_kafka_in_poll(gw_kafka_in *k, int max_msgs);
+void gw_kafka_in_free(gw_kafka_in *k);
+
+/* commands_out.c */
+gw_commands_out *gw_commands_out_new(gw *g, char *err, size_t errlen);
+/* The "command" message of an authenticated session: checked, produced,
+ * answered with command_ack or error. */
+void gw_command(gw_commands_out *c, gw_session *s, json_t *msg);
+void gw_commands_out_poll(gw_commands_out *c);
+void gw_commands_out_free(gw_commands_out *c);
+
+#endif

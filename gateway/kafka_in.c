@@ -1,0 +1,201 @@
+/* kafka_in.c -- the gateway's reader of the site's calls, operators and
+ * results topics: one consumer, no group (every gateway reads everything),
+ * all partitions assigned from the beginning. At start it reads up to the
+ * high watermarks seen then, so the view is rebuilt before clients are
+ * accepted; afterwards the server's timer polls it and every message goes
+ * through the view to the sessions it concerns. Topics that do not exist
+ * yet (results before the first command) are looked for again every 2 s. */
+#include "gateway.h"
+
+#include <librdkafka/rdkafka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+#define NTOPICS 3
+
+struct gw_kafka_in {
+    gw *g;
+    rd_kafka_t *rk;
+    char topics[NTOPICS][256];
+    int assigned[NTOPICS];
+    double next_lookup;
+};
+
+static const char *const kinds[NTOPICS] = {"calls", "operators", "results"};
+
+gw_kafka_in *gw_kafka_in_new(gw *g, char *err, size_t errlen) {
+    const callbus_config *cfg = g->cfg;
+    char e[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    char group[128];
+    snprintf(group, sizeof(group), "callbus-gateway-%s", cfg->gateway.id);
+    const char *defaults[][2] = {{"group.id", group}, {"enable.auto.commit", "false"},
+                                 {"enable.auto.offset.store", "false"}, {"auto.offset.reset", "earliest"},
+                                 {"enable.partition.eof", "true"}, {"client.id", "callbus-gateway"},
+                                 {"fetch.wait.max.ms", "10"}};
+    for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++)
+        rd_kafka_conf_set(conf, defaults[i][0], defaults[i][1], e, sizeof(e));
+    for (size_t i = 0; i < cfg->kafka_count; i++) {
+        if (rd_kafka_conf_set(conf, cfg->kafka[i].key, cfg->kafka[i].value, e, sizeof(e)) != RD_KAFKA_CONF_OK) {
+            snprintf(err, errlen, "kafka property %s: %s", cfg->kafka[i].key, e);
+            rd_kafka_conf_destroy(conf);
+            return NULL;
+        }
+    }
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, e, sizeof(e));
+    if (!rk) {
+        snprintf(err, errlen, "kafka consumer: %s", e);
+        return NULL;
+    }
+    gw_kafka_in *k = calloc(1, sizeof(*k));
+    k->g = g;
+    k->rk = rk;
+    for (int i = 0; i < NTOPICS; i++) config_topic(cfg, kinds[i], k->topics[i], sizeof(k->topics[i]));
+    return k;
+}
+
+/* Assigns the partitions of the topics that exist now and were not yet
+ * assigned. Returns the number of topics still missing, -1 on error. */
+static int assign_new(gw_kafka_in *k, int timeout_ms) {
+    const rd_kafka_metadata_t *md;
+    rd_kafka_resp_err_t rc = rd_kafka_metadata(k->rk, 1, NULL, &md, timeout_ms);
+    if (rc) {
+        log_warn("gateway: kafka metadata: %s", rd_kafka_err2str(rc));
+        return -1;
+    }
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(16);
+    int missing = 0;
+    for (int i = 0; i < NTOPICS; i++) {
+        if (k->assigned[i]) continue;
+        int found = 0;
+        for (int t = 0; t < md->topic_cnt; t++) {
+            const rd_kafka_metadata_topic_t *mt = &md->topics[t];
+            if (strcmp(mt->topic, k->topics[i]) || mt->err || mt->partition_cnt <= 0) continue;
+            for (int p = 0; p < mt->partition_cnt; p++)
+                rd_kafka_topic_partition_list_add(l, mt->topic, mt->partitions[p].id)->offset =
+                    RD_KAFKA_OFFSET_BEGINNING;
+            found = 1;
+            log_info("gateway: reading %s (%d partitions)", mt->topic, mt->partition_cnt);
+        }
+        if (found) k->assigned[i] = 1;
+        else missing++;
+    }
+    rd_kafka_metadata_destroy(md);
+    if (l->cnt) {
+        rd_kafka_error_t *e = rd_kafka_incremental_assign(k->rk, l);
+        if (e) {
+            log_warn("gateway: kafka assign: %s", rd_kafka_error_string(e));
+            rd_kafka_error_destroy(e);
+            for (int i = 0; i < NTOPICS; i++) k->assigned[i] = 0;
+            missing = -1;
+            rd_kafka_assign(k->rk, NULL);
+        }
+    }
+    rd_kafka_topic_partition_list_destroy(l);
+    return missing;
+}
+
+static void handle(gw_kafka_in *k, rd_kafka_message_t *m, int live) {
+    gw *g = k->g;
+    if (m->err) {
+        if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            g->m.kafka_errors++;
+            log_warn("gateway: kafka: %s", rd_kafka_message_errstr(m));
+        }
+        return;
+    }
+    g->m.kafka_msgs++;
+    if (!m->payload) return;
+    int n = view_apply(g->view, m->payload, m->len, live ? gw_deliver : NULL, g);
+    if (n < 0) log_warn("gateway: %s/%d@%lld: not a usable CloudEvent", rd_kafka_topic_name(m->rkt), m->partition,
+                        (long long)m->offset);
+    else log_debug("gateway: %s/%d@%lld: delivered to %d streams", rd_kafka_topic_name(m->rkt), m->partition,
+                   (long long)m->offset, n);
+}
+
+int gw_kafka_in_catch_up(gw_kafka_in *k, double timeout_s, char *err, size_t errlen) {
+    double deadline = gw_now() + timeout_s;
+    int missing;
+    while ((missing = assign_new(k, 5000)) < 0) {
+        if (gw_now() > deadline || k->g->stopping) {
+            snprintf(err, errlen, "cannot read Kafka metadata (is the broker up?)");
+            return -1;
+        }
+    }
+    k->next_lookup = gw_now() + 2;
+    /* The high watermark of every assigned partition, now. */
+    rd_kafka_topic_partition_list_t *l = NULL;
+    if (rd_kafka_assignment(k->rk, &l) || !l) return 0;
+    int64_t *high = calloc((size_t)l->cnt + 1, sizeof(int64_t));
+    int left = 0;
+    for (int i = 0; i < l->cnt; i++) {
+        int64_t lo = 0, hi = 0;
+        rd_kafka_resp_err_t rc = rd_kafka_query_watermark_offsets(k->rk, l->elems[i].topic, l->elems[i].partition,
+                                                                  &lo, &hi, 10000);
+        if (rc) {
+            snprintf(err, errlen, "watermarks of %s/%d: %s", l->elems[i].topic, l->elems[i].partition,
+                     rd_kafka_err2str(rc));
+            free(high);
+            rd_kafka_topic_partition_list_destroy(l);
+            return -1;
+        }
+        high[i] = hi > lo ? hi : 0;
+        if (high[i]) left++;
+    }
+    size_t n = 0;
+    while (left > 0) {
+        if (gw_now() > deadline || k->g->stopping) {
+            snprintf(err, errlen, "the view was not rebuilt within %.0f s (%d partitions behind)", timeout_s, left);
+            free(high);
+            rd_kafka_topic_partition_list_destroy(l);
+            return -1;
+        }
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(k->rk, 200);
+        if (!m) continue;
+        const char *topic = m->rkt ? rd_kafka_topic_name(m->rkt) : NULL;
+        int64_t next = m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF ? m->offset : m->offset + 1;
+        if (!m->err || m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            if (!m->err) n++;
+            for (int i = 0; topic && i < l->cnt; i++) {
+                if (high[i] && l->elems[i].partition == m->partition && !strcmp(l->elems[i].topic, topic) &&
+                    next >= high[i]) {
+                    high[i] = 0;
+                    left--;
+                }
+            }
+        }
+        handle(k, m, 0);
+        rd_kafka_message_destroy(m);
+    }
+    log_info("gateway: read %zu messages from %d partitions to rebuild the view", n, l->cnt);
+    free(high);
+    rd_kafka_topic_partition_list_destroy(l);
+    return 0;
+}
+
+void gw_kafka_in_poll(gw_kafka_in *k, int max_msgs) {
+    if (!k) return;
+    double now = gw_now();
+    if (now >= k->next_lookup) {
+        k->next_lookup = now + 2;
+        int all = 1;
+        for (int i = 0; i < NTOPICS; i++) all &= k->assigned[i];
+        if (!all) assign_new(k, 100);
+    }
+    for (int i = 0; i < max_msgs; i++) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(k->rk, 0);
+        if (!m) break;
+        handle(k, m, 1);
+        rd_kafka_message_destroy(m);
+    }
+}
+
+void gw_kafka_in_free(gw_kafka_in *k) {
+    if (!k) return;
+    rd_kafka_consumer_close(k->rk);
+    rd_kafka_destroy(k->rk);
+    free(k);
+}

@@ -1,0 +1,304 @@
+/* server.c -- callbus-gateway's libwebsockets context: one vhost serving the
+ * operator page (static files at /), the WebSocket API (/ws, subprotocol
+ * callbus.v1), /metrics (Prometheus text) and /health, plain or TLS. */
+#include "gateway.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+
+#include "log.h"
+
+double gw_now(void) {
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
+}
+
+/* ---------- /metrics and /health ---------- */
+
+typedef struct http_pss {
+    char *body;
+    size_t len;
+    int status;
+} http_pss;
+
+static char *render_metrics(gw *g, size_t *len) {
+    char *buf = NULL;
+    FILE *f = open_memstream(&buf, len);
+    if (!f) return NULL;
+    view_stats vs;
+    view_get_stats(g->view, &vs);
+    const gw_metrics *m = &g->m;
+#define C(name, help, v) fprintf(f, "# HELP callbus_gateway_" name " " help "\n# TYPE callbus_gateway_" name " counter\ncallbus_gateway_" name " %llu\n", (unsigned long long)(v))
+#define G(name, help, v) fprintf(f, "# HELP callbus_gateway_" name " " help "\n# TYPE callbus_gateway_" name " gauge\ncallbus_gateway_" name " %llu\n", (unsigned long long)(v))
+    G("connections", "open WebSocket connections", g->nsessions);
+    G("authenticated_connections", "authenticated WebSocket connections", g->nauthed);
+    C("connections_total", "WebSocket connections accepted", m->connections_total);
+    C("auth_ok_total", "successful authentications", m->auth_ok);
+    C("auth_failed_total", "refused tokens", m->auth_failed);
+    C("auth_timeouts_total", "connections closed for not authenticating in time", m->auth_timeouts);
+    C("closed_frame_too_big_total", "connections closed for a frame over max_frame (1009)", m->closed_frame_too_big);
+    C("rate_limited_messages_total", "messages refused by the rate limit", m->rate_limited_msgs);
+    C("closed_rate_limited_total", "connections closed for flooding (4008)", m->closed_rate_limited);
+    C("refused_max_connections_total", "connections refused over max_connections (4008)", m->refused_max_connections);
+    C("refused_origin_total", "connections refused for their Origin (4009)", m->refused_origin);
+    C("closed_idle_total", "connections closed after idle_timeout", m->closed_idle);
+    C("closed_slow_total", "connections dropped for not reading their messages", m->closed_slow);
+    C("closed_token_expired_total", "connections closed when their token expired (4002)", m->closed_token_expired);
+    C("bad_json_total", "messages that were not JSON objects", m->bad_json);
+    C("unknown_type_total", "messages of an unknown type", m->unknown_type);
+    C("protocol_errors_total", "protocol violations (4000)", m->protocol_errors);
+    C("commands_sent_total", "commands produced to Kafka", m->commands_sent);
+    C("commands_forbidden_total", "commands refused as forbidden", m->commands_forbidden);
+    C("commands_invalid_total", "commands refused as invalid", m->commands_invalid);
+    C("commands_failed_total", "commands Kafka did not take", m->commands_failed);
+    C("messages_in_total", "WebSocket messages received", m->msgs_in);
+    C("messages_out_total", "WebSocket messages sent", m->msgs_out);
+    C("kafka_messages_total", "messages consumed from Kafka", m->kafka_msgs);
+    C("kafka_errors_total", "consumer errors", m->kafka_errors);
+    C("view_deliveries_total", "view messages delivered to streams", m->view_deliveries);
+    G("view_operators", "operators in the view", vs.operators);
+    G("view_active_calls", "active calls in the view", vs.active_calls);
+    G("view_history", "resume history messages kept", vs.history);
+#undef C
+#undef G
+    fclose(f);
+    return buf;
+}
+
+static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                         size_t len) {
+    http_pss *p = user;
+    gw *g = lws_context_user(lws_get_context(wsi));
+    switch (reason) {
+    case LWS_CALLBACK_HTTP: {
+        const char *uri = in;
+        free(p->body);
+        p->body = NULL;
+        if (uri && !strcmp(uri, "/metrics")) {
+            p->body = render_metrics(g, &p->len);
+            p->status = HTTP_STATUS_OK;
+        } else if (uri && !strcmp(uri, "/health")) {
+            p->len = (size_t)asprintf(&p->body, "{\"status\":\"ok\",\"site\":\"%s\",\"connections\":%zu}\n",
+                                      g->cfg->site, g->nsessions);
+            p->status = HTTP_STATUS_OK;
+        } else {
+            return lws_callback_http_dummy(wsi, reason, user, in, len);
+        }
+        if (!p->body) return -1;
+        unsigned char hdr[LWS_PRE + 512], *start = hdr + LWS_PRE, *q = start, *end = hdr + sizeof(hdr) - 1;
+        const char *ctype = !strcmp(uri, "/metrics") ? "text/plain; version=0.0.4" : "application/json";
+        if (lws_add_http_common_headers(wsi, (unsigned int)p->status, ctype, (lws_filepos_t)p->len, &q, end) ||
+            lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
+                                        (const unsigned char *)"no-store", 8, &q, end) ||
+            lws_finalize_write_http_header(wsi, start, &q, end))
+            return 1;
+        lws_callback_on_writable(wsi);
+        return 0;
+    }
+    case LWS_CALLBACK_HTTP_WRITEABLE: {
+        if (!p->body) break;
+        unsigned char *buf = malloc(LWS_PRE + p->len + 1);
+        if (!buf) return -1;
+        memcpy(buf + LWS_PRE, p->body, p->len);
+        int n = lws_write(wsi, buf + LWS_PRE, p->len, LWS_WRITE_HTTP_FINAL);
+        free(buf);
+        free(p->body);
+        p->body = NULL;
+        if (n < (int)p->len) return -1;
+        if (lws_http_transaction_completed(wsi)) return -1;
+        return 0;
+    }
+    case LWS_CALLBACK_CLOSED_HTTP:
+        free(p->body);
+        p->body = NULL;
+        break;
+    default: break;
+    }
+    return lws_callback_http_dummy(wsi, reason, user, in, len);
+}
+
+/* ---------- the timer: Kafka, producer, deadlines ---------- */
+
+static void tick(lws_sorted_usec_list_t *sul) {
+    gw *g = lws_container_of(sul, gw, tick);
+    gw_kafka_in_poll(g->kin, 2000);
+    gw_commands_out_poll(g->cout);
+    double now = gw_now();
+    if (now - g->last_sweep >= 0.1) {
+        g->last_sweep = now;
+        gw_sessions_sweep(g, now);
+    }
+    if (!g->stopping) lws_sul_schedule(g->ctx, 0, &g->tick, tick, 10 * LWS_US_PER_MS);
+}
+
+/* ---------- setup ---------- */
+
+static struct lws_protocols protocols[] = {
+    {"http", http_callback, sizeof(http_pss), 0, 0, NULL, 0},
+    {GW_PROTOCOL, gw_ws_callback, sizeof(gw_session), 4096, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0}};
+
+static const struct lws_http_mount mount_health = {
+    .mountpoint = "/health", .origin = "http", .origin_protocol = LWSMPRO_CALLBACK,
+    .mountpoint_len = 7};
+static const struct lws_http_mount mount_metrics = {
+    .mount_next = &mount_health, .mountpoint = "/metrics", .origin = "http",
+    .origin_protocol = LWSMPRO_CALLBACK, .mountpoint_len = 8};
+
+static int load_key(gw *g, char *err, size_t errlen) {
+    const callbus_config *c = g->cfg;
+    if (*c->gateway.jwt_key_file) {
+        FILE *f = fopen(c->gateway.jwt_key_file, "rb");
+        if (!f) {
+            snprintf(err, errlen, "gateway.jwt_key_file %s: %s", c->gateway.jwt_key_file, strerror(errno));
+            return -1;
+        }
+        g->key = malloc(AUTH_MAX_TOKEN * 2 + 1);
+        size_t n = fread(g->key, 1, AUTH_MAX_TOKEN * 2, f);
+        fclose(f);
+        /* an HS256 secret file may end with a newline the editor added */
+        if (!strcmp(c->gateway.jwt_alg, "HS256"))
+            while (n && (g->key[n - 1] == '\n' || g->key[n - 1] == '\r')) n--;
+        g->key[n] = 0;
+        g->key_len = n;
+    } else {
+        g->key = (unsigned char *)strdup(c->gateway.jwt_secret);
+        g->key_len = strlen(c->gateway.jwt_secret);
+    }
+    g->auth.alg = strcmp(c->gateway.jwt_alg, "RS256") ? AUTH_HS256 : AUTH_RS256;
+    g->auth.key = g->key;
+    g->auth.key_len = g->key_len;
+    g->auth.site = c->site;
+    g->auth.leeway_s = c->gateway.jwt_leeway_s;
+    g->auth.issuer = *c->gateway.jwt_issuer ? c->gateway.jwt_issuer : NULL;
+    const char *why = auth_config_problem(&g->auth);
+    if (why) {
+        snprintf(err, errlen, "gateway authentication settings: %s", why);
+        return -1;
+    }
+    return 0;
+}
+
+static void lws_log_to_ours(int level, const char *line) {
+    size_t n = strlen(line);
+    while (n && line[n - 1] == '\n') n--;
+    /* lws lines start with their own timestamp: keep the message only */
+    const char *p = strstr(line, ": ");
+    if (p && p - line < 40) p += 2; else p = line;
+    int len = (int)(n - (size_t)(p - line));
+    if (len < 0) len = 0;
+    if (level & LLL_ERR) log_warn("lws: %.*s", len, p);
+    else log_debug("lws: %.*s", len, p);
+}
+
+gw *gw_new(const callbus_config *cfg, char *err, size_t errlen) {
+    gw *g = calloc(1, sizeof(*g));
+    g->cfg = cfg;
+    if (load_key(g, err, errlen) < 0) goto fail;
+    snprintf(g->epoch, sizeof(g->epoch), "%llx", (unsigned long long)(gw_now() * 1000));
+    g->view = view_new((size_t)cfg->gateway.history, g->epoch);
+    g->kin = gw_kafka_in_new(g, err, errlen);
+    if (!g->kin) goto fail;
+    g->cout = gw_commands_out_new(g, err, errlen);
+    if (!g->cout) goto fail;
+    return g;
+fail:
+    gw_free(g);
+    return NULL;
+}
+
+static int start_lws(gw *g, char *err, size_t errlen) {
+    const callbus_config *cfg = g->cfg;
+    static char host[128];
+    snprintf(host, sizeof(host), "%s", cfg->gateway.listen);
+    char *colon = strrchr(host, ':');
+    *colon = 0;
+    int port = atoi(colon + 1);
+    if (host[0] == '[') { memmove(host, host + 1, strlen(host)); host[strlen(host) - 1] = 0; }
+
+    static struct lws_http_mount mount_www;
+    memset(&mount_www, 0, sizeof(mount_www));
+    mount_www.mount_next = &mount_metrics;
+    mount_www.mountpoint = "/";
+    mount_www.mountpoint_len = 1;
+    mount_www.origin = cfg->gateway.www_dir;
+    mount_www.def = "index.html";
+    mount_www.origin_protocol = LWSMPRO_FILE;
+
+    lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_to_ours);
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof(info));
+    info.port = port;
+    info.iface = (*host && strcmp(host, "*") && strcmp(host, "0.0.0.0")) ? host : NULL;
+    info.protocols = protocols;
+    info.mounts = &mount_www;
+    info.user = g;
+    info.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
+    info.pt_serv_buf_size = 32 * 1024;
+    info.fd_limit_per_thread = (unsigned int)(cfg->gateway.max_connections + 64);
+    if (*cfg->gateway.tls_cert) {
+        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+        info.ssl_cert_filepath = cfg->gateway.tls_cert;
+        info.ssl_private_key_filepath = cfg->gateway.tls_key;
+        g->tls = 1;
+    }
+    g->ctx = lws_create_context(&info);
+    if (!g->ctx) {
+        snprintf(err, errlen, "cannot listen on %s (see the lws lines above)", cfg->gateway.listen);
+        return -1;
+    }
+    g->vh = lws_get_vhost_by_name(g->ctx, "default");
+    g->port = g->vh ? lws_get_vhost_listen_port(g->vh) : port;
+    return 0;
+}
+
+int gw_run(gw *g) {
+    char err[512];
+    log_info("gateway: site %s, rebuilding the view from Kafka", g->cfg->site);
+    if (gw_kafka_in_catch_up(g->kin, 120.0, err, sizeof(err)) < 0) {
+        log_error("gateway: %s", err);
+        return 1;
+    }
+    view_stats vs;
+    view_get_stats(g->view, &vs);
+    log_info("gateway: view rebuilt: %zu operators, %zu active calls, epoch %s", vs.operators,
+             vs.active_calls, g->epoch);
+    if (g->stopping) return 0;
+    if (start_lws(g, err, sizeof(err)) < 0) {
+        log_error("gateway: %s", err);
+        return 1;
+    }
+    char host[128];
+    snprintf(host, sizeof(host), "%s", g->cfg->gateway.listen);
+    *strrchr(host, ':') = 0;
+    log_info("gateway: listening on %s://%s:%d (WebSocket %s://%s:%d/ws, www %s)", g->tls ? "https" : "http",
+             host, g->port, g->tls ? "wss" : "ws", host, g->port, g->cfg->gateway.www_dir);
+    lws_sul_schedule(g->ctx, 0, &g->tick, tick, 10 * LWS_US_PER_MS);
+    while (!g->stopping)
+        if (lws_service(g->ctx, 0) < 0) break;
+    log_info("gateway: stopping (%zu connections)", g->nsessions);
+    return 0;
+}
+
+void gw_stop(gw *g) {
+    g->stopping = 1;
+    if (g->ctx) lws_cancel_service(g->ctx);
+}
+
+void gw_free(gw *g) {
+    if (!g) return;
+    if (g->ctx) {
+        lws_sul_cancel(&g->tick);
+        lws_context_destroy(g->ctx);
+    }
+    gw_kafka_in_free(g->kin);
+    gw_commands_out_free(g->cout);
+    if (g->view) view_free(g->view);
+    free(g->key);
+    free(g);
+}

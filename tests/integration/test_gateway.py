@@ -1,0 +1,255 @@
+"""callbus-gateway end to end: a real broker, amisim, the agent and the
+gateway, driven by WebSocket clients (websocket-client). Operators see only
+their own calls, a supervisor sees the site, commands are checked and
+produced to Kafka, resume gets exactly what was missed, and every limit
+gives its documented error or close code (docs/gateway-protocol.md)."""
+
+import json
+import socket
+import subprocess
+import time
+
+import pytest
+
+from callbus_harness import (GwClient, messages, operator_token, start_agent, start_amisim,
+                             start_gateway, write_agent_conf, write_gateway_conf)
+from conftest import wait_until
+
+COMMANDS_CONF = 'commands: { operator_phone = "Local/%s@phones"; };'
+
+
+class GwBench:
+    """amisim + agent + gateway for one site."""
+
+    def __init__(self, procs, tmp_path, site, bootstrap, gateway_extra=""):
+        self.procs, self.tmp_path, self.site, self.bootstrap = procs, tmp_path, site, bootstrap
+        self.amisim, self.port = start_amisim(procs, "--operators", "3", "--queues", "support",
+                                              "--rate", "0")
+        conf, _ = write_agent_conf(tmp_path, site, bootstrap, self.port, top_extra=COMMANDS_CONF)
+        self.agent = start_agent(procs, conf)
+        # The agent has published the operators' state: the gateway starts
+        # from Kafka with topics in place.
+        wait_until(lambda: messages(bootstrap, site.topic("operators"), timeout=5, idle=0.3),
+                   timeout=20, what="operator events")
+        self.gw_conf = write_gateway_conf(tmp_path, site, bootstrap, gateway_extra)
+        self.gateway, self.url = start_gateway(procs, self.gw_conf)
+
+    def client(self, op, role="operator", **kw):
+        return GwClient(self.url, operator_token(self.site, op, role), **kw)
+
+    def inbound_call(self, patience=60):
+        s = socket.create_connection(("127.0.0.1", self.port))
+        s.sendall(b"Action: Login\r\nUsername: callbus\r\nSecret: callbus\r\nEvents: off\r\n\r\n"
+                  b"Action: Originate\r\nChannel: Local/800@from-trunk\r\nApplication: Wait\r\n"
+                  b"Data: %d\r\nCallerID: \"Carol\" <5551009>\r\nAsync: true\r\n\r\n" % patience)
+        time.sleep(0.3)
+        s.close()
+
+    def commands(self):
+        return messages(self.bootstrap, self.site.topic("commands"), timeout=5, idle=0.5)
+
+
+@pytest.fixture
+def gwb(procs, tmp_path, site, kafka_bootstrap):
+    return GwBench(procs, tmp_path, site, kafka_bootstrap)
+
+
+def events(msgs, etype=None):
+    return [m["event"] for m in msgs if m.get("type") == "event"
+            and (etype is None or m["event"]["type"] == etype)]
+
+
+def call_events(msgs):
+    return [e for e in events(msgs) if e["type"].startswith("callbus.call.")]
+
+
+def command(client, cmd, data, cid="c1"):
+    client.send({"type": "command", "id": cid, "command": cmd, "data": data})
+    return client.recv_until(lambda m: m.get("id") == cid and m["type"] in ("command_ack", "error"),
+                             what=f"answer to {cmd}", seen=False)
+
+
+def test_operators_isolated_offer_answer_hangup(gwb):
+    op1, op2 = gwb.client("op101"), gwb.client("op102")
+    sup = gwb.client("sup1", "supervisor")
+    assert op1.welcome["type"] == "welcome" and op1.welcome["operator_id"] == "op101"
+    assert op1.first["type"] == "snapshot" and op1.first["operator"]["operator_id"] == "op101"
+    assert "operators" in sup.first and "operators" not in op1.first
+    # The supervisor pauses everybody but op101: the call is offered to op101.
+    for op in ("op102", "op103"):
+        ack = command(sup, "pause", {"operator_id": op, "queue": "support"}, cid=f"p-{op}")
+        assert ack["type"] == "command_ack", ack
+    # An operator may not pause somebody else: refused, nothing produced.
+    err = command(op2, "pause", {"operator_id": "op101"}, cid="bad-pause")
+    assert err["type"] == "error" and err["code"] == "forbidden"
+    sup.recv_until(lambda m: m["type"] == "event" and m["event"]["type"] == "callbus.operator.paused"
+                   and m["event"]["subject"] == "op103", what="op103 paused")
+    gwb.inbound_call()
+    offered = op1.recv_until(lambda m: m["type"] == "event" and m["event"]["type"] == "callbus.call.offered",
+                             what="the offer")["event"]
+    call_id = offered["data"]["call_id"]
+    assert offered["data"]["caller"]["number"] == "5551009"
+    assert "queue" not in offered["data"]          # an operator never sees queue names
+    # op102 may not answer or hang up op101's call.
+    for cmd, data in (("answer", {"call_id": call_id}), ("hangup", {"call_id": call_id}),
+                      ("transfer", {"call_id": call_id, "to": "103"})):
+        err = command(op2, cmd, data, cid=f"x-{cmd}")
+        assert err["type"] == "error" and err["code"] == "forbidden", err
+    ack = command(op1, "answer", {"call_id": call_id}, cid="a1")
+    assert ack["type"] == "command_ack" and ack["command_id"].startswith(f"{gwb.site.id}:gw-gwtest:")
+    op1.recv_until(lambda m: m["type"] == "event" and m["event"]["type"] == "callbus.result"
+                   and m["event"]["data"]["command_id"] == ack["command_id"], what="answer result")
+    op1.recv_until(lambda m: m["type"] == "event" and m["event"]["type"] == "callbus.call.answered",
+                   what="the call connected")
+    # Reconnecting shows the call in progress in the snapshot.
+    again = gwb.client("op101")
+    assert again.first["operator"]["call"]["call_id"] == call_id
+    again.close()
+    hack = command(op1, "hangup", {"call_id": call_id}, cid="h1")
+    assert hack["type"] == "command_ack", hack
+    op1.recv_until(lambda m: m["type"] == "event" and m["event"]["type"] == "callbus.call.ended",
+                   what="the call to end")
+    supmsgs = sup.drain(1.0)
+    assert {"callbus.call.offered", "callbus.call.answered", "callbus.call.ended"} <= \
+        {e["type"] for e in call_events(sup.seen)}
+    assert any("queue" in e["data"] for e in call_events(sup.seen))  # the supervisor sees queues
+    del supmsgs
+    assert call_events(op2.drain(0.5) + op2.seen) == []     # never anything of op101's call
+    # Commands in Kafka: made by the gateway, identity from the token.
+    cmds = gwb.commands()
+    senders = {c["sender"] for c in cmds}
+    assert senders == {"gateway:sup1", "gateway:op101"}, senders
+    answer = next(c for c in cmds if c["id"] == ack["command_id"])
+    assert answer["type"] == "callbus.command.answer"
+    assert answer["data"] == {"operator_id": "op101", "call_id": call_id}
+    assert answer["expires"] > answer["time"]
+
+
+def test_resume_gets_exactly_the_missed_events(gwb):
+    watcher = gwb.client("op101")
+    sup = gwb.client("sup1", "supervisor")
+    c = gwb.client("op101")
+    snap = c.first
+    c.close()
+    for i, cmd in enumerate(("pause", "unpause", "pause")):
+        assert command(sup, cmd, {"operator_id": "op101", "queue": "support"}, cid=f"s{i}")["type"] == "command_ack"
+    wait_until(lambda: len([m for m in watcher.seen + watcher.drain(0.3) if m["type"] == "event"]) >= 3,
+               timeout=20, what="three operator events")
+    watcher.drain(1.0)
+    missed = [m for m in watcher.seen if m["type"] == "event"]
+    r = gwb.client("op101", resume={"epoch": snap["epoch"], "pos": snap["pos"]})
+    assert r.first["type"] == "resume" and r.first["recovered"] is True, r.first
+    assert [m["event"]["id"] for m in r.first["events"]] == [m["event"]["id"] for m in missed]
+    assert [m["pos"] for m in r.first["events"]] == list(range(snap["pos"] + 1, r.first["pos"] + 1))
+    # Nothing missed: an empty resume.
+    r2 = gwb.client("op101", resume={"epoch": r.first["epoch"], "pos": r.first["pos"]})
+    assert r2.first["type"] == "resume" and r2.first["events"] == []
+    # A position from another gateway run: a fresh snapshot, flagged.
+    old = gwb.client("op101", resume={"epoch": "0", "pos": 3})
+    assert old.first["type"] == "snapshot" and old.first["recovered"] is False
+    assert old.first["operator"]["paused"] is True
+
+
+# ---------------------------------------------------------------- limits
+
+@pytest.fixture
+def lone_gateway(procs, tmp_path, site, kafka_bootstrap):
+    """A gateway with tight limits and no agent (topics appear later or never)."""
+    conf = write_gateway_conf(tmp_path, site, kafka_bootstrap,
+                              "max_frame = 4096; max_msgs_per_s = 10; max_connections = 8;")
+    _, url = start_gateway(procs, conf)
+    return site, url
+
+
+def test_limits_and_bad_messages(lone_gateway):
+    site, url = lone_gateway
+    tok = operator_token(site, "op101")
+    c = GwClient(url, tok)
+    assert c.first["type"] == "snapshot"
+    c.send("{not json")
+    assert c.recv()["code"] == "bad_json"
+    c.send("[1,2]")
+    assert c.recv()["code"] == "bad_json"
+    c.send({"type": "subscribe", "id": 7})
+    e = c.recv()
+    assert e["type"] == "error" and e["code"] == "unknown_type" and e["id"] == 7
+    c.send({"type": "command", "id": "q", "command": "reboot", "data": {}})
+    assert c.recv()["code"] == "invalid"
+    c.send({"type": "command", "id": "l", "command": "listen", "data": {"operator_id": "op102"}})
+    assert c.recv()["code"] == "forbidden"
+    c.send({"type": "ping"})
+    assert c.recv()["type"] == "pong"
+    # Oversized frame: 1009.
+    big = GwClient(url, tok)
+    big.send(json.dumps({"type": "ping", "pad": "x" * 5000}))
+    assert big.close_code() == 1009
+    # A flood: rate_limited, then 4008.
+    time.sleep(1.1)
+    for _ in range(60):
+        try:
+            c.send({"type": "ping"})
+        except Exception:
+            break
+    assert c.close_code() == 4008
+    assert any(m.get("code") == "rate_limited" for m in c.seen)
+
+
+def test_tokens_and_auth(lone_gateway):
+    site, url = lone_gateway
+    cases = [
+        (operator_token(site, "op101", secret="x" * 40), 4001),         # forged
+        (operator_token(site, "op101", ttl=-3600), 4002),                # expired
+        (operator_token("othersite", "op101"), 4003),                     # another site
+        ("not.a.token", 4001),
+    ]
+    for tok, want in cases:
+        c = GwClient(url, tok, auth=False)
+        c.send({"type": "auth", "token": tok})
+        assert c.close_code() == want, tok
+    # First message not auth: 4000.
+    c = GwClient(url, None)
+    c.send({"type": "ping"})
+    assert c.close_code() == 4000
+    # Renewal for another operator: 4001; a good renewal is confirmed.
+    c = GwClient(url, operator_token(site, "op101"))
+    c.send({"type": "renew", "token": operator_token(site, "op101", ttl=900)})
+    assert c.recv()["type"] == "renewed"
+    c.send({"type": "renew", "token": operator_token(site, "op102")})
+    assert c.close_code() == 4001
+    # Too many connections: 4008.
+    held = [GwClient(url, operator_token(site, f"op{i}")) for i in range(8)]
+    extra = GwClient(url, None)
+    assert extra.close_code() == 4008
+    for h in held:
+        h.close()
+    # Auth timeout: 4000 after 5 s.
+    t0 = time.monotonic()
+    c = GwClient(url, None)
+    assert c.close_code(timeout=10) == 4000
+    assert 4.5 < time.monotonic() - t0 < 7
+    # Metrics count all of it; health answers.
+    import urllib.request
+    text = urllib.request.urlopen(url + "/metrics", timeout=5).read().decode()
+    vals = dict(l.rsplit(" ", 1) for l in text.splitlines() if l and not l.startswith("#"))
+    assert int(vals["callbus_gateway_auth_failed_total"]) >= 5
+    assert int(vals["callbus_gateway_auth_timeouts_total"]) == 1
+    assert int(vals["callbus_gateway_refused_max_connections_total"]) == 1
+    health = json.loads(urllib.request.urlopen(url + "/health", timeout=5).read())
+    assert health["status"] == "ok"
+
+
+def test_tls_and_origin(procs, tmp_path, site, kafka_bootstrap):
+    import ssl
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    conf = write_gateway_conf(tmp_path, site, kafka_bootstrap,
+                              f'tls_cert = "{cert}"; tls_key = "{key}"; origins = ["https://crm.example"];')
+    _, url = start_gateway(procs, conf)
+    assert url.startswith("https://")
+    sslopt = {"cert_reqs": ssl.CERT_NONE}
+    c = GwClient(url, operator_token(site, "op101"), sslopt=sslopt, origin="https://crm.example")
+    assert c.welcome["type"] == "welcome" and c.first["type"] == "snapshot"
+    bad = GwClient(url, None, sslopt=sslopt, origin="https://evil.example")
+    assert bad.close_code() == 4009
