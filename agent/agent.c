@@ -81,7 +81,7 @@ struct agent {
 static void publish(agent *a, topic_kind t, const char *type, const char *key,
                     double time, const char *data, size_t datalen) {
     sbuf_reset(&a->buf);
-    ce_begin(&a->buf, &a->src, ++a->seq[t], type, key, time);
+    ce_begin(&a->buf, &a->src, topic_kind_name(t), ++a->seq[t], type, key, time);
     sbuf_append(&a->buf, data, datalen);
     ce_end(&a->buf);
     publisher_send(a->pub, t, key, key ? strlen(key) : 0, a->buf.data, a->buf.len);
@@ -136,7 +136,7 @@ static void publish_ami(agent *a, const ami_msg *m, double time) {
     if (!key || !*key) key = ami_get(m, "Uniqueid");
     if (key && strcmp(key, "<unknown>") == 0) key = NULL;
     sbuf_reset(&a->buf);
-    ce_begin(&a->buf, &a->src, ++a->seq[TOPIC_AMI], "callbus.ami.event", key, time);
+    ce_begin(&a->buf, &a->src, "ami", ++a->seq[TOPIC_AMI], "callbus.ami.event", key, time);
     sbuf_printf(&a->buf, "{\"kind\":\"%s\",\"headers\":[", kinds[ami_msg_kind(m)]);
     int lossy = m->noncanonical;
     for (size_t i = 0; i < m->count; i++) {
@@ -169,7 +169,7 @@ static void on_command_result(void *ctx, const char *command_id, double time, js
     }
     char *s = json_dumps(data, JSON_COMPACT);
     sbuf_reset(&a->buf);
-    ce_begin(&a->buf, &a->src, ++a->seq[TOPIC_RESULTS], "callbus.result", command_id, time);
+    ce_begin(&a->buf, &a->src, "results", ++a->seq[TOPIC_RESULTS], "callbus.result", command_id, time);
     sbuf_puts(&a->buf, s);
     ce_end(&a->buf);
     publisher_send_durable(a->pub, TOPIC_RESULTS, command_id, strlen(command_id), a->buf.data, a->buf.len);
@@ -312,7 +312,7 @@ static void on_ami_refused(void *ctx, ami_error err, const char *raw, size_t len
     if (err == AMI_ERR_NO_COLON) return;
     a->n.refused++;
     sbuf_reset(&a->buf);
-    ce_begin(&a->buf, &a->src, ++a->seq[TOPIC_AMI], "callbus.ami.event", NULL, a->now);
+    ce_begin(&a->buf, &a->src, "ami", ++a->seq[TOPIC_AMI], "callbus.ami.event", NULL, a->now);
     sbuf_printf(&a->buf, "{\"kind\":\"refused\",\"error\":\"%s\",\"raw_len\":%zu,\"raw_base64\":\"", what, len);
     sbuf_base64(&a->buf, (const unsigned char *)raw, len < REFUSED_KEEP ? len : REFUSED_KEEP);
     sbuf_puts(&a->buf, "\"}");

@@ -13,12 +13,12 @@ void ce_source_init(ce_source *src, const char *site, const char *role,
     src->epoch = epoch;
 }
 
-void ce_begin(sbuf *b, const ce_source *src, uint64_t seq, const char *type,
-              const char *subject, double time) {
+void ce_begin(sbuf *b, const ce_source *src, const char *stream, uint64_t seq,
+              const char *type, const char *subject, double time) {
     sbuf_printf(b,
-                "{\"specversion\":\"1.0\",\"id\":\"%s:%s:%lld:%llu\",\"source\":\"%s\","
+                "{\"specversion\":\"1.0\",\"id\":\"%s:%s:%s:%lld:%llu\",\"source\":\"%s\","
                 "\"type\":\"%s\",\"time\":",
-                src->site, src->producer, (long long)src->epoch, (unsigned long long)seq,
+                src->site, src->producer, stream, (long long)src->epoch, (unsigned long long)seq,
                 src->uri, type);
     sbuf_json_time(b, time);
     if (subject) {

@@ -1,7 +1,9 @@
 /* cloudevent.h -- the CloudEvents 1.0 envelope every callbus message wears.
  *
- * Ids are "<site>:<producer>:<epoch>:<seq>": unique per site, and the epoch
- * and sequence let consumers drop replication duplicates and see gaps. */
+ * Ids are "<site>:<producer>:<stream>:<epoch>:<seq>": unique per site, and
+ * the epoch and sequence let consumers drop replication duplicates and see
+ * gaps. A producer numbers each of its streams (the agent: each topic) from
+ * 1 in every epoch, so the stream is part of the id. */
 #ifndef CALLBUS_CLOUDEVENT_H
 #define CALLBUS_CLOUDEVENT_H
 
@@ -20,8 +22,8 @@ void ce_source_init(ce_source *src, const char *site, const char *role,
                     const char *producer, int64_t epoch);
 /* Writes '{' and every attribute up to `"data":`; the caller writes the data
  * value and then calls ce_end. */
-void ce_begin(sbuf *b, const ce_source *src, uint64_t seq, const char *type,
-              const char *subject, double time);
+void ce_begin(sbuf *b, const ce_source *src, const char *stream, uint64_t seq,
+              const char *type, const char *subject, double time);
 void ce_end(sbuf *b);
 /* Seconds since the epoch, with microseconds. */
 double ce_now(void);

@@ -122,9 +122,9 @@ def _cross_checks(obj):
     if not isinstance(ident, str):
         return errors
     parts = ident.split(":")
-    if len(parts) != 4:
+    if len(parts) not in (4, 5):
         return errors
-    site, _producer, epoch, seq = parts
+    site, epoch, seq = parts[0], parts[-2], parts[-1]
     if isinstance(obj.get("epoch"), int) and epoch.isdigit() and int(epoch) != obj["epoch"]:
         errors.append(f"/id: epoch {epoch} in id differs from epoch attribute {obj['epoch']}")
     if isinstance(obj.get("seq"), int) and seq.isdigit() and int(seq) != obj["seq"]:

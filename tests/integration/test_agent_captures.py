@@ -132,7 +132,7 @@ def test_ids_are_unique_and_sequenced(procs, tmp_path, site, kafka_bootstrap):
     _, ami = replay(procs, tmp_path, site, kafka_bootstrap, "01-inbound-queue-answered")
     ids = [e["id"] for e in ami]
     assert len(ids) == len(set(ids))
-    assert all(i.startswith(f"{site.id}:agent1:") for i in ids)
+    assert all(i.startswith(f"{site.id}:agent1:ami:") for i in ids)
     seqs = sorted(e["seq"] for e in ami)
     assert seqs == list(range(1, len(seqs) + 1))
     assert len({e["epoch"] for e in ami}) == 1
