@@ -38,7 +38,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 PROGRAMS := $(BUILD)/callbus-agent $(BUILD)/amisim $(if $(CLI_OBJS),$(BUILD)/callbus) \
             $(if $(wildcard gateway/main.c),$(BUILD)/callbus-gateway)
 
-.PHONY: all deps kafka-jars test unit integration integration-san valgrind demo bench fuzz clean
+.PHONY: all deps kafka-jars test unit integration integration-san browser valgrind demo bench fuzz clean
 all: $(PROGRAMS)
 
 $(BUILD)/%.o: %.c $(wildcard lib/*.h agent/*.h gateway/*.h tools/amisim/*.h tools/callbus/*.h)
@@ -77,12 +77,17 @@ test: deps
 	@$(MAKE) --no-print-directory SAN=1 all unit
 	@$(MAKE) --no-print-directory integration
 	@$(MAKE) --no-print-directory integration-san
+	@$(MAKE) --no-print-directory browser
 
 unit: $(UNIT_BINS)
 	@tests/run-unit.sh $(UNIT_BINS)
 
 integration: all kafka-jars
 	@tests/run-integration.sh
+
+# The operator page in headless Chromium (Debian's), driven by playwright-core.
+browser:
+	@tests/browser/run.sh
 
 integration-san: kafka-jars
 	@$(MAKE) --no-print-directory SAN=1 all

@@ -17,8 +17,11 @@ APT_PKGS=(
     librdkafka-dev libwebsockets-dev libjansson-dev libconfig-dev libjwt-dev
     libssl-dev uthash-dev libcmocka-dev
     clang libclang-rt-14-dev valgrind
-    maven python3 python3-pip jq iproute2 procps
+    maven python3 python3-pip jq iproute2 procps openssl
+    chromium
 )
+# The browser test needs Node.js >= 20 with npm; a machine without any gets Debian's.
+command -v node >/dev/null || APT_PKGS+=(nodejs npm)
 JAVA_PKG=openjdk-17-jre-headless
 # python import name -> pip requirement (see tests/requirements.txt)
 PY_MODULES=(confluent_kafka jsonschema referencing pytest websocket yaml)
