@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make demo: a local Kafka broker, amisim simulating a small call centre as a
-# stand-in Asterisk, callbus-agent between them, and a live tail of the calls
-# topic. Ctrl-C stops everything. DEMO_SECONDS=N stops by itself after N s.
+# stand-in Asterisk, callbus-agent between them, callbus-gateway with the
+# operator page (a URL with a demo token is printed), and a live tail of the
+# calls topic. Ctrl-C stops everything. DEMO_SECONDS=N stops by itself after N s.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -52,12 +53,51 @@ agent: {
   ami: { host = "127.0.0.1"; port = $AMI_PORT; username = "callbus"; secret = "callbus"; };
   http: { listen = "127.0.0.1:$HTTP_PORT"; };
 };
+commands: { operator_phone = "Local/%s@phones"; };   # amisim's operator phones
 CONF
 say "starting callbus-agent (AMI 127.0.0.1:$AMI_PORT)"
 "$BUILD/callbus-agent" -c "$WORK/agent.conf" 2>"$WORK/agent.log" &
 PIDS+=($!)
 
+# The gateway and a demo token for operator op101 (and a supervisor), signed
+# with the demo's own secret; a real site uses the CRM's tokens.
+SECRET="demo-secret-$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+cat >>"$WORK/agent.conf" <<CONF
+gateway: {
+  id = "gw1";
+  listen = "127.0.0.1:${GATEWAY_PORT:-0}";
+  www_dir = "$ROOT/gateway/www";
+  jwt_alg = "HS256";
+  jwt_secret = "$SECRET";
+};
+CONF
+demo_token() {
+    python3 - "$SECRET" "$1" "$2" <<'PY'
+import base64, hashlib, hmac, json, sys, time
+secret, sub, role = sys.argv[1:4]
+b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+body = b64(json.dumps({"sub": sub, "site": "demo", "role": role, "name": sub,
+                       "exp": int(time.time()) + 8 * 3600}).encode())
+sig = hmac.new(secret.encode(), f"{head}.{body}".encode(), hashlib.sha256).digest()
+print(f"{head}.{body}.{b64(sig)}")
+PY
+}
+say "starting callbus-gateway"
+"$BUILD/callbus-gateway" -c "$WORK/agent.conf" 2>"$WORK/gateway.log" &
+PIDS+=($!)
+GATEWAY_URL=""
+for _ in $(seq 300); do
+    GATEWAY_URL="$(sed -n 's/.*gateway: listening on \(http[^ ]*\).*/\1/p' "$WORK/gateway.log" | head -n1)"
+    [[ -n "$GATEWAY_URL" ]] && break
+    sleep 0.1
+done
+[[ -n "$GATEWAY_URL" ]] || { say "the gateway did not start:"; tail -20 "$WORK/gateway.log" >&2; exit 1; }
+
 cat >&2 <<MSG
+
+  Operator page:  $GATEWAY_URL/#token=$(demo_token op101 operator)
+  Supervisor:     $GATEWAY_URL/#token=$(demo_token sup1 supervisor)
 
   Kafka:          $BOOTSTRAP   topics callbus.demo.{ami,calls,operators,status}
   AMI simulator:  127.0.0.1:$AMI_PORT (user callbus / secret callbus)

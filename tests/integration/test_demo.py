@@ -17,3 +17,7 @@ def test_demo_shows_calls(kafka_bootstrap, tmp_path):
     assert "callbus.call.started" in out, out[-2000:] + r.stderr[-2000:]
     assert "callbus.call.answered" in out
     assert "Agent metrics:" in r.stderr and "http://127.0.0.1:" in r.stderr
+    # The operator page URL carries a demo token the gateway accepts.
+    import re
+    m = re.search(r"Operator page:\s+(http://127\.0\.0\.1:\d+)/#token=(\S+)", r.stderr)
+    assert m, r.stderr[-2000:]
