@@ -66,6 +66,7 @@ typedef struct gw_session {
     int refuse;               /* close code decided before ESTABLISHED */
     int close_code;           /* close once the queue is drained */
     char close_reason[96];
+    int socketless;           /* no wsi (fuzzing): output is only queued */
 } gw_session;
 
 typedef struct gw_kafka_in gw_kafka_in;

@@ -39,7 +39,7 @@ static void queue_free(gw_session *s) {
 static const char *who(const gw_session *s) { return s->authed ? s->id.operator_id : "-"; }
 
 static void enqueue(gw_session *s, gw_out *o) {
-    if (s->close_code || !s->wsi) return;
+    if (s->close_code || (!s->wsi && !s->socketless)) return;
     size_t max = (size_t)s->g->cfg->gateway.max_queue_kb * 1024;
     if (s->qbytes + o->len > max) {
         s->g->m.closed_slow++;
@@ -47,7 +47,7 @@ static void enqueue(gw_session *s, gw_out *o) {
                  s->qbytes);
         queue_free(s);
         gw_close(s, 4008, "too slow: messages not read");
-        lws_set_timeout(s->wsi, PENDING_TIMEOUT_CLOSE_SEND, 3);
+        if (s->wsi) lws_set_timeout(s->wsi, PENDING_TIMEOUT_CLOSE_SEND, 3);
         return;
     }
     gw_qnode *n = malloc(sizeof(*n));
@@ -59,7 +59,7 @@ static void enqueue(gw_session *s, gw_out *o) {
     else s->qhead = n;
     s->qtail = n;
     s->qbytes += o->len;
-    lws_callback_on_writable(s->wsi);
+    if (s->wsi) lws_callback_on_writable(s->wsi);
 }
 
 void gw_send_json(gw_session *s, json_t *msg) {

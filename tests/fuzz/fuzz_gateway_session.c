@@ -1,0 +1,237 @@
+/* fuzz_gateway_session.c -- libFuzzer target for the gateway's WebSocket
+ * message handler (gw_handle_message and everything behind it: auth, resume,
+ * renew, ping, commands and their checks against the view).
+ * fuzz-needs: gateway
+ *
+ * No network: the session is "socketless" (no wsi, output only queued) and
+ * the command producer is a real librdkafka producer with no brokers, so
+ * commands are built, checked and handed to librdkafka but never leave the
+ * process (they expire in memory). The view holds a little site state:
+ * op101 is in call 1.1 and is offered call 2.2, so answer/hangup/transfer
+ * reach the produce path.
+ *
+ * Input: byte 0 picks the session: bit 0 set = already authenticated (bit 1:
+ * as supervisor sup1, else as operator op101), clear = new connection whose
+ * first message must be auth. The rest is split on 0x00 into client
+ * messages, fed one by one. In a message, "@OP@", "@SUP@", "@OTHER@",
+ * "@EXPIRED@", "@SITE@" are replaced by tokens minted at start-up (op101,
+ * sup1, op102, an expired op101, op101 for another site) so auth and renew
+ * get past the signature.
+ *
+ * Invariants: no crash, leak or UB; every queued message is a JSON object
+ * whose "type" is one the gateway documents (errors with a known code); a
+ * close decision carries a documented close code and a reason; a session that
+ * is not authenticated has nothing queued; an authenticated one is who its
+ * token says. */
+#include <jwt.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "gateway.h"
+#include "log.h"
+
+#define SECRET "fuzz-secret-fuzz-secret-fuzz-secret!"
+
+static callbus_config cfg;
+static gw *G;
+
+static struct {
+    const char *marker;
+    char *token;
+} tokens[] = {{"@OP@", NULL}, {"@SUP@", NULL}, {"@OTHER@", NULL}, {"@EXPIRED@", NULL}, {"@SITE@", NULL}};
+#define NTOKENS (sizeof(tokens) / sizeof(tokens[0]))
+
+static char *mint(const char *sub, const char *role, const char *site, double exp) {
+    jwt_t *j = NULL;
+    char *t = NULL;
+    if (jwt_new(&j) == 0 && jwt_add_grant(j, "sub", sub) == 0 && jwt_add_grant(j, "site", site) == 0 &&
+        jwt_add_grant(j, "role", role) == 0 && jwt_add_grant_int(j, "exp", (long)exp) == 0 &&
+        jwt_set_alg(j, JWT_ALG_HS256, (const unsigned char *)SECRET, (int)strlen(SECRET)) == 0)
+        t = jwt_encode_str(j);
+    jwt_free(j);
+    if (!t) abort();
+    return t;
+}
+
+static void feed(const char *type, const char *id, const char *subject, const char *data) {
+    char buf[1024];
+    snprintf(buf, sizeof(buf),
+             "{\"specversion\":\"1.0\",\"id\":\"%s\",\"source\":\"callbus://lyon/agent/a1\",\"type\":\"%s\","
+             "\"time\":\"2026-11-26T05:17:40.004Z\",\"subject\":\"%s\",\"data\":%s}",
+             id, type, subject, data);
+    if (view_apply(G->view, buf, strlen(buf), NULL, NULL) < 0) abort();
+}
+
+static void setup(void) {
+    char err[512];
+    log_set_level(LOG_ERROR);
+    if (config_load(&cfg, NULL, err, sizeof(err)) < 0) abort();
+    snprintf(cfg.site, sizeof(cfg.site), "lyon");
+    cfg.gateway.max_queue_kb = 16; /* reachable "too slow" */
+    /* No bootstrap.servers: nothing connects; produced commands wait in
+     * librdkafka's queue and expire. The small queue keeps memory bounded and
+     * reaches the "could not be queued" path. */
+    if (config_set_kafka(&cfg, "message.timeout.ms=1", err, sizeof(err)) ||
+        config_set_kafka(&cfg, "queue.buffering.max.messages=64", err, sizeof(err)) ||
+        config_set_kafka(&cfg, "log_level=0", err, sizeof(err)))
+        abort();
+    G = calloc(1, sizeof(*G));
+    G->cfg = &cfg;
+    G->key = (unsigned char *)strdup(SECRET);
+    G->key_len = strlen(SECRET);
+    G->auth = (auth_config){.alg = AUTH_HS256, .key = G->key, .key_len = G->key_len, .site = cfg.site,
+                            .leeway_s = cfg.gateway.jwt_leeway_s};
+    if (auth_config_problem(&G->auth)) abort();
+    snprintf(G->epoch, sizeof(G->epoch), "fuzz");
+    G->view = view_new((size_t)cfg.gateway.history, G->epoch);
+    G->cout = gw_commands_out_new(G, err, sizeof(err));
+    if (!G->cout) {
+        fprintf(stderr, "commands producer: %s\n", err);
+        abort();
+    }
+    feed("callbus.operator.logged_in", "e1", "op101",
+         "{\"operator_id\":\"op101\",\"interface\":\"PJSIP/op101\",\"queue\":\"support\",\"device_status\":1}");
+    feed("callbus.operator.logged_in", "e2", "op102",
+         "{\"operator_id\":\"op102\",\"interface\":\"PJSIP/op102\",\"queue\":\"sales\",\"device_status\":1}");
+    feed("callbus.call.started", "e3", "1.1",
+         "{\"call_id\":\"1.1\",\"caller\":{\"number\":\"5551001\"},\"direction\":\"inbound\"}");
+    feed("callbus.call.offered", "e4", "1.1",
+         "{\"call_id\":\"1.1\",\"queue\":\"support\",\"operator_id\":\"op101\"}");
+    feed("callbus.call.answered", "e5", "1.1",
+         "{\"call_id\":\"1.1\",\"queue\":\"support\",\"operator_id\":\"op101\"}");
+    feed("callbus.call.started", "e6", "2.2",
+         "{\"call_id\":\"2.2\",\"caller\":{\"number\":\"5551002\"},\"direction\":\"inbound\"}");
+    feed("callbus.call.offered", "e7", "2.2",
+         "{\"call_id\":\"2.2\",\"queue\":\"support\",\"operator_id\":\"op101\"}");
+
+    double now = gw_now();
+    tokens[0].token = mint("op101", "operator", "lyon", now + 86400);
+    tokens[1].token = mint("sup1", "supervisor", "lyon", now + 86400);
+    tokens[2].token = mint("op102", "operator", "lyon", now + 86400);
+    tokens[3].token = mint("op101", "operator", "lyon", now - 3600);
+    tokens[4].token = mint("op101", "operator", "paris", now + 86400);
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv) {
+    (void)argc;
+    (void)argv;
+    setup();
+    return 0;
+}
+
+/* The message with the token markers replaced; *outlen its length. */
+static char *expand(const uint8_t *p, size_t n, size_t *outlen) {
+    size_t cap = n + 1, len = 0;
+    for (size_t i = 0; i < n; i++)
+        if (p[i] == '@') cap += 1024; /* a token per '@' at most, ample */
+    char *out = malloc(cap);
+    for (size_t i = 0; i < n;) {
+        size_t k;
+        for (k = 0; k < NTOKENS; k++) {
+            size_t ml = strlen(tokens[k].marker);
+            if (n - i >= ml && !memcmp(p + i, tokens[k].marker, ml)) {
+                size_t tl = strlen(tokens[k].token);
+                memcpy(out + len, tokens[k].token, tl);
+                len += tl;
+                i += ml;
+                break;
+            }
+        }
+        if (k == NTOKENS) out[len++] = (char)p[i++];
+    }
+    out[len] = 0;
+    *outlen = len;
+    return out;
+}
+
+static int one_of(const char *s, const char *const *set) {
+    for (; *set; set++)
+        if (!strcmp(s, *set)) return 1;
+    return 0;
+}
+
+static const char *const out_types[] = {"welcome", "snapshot", "resume", "event", "command_ack",
+                                        "error", "pong", "renewed", NULL};
+static const char *const error_codes[] = {"bad_json", "unknown_type", "forbidden", "invalid", "rate_limited",
+                                          "not_authenticated", "unavailable", NULL};
+static const int close_codes[] = {1009, 4000, 4001, 4002, 4003, 4008, 4009};
+
+static void check_and_free(gw_session *s) {
+    size_t n = 0, bytes = 0;
+    int show = getenv("FUZZ_SHOW") != NULL; /* FUZZ_SHOW=1 ./fuzz_gateway_session seed... */
+    for (gw_qnode *q = s->qhead; q;) {
+        gw_out *m = q->m;
+        json_error_t e;
+        json_t *j = json_loadb((const char *)m->buf + LWS_PRE, m->len, 0, &e);
+        const char *type = json_string_value(json_object_get(j, "type"));
+        if (!json_is_object(j) || !type || !one_of(type, out_types)) {
+            fprintf(stderr, "bad output: %.*s\n", (int)m->len, (const char *)m->buf + LWS_PRE);
+            abort();
+        }
+        if (!strcmp(type, "error")) {
+            const char *code = json_string_value(json_object_get(j, "code"));
+            if (!code || !one_of(code, error_codes) || !json_is_string(json_object_get(j, "message"))) {
+                fprintf(stderr, "bad error: %.*s\n", (int)m->len, (const char *)m->buf + LWS_PRE);
+                abort();
+            }
+        }
+        if (show) printf("  < %.*s\n", (int)m->len, (const char *)m->buf + LWS_PRE);
+        json_decref(j);
+        n++;
+        bytes += m->len;
+        gw_qnode *next = q->next;
+        if (--m->refs == 0) free(m);
+        free(q);
+        q = next;
+    }
+    if (bytes != s->qbytes) abort();
+    if (n && !s->authed) abort(); /* nothing for an unauthenticated client */
+    if (s->authed && strcmp(s->id.operator_id, "op101") && strcmp(s->id.operator_id, "sup1") &&
+        strcmp(s->id.operator_id, "op102"))
+        abort();
+    if (s->close_code) {
+        size_t i;
+        for (i = 0; i < sizeof(close_codes) / sizeof(close_codes[0]); i++)
+            if (s->close_code == close_codes[i]) break;
+        if (show) printf("  closed %d %s\n", s->close_code, s->close_reason);
+        if (i == sizeof(close_codes) / sizeof(close_codes[0]) || !s->close_reason[0]) {
+            fprintf(stderr, "bad close: %d %s\n", s->close_code, s->close_reason);
+            abort();
+        }
+    }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    if (size < 1) return 0;
+    gw_session *s = calloc(1, sizeof(*s));
+    s->g = G;
+    s->socketless = 1;
+    snprintf(s->peer, sizeof(s->peer), "fuzz");
+    s->connected_at = s->last_rx = s->refill_at = gw_now();
+    s->tokens = cfg.gateway.max_msgs_per_s;
+    if (data[0] & 1) {
+        int sup = data[0] & 2;
+        if (auth_verify(&G->auth, tokens[sup ? 1 : 0].token, gw_now(), &s->id) != AUTH_OK) abort();
+        s->authed = 1;
+        G->nauthed++;
+    }
+    const uint8_t *p = data + 1, *end = data + size;
+    while (p <= end) {
+        const uint8_t *z = memchr(p, 0, (size_t)(end - p));
+        if (!z) z = end;
+        size_t len;
+        char *msg = expand(p, (size_t)(z - p), &len);
+        gw_handle_message(s, msg, len);
+        free(msg);
+        p = z + 1;
+    }
+    gw_commands_out_poll(G->cout);
+    check_and_free(s);
+    if (s->authed) G->nauthed--;
+    free(s);
+    return 0;
+}
