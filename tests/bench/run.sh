@@ -4,9 +4,11 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 if [[ -n "${KAFKA_BOOTSTRAP:-}" ]]; then
-    exec python3 "$ROOT/tests/bench/bench.py" "$KAFKA_BOOTSTRAP"
+    python3 "$ROOT/tests/bench/bench.py" "$KAFKA_BOOTSTRAP"
+    exec python3 "$ROOT/tests/bench/bench_gateway.py" "$KAFKA_BOOTSTRAP"
 fi
 DIR="$(mktemp -d /tmp/callbus-bench-kafka.XXXXXX)"
 trap '"$ROOT/tests/kafka/kafka.sh" stop "$DIR" >/dev/null 2>&1 || true; rm -rf "$DIR"' EXIT
 BOOTSTRAP="$("$ROOT/tests/kafka/kafka.sh" start "$DIR" | tail -n1)"
 python3 "$ROOT/tests/bench/bench.py" "$BOOTSTRAP"
+python3 "$ROOT/tests/bench/bench_gateway.py" "$BOOTSTRAP"

@@ -1,0 +1,196 @@
+"""Gateway figures for `make bench`:
+
+1. concurrent authenticated WebSocket clients one gateway holds, and its RSS
+   per connection (goal: 10,000 clients under 20 KB each);
+2. latency from an AMI event at amisim to its arrival at a WebSocket client,
+   p50/p99, with amisim producing about 1,000 AMI events/s.
+
+Clients are raw asyncio sockets speaking just enough RFC 6455 (masked text
+frames out, unmasked frames in), so one Python process can hold 10,000."""
+
+import asyncio
+import base64
+import calendar
+import hashlib
+import hmac
+import json
+import os
+import re
+import resource
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+BUILD = Path(os.environ.get("CALLBUS_BUILD", ROOT / "build"))
+SECRET = "bench-secret-0123456789abcdef0123456789"
+CLIENTS = int(os.environ.get("BENCH_WS_CLIENTS", "10000"))
+
+
+def token(site, sub, role="operator"):
+    b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+    head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+    body = b64(json.dumps({"sub": sub, "site": site, "role": role,
+                           "exp": int(time.time()) + 3600}).encode())
+    sig = hmac.new(SECRET.encode(), f"{head}.{body}".encode(), hashlib.sha256).digest()
+    return f"{head}.{body}.{b64(sig)}"
+
+
+def frame(text):
+    data = text.encode()
+    mask = os.urandom(4)
+    n = len(data)
+    head = bytes([0x81]) + (bytes([0x80 | n]) if n < 126 else bytes([0x80 | 126]) + n.to_bytes(2, "big"))
+    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+
+
+async def read_frame(reader):
+    b0, b1 = await reader.readexactly(2)
+    n = b1 & 0x7F
+    if n == 126:
+        n = int.from_bytes(await reader.readexactly(2), "big")
+    elif n == 127:
+        n = int.from_bytes(await reader.readexactly(8), "big")
+    return b0 & 0x0F, await reader.readexactly(n)
+
+
+async def ws_connect(port, tok):
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    key = base64.b64encode(os.urandom(16)).decode()
+    writer.write((f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+                  f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+                  f"Sec-WebSocket-Protocol: callbus.v1\r\n\r\n").encode())
+    status = await reader.readuntil(b"\r\n\r\n")
+    if b" 101 " not in status.split(b"\r\n", 1)[0]:
+        raise RuntimeError(status[:100])
+    writer.write(frame(json.dumps({"type": "auth", "token": tok})))
+    # welcome, then the snapshot
+    seen = set()
+    while "snapshot" not in seen:
+        op, data = await read_frame(reader)
+        if op == 8:
+            raise RuntimeError(f"closed: {data[:2].hex()} {data[2:]}")
+        seen.add(json.loads(data)["type"])
+    return reader, writer
+
+
+def rss_kb(pid):
+    return int(re.search(r"VmRSS:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text()).group(1))
+
+
+def start(cmd, log):
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=open(log, "w"), text=True)
+
+
+def wait_log(path, rx, timeout=60):
+    end = time.time() + timeout
+    while time.time() < end:
+        m = re.search(rx, Path(path).read_text())
+        if m:
+            return m
+        time.sleep(0.1)
+    raise RuntimeError(f"no /{rx}/ in {path}")
+
+
+def write_conf(work, site, bootstrap, ami_port):
+    conf = work / f"{site}.conf"
+    conf.write_text(f"""site = "{site}"; state_dir = "{work / site}";
+kafka = [ "bootstrap.servers={bootstrap}" ];
+agent: {{ ami: {{ port = {ami_port}; secret = "callbus"; }}; }};
+commands: {{ operator_phone = "Local/%s@phones"; }};
+gateway: {{ id = "gwb"; listen = "127.0.0.1:0"; www_dir = "{ROOT / 'gateway' / 'www'}";
+  jwt_alg = "HS256"; jwt_secret = "{SECRET}"; max_connections = {CLIENTS + 1000};
+  max_msgs_per_s = 100; idle_timeout = 3600; }};
+""")
+    return conf
+
+
+async def hold_clients(port, site, n):
+    conns, t0 = [], time.monotonic()
+    sem = asyncio.Semaphore(200)
+
+    async def one(i):
+        async with sem:
+            conns.append(await ws_connect(port, token(site, f"op{i}")))
+    await asyncio.gather(*(one(i) for i in range(n)))
+    return conns, time.monotonic() - t0
+
+
+async def measure_latency(port, site, seconds):
+    """A supervisor sees every call event; latency = arrival - event time
+    (Asterisk's Timestamp, i.e. amisim's clock on this machine)."""
+    reader, writer = await ws_connect(port, token(site, "sup1", "supervisor"))
+    lat, end = [], time.monotonic() + seconds
+    while time.monotonic() < end:
+        try:
+            op, data = await asyncio.wait_for(read_frame(reader), timeout=1)
+        except asyncio.TimeoutError:
+            continue
+        now = time.time()
+        msg = json.loads(data)
+        if msg.get("type") != "event":
+            continue
+        ev = msg["event"]
+        if ev["type"].startswith("callbus.call."):
+            t = ev["time"]
+            ts = calendar.timegm(time.strptime(t[:19], "%Y-%m-%dT%H:%M:%S")) + float("0" + t[19:-1])
+            lat.append((now - ts) * 1000)
+    writer.close()
+    return sorted(lat)
+
+
+def run(bootstrap):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # the gateway inherits it
+    work = Path(subprocess.check_output(["mktemp", "-d", "/tmp/callbus-bench-gw.XXXXXX"], text=True).strip())
+    site = "g" + uuid.uuid4().hex[:8]
+    # ~20 inbound calls/s with enough operators: about 1,000 AMI events/s.
+    amisim = start([BUILD / "amisim", "--listen", "127.0.0.1:0", "--simulate", "--operators", "200",
+                    "--queues", "support", "--rate", "20", "--talk", "2-5", "--abandon", "0"],
+                   work / "amisim.log")
+    ami_port = int(re.search(r":(\d+)$", amisim.stdout.readline().strip()).group(1))
+    conf = write_conf(work, site, bootstrap, ami_port)
+    agent = start([BUILD / "callbus-agent", "-c", conf], work / "agent.log")
+    gw = None
+    try:
+        wait_log(work / "agent.log", r"ami: logged in")
+        time.sleep(3)
+        gw = subprocess.Popen([BUILD / "callbus-gateway", "-c", conf], stderr=open(work / "gateway.log", "w"))
+        port = int(wait_log(work / "gateway.log", r"listening on https?://[0-9.]+:(\d+)").group(1))
+        base = rss_kb(gw.pid)
+        loop = asyncio.new_event_loop()
+        conns, took = loop.run_until_complete(hold_clients(port, site, CLIENTS))
+        time.sleep(2)
+        held = rss_kb(gw.pid)
+        per_conn = (held - base) * 1024 / len(conns)
+        print(f"gateway clients: {len(conns)} authenticated WebSocket clients connected in {took:.1f} s; "
+              f"gateway RSS {base / 1024:.1f} MB before, {held / 1024:.1f} MB after: "
+              f"{per_conn / 1024:.1f} KB per connection")
+        lat = loop.run_until_complete(measure_latency(port, site, 20))
+        print(f"gateway latency: {len(lat)} call events over 20 s at ~1,000 AMI events/s, "
+              f"{len(conns)} clients connected: AMI event -> WebSocket client p50 "
+              f"{lat[len(lat) // 2]:.2f} ms, p99 {lat[int(len(lat) * 0.99) - 1]:.2f} ms")
+        for _, w in conns:
+            w.close()
+        loop.close()
+        return dict(clients=len(conns), kb_per_conn=per_conn / 1024, p50=lat[len(lat) // 2],
+                    p99=lat[int(len(lat) * 0.99) - 1])
+    finally:
+        for p in (gw, agent, amisim):
+            if p:
+                p.terminate()
+                try:
+                    p.wait(30)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+
+
+if __name__ == "__main__":
+    runs = [run(sys.argv[1]) for _ in range(int(os.environ.get("BENCH_RUNS", "3")))]
+    med = lambda k: statistics.median(r[k] for r in runs)
+    print(f"RESULT gateway (median of {len(runs)}): {med('clients'):.0f} clients held, "
+          f"{med('kb_per_conn'):.1f} KB RSS per connection; AMI event -> WebSocket client "
+          f"p50 {med('p50'):.2f} ms, p99 {med('p99'):.2f} ms")
