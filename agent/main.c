@@ -1,14 +1,10 @@
-/* main.c -- callbus-agent command line: options, config, signals. */
-#include <getopt.h>
+/* main.c -- callbus-agent: command line, signals, run. */
 #include <signal.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
 #include "agent.h"
-#include "config.h"
 #include "log.h"
-#include "version.h"
+#include "program.h"
 
 static agent *running;
 
@@ -17,62 +13,25 @@ static void on_signal(int sig) {
     if (running) agent_stop(running);
 }
 
-static void usage(FILE *out) {
-    fprintf(out,
-            "usage: callbus-agent [-c agent.conf] [-X name=value]... [options]\n"
-            "\n"
-            "Publishes every AMI event of one Asterisk to Kafka, with normalised call\n"
-            "and operator events, and never blocks Asterisk.\n"
-            "\n"
-            "  -c, --config FILE     configuration file (see agent/agent.conf.example)\n"
-            "  -X name=value         librdkafka property, passed through untouched;\n"
-            "                        overrides the config file's kafka list\n"
-            "  -v, --verbose         debug logging\n"
-            "      --check-config    validate the configuration and exit (0 = valid)\n"
-            "  -h, --help            this text\n"
-            "  -V, --version         version\n");
-}
+static const program_info info = {
+    "callbus-agent",
+    "Publishes every AMI event of one Asterisk to Kafka, with normalised call\n"
+    "and operator events, executes commands from Kafka, and never blocks Asterisk.\n",
+    "agent/agent.conf.example"};
 
 int main(int argc, char **argv) {
-    static const struct option opts[] = {
-        {"config", required_argument, 0, 'c'}, {"verbose", no_argument, 0, 'v'},
-        {"check-config", no_argument, 0, 'C'}, {"help", no_argument, 0, 'h'},
-        {"version", no_argument, 0, 'V'}, {0, 0, 0, 0}};
-    const char *path = NULL;
-    int check_only = 0, verbose = 0, opt;
-    char err[1024];
-    char **props = calloc((size_t)argc, sizeof(char *));
-    int nprops = 0;
-    log_set_name("callbus-agent");
-    while ((opt = getopt_long(argc, argv, "c:X:vhV", opts, NULL)) != -1) {
-        switch (opt) {
-        case 'c': path = optarg; break;
-        case 'X': props[nprops++] = optarg; break;
-        case 'v': verbose = 1; break;
-        case 'C': check_only = 1; break;
-        case 'h': usage(stdout); free(props); return 0;
-        case 'V': printf("callbus-agent %s\n", CALLBUS_VERSION); free(props); return 0;
-        default: usage(stderr); free(props); return 2;
-        }
-    }
     callbus_config cfg;
-    if (config_load(&cfg, path, err, sizeof(err)) < 0) goto bad_config;
-    for (int i = 0; i < nprops; i++)
-        if (config_set_kafka(&cfg, props[i], err, sizeof(err)) < 0) goto bad_config;
-    free(props);
-    props = NULL;
-    int level = log_level_parse(cfg.log_level);
-    if (level < 0) {
-        snprintf(err, sizeof(err), "log_level \"%s\" must be debug, info, warn or error", cfg.log_level);
-        goto bad_config;
-    }
-    log_set_level(verbose ? LOG_DEBUG : (enum log_level)level);
-    if (check_only) {
+    const char *path;
+    int check;
+    int rc = program_start(&info, argc, argv, &cfg, &path, &check);
+    if (rc >= 0) return rc;
+    if (check) {
         printf("%s: configuration is valid (site %s, agent %s, AMI %s:%d)\n", path ? path : "(defaults)",
                cfg.site, cfg.agent.id, cfg.agent.ami_host, cfg.agent.ami_port);
         config_free(&cfg);
         return 0;
     }
+    char err[1024];
     running = agent_new(&cfg, err, sizeof(err));
     if (!running) {
         log_error("%s", err);
@@ -83,13 +42,8 @@ int main(int argc, char **argv) {
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
-    int rc = agent_run(running);
+    rc = agent_run(running);
     agent_free(running);
     config_free(&cfg);
     return rc;
-bad_config:
-    free(props);
-    fprintf(stderr, "callbus-agent: %s\n", err);
-    config_free(&cfg);
-    return 2;
 }

@@ -1,0 +1,72 @@
+/* program.c -- shared command line of the callbus daemons (see program.h). */
+#include "program.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "log.h"
+#include "version.h"
+
+static void usage(const program_info *p, FILE *out) {
+    fprintf(out,
+            "usage: %s [-c FILE] [-X name=value]... [options]\n"
+            "\n%s\n"
+            "  -c, --config FILE     configuration file (see %s)\n"
+            "  -X name=value         librdkafka property, passed through untouched;\n"
+            "                        overrides the config file's kafka list\n"
+            "  -v, --verbose         debug logging\n"
+            "      --check-config    validate the configuration and exit (0 = valid)\n"
+            "  -h, --help            this text\n"
+            "  -V, --version         version\n",
+            p->name, p->about, p->config_example);
+}
+
+int program_bad_config(const program_info *p, callbus_config *cfg, const char *message) {
+    fprintf(stderr, "%s: %s\n", p->name, message);
+    config_free(cfg);
+    return 2;
+}
+
+/* Config file, then -X overrides, then the log level it names. */
+static int load(const program_info *p, const char *path, char **props, int nprops, int verbose,
+                callbus_config *cfg) {
+    char err[1024];
+    if (config_load(cfg, path, err, sizeof(err)) < 0) return program_bad_config(p, cfg, err);
+    for (int i = 0; i < nprops; i++)
+        if (config_set_kafka(cfg, props[i], err, sizeof(err)) < 0) return program_bad_config(p, cfg, err);
+    int level = log_level_parse(cfg->log_level);
+    if (level < 0) {
+        snprintf(err, sizeof(err), "log_level \"%s\" must be debug, info, warn or error", cfg->log_level);
+        return program_bad_config(p, cfg, err);
+    }
+    log_set_level(verbose ? LOG_DEBUG : (enum log_level)level);
+    return -1;
+}
+
+int program_start(const program_info *p, int argc, char **argv, callbus_config *cfg,
+                  const char **path, int *check) {
+    static const struct option opts[] = {
+        {"config", required_argument, 0, 'c'}, {"verbose", no_argument, 0, 'v'},
+        {"check-config", no_argument, 0, 'C'}, {"help", no_argument, 0, 'h'},
+        {"version", no_argument, 0, 'V'}, {0, 0, 0, 0}};
+    char **props = calloc((size_t)argc + 1, sizeof(char *));
+    int nprops = 0, verbose = 0, opt, rc = -1;
+    *path = NULL;
+    *check = 0;
+    log_set_name(p->name);
+    while (rc < 0 && (opt = getopt_long(argc, argv, "c:X:vhV", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'c': *path = optarg; break;
+        case 'X': props[nprops++] = optarg; break;
+        case 'v': verbose = 1; break;
+        case 'C': *check = 1; break;
+        case 'h': usage(p, stdout); rc = 0; break;
+        case 'V': printf("%s %s\n", p->name, CALLBUS_VERSION); rc = 0; break;
+        default: usage(p, stderr); rc = 2; break;
+        }
+    }
+    if (rc < 0) rc = load(p, *path, props, nprops, verbose, cfg);
+    free(props);
+    return rc;
+}
