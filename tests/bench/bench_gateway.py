@@ -28,6 +28,8 @@ ROOT = Path(__file__).resolve().parents[2]
 BUILD = Path(os.environ.get("CALLBUS_BUILD", ROOT / "build"))
 SECRET = "bench-secret-0123456789abcdef0123456789"
 CLIENTS = int(os.environ.get("BENCH_WS_CLIENTS", "10000"))
+# Client operator ids; "op" makes some of them the simulated operators.
+PREFIX = os.environ.get("BENCH_WS_PREFIX", "idle")
 
 
 def token(site, sub, role="operator"):
@@ -114,7 +116,7 @@ async def hold_clients(port, site, n):
 
     async def one(i):
         async with sem:
-            conns.append(await ws_connect(port, token(site, f"op{i}")))
+            conns.append(await ws_connect(port, token(site, f"{PREFIX}{i}")))
     await asyncio.gather(*(one(i) for i in range(n)))
     return conns, time.monotonic() - t0
 
