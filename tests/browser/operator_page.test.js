@@ -8,6 +8,7 @@ const assert = require('node:assert/strict');
 const fs = require('fs');
 const path = require('path');
 const { chromium } = require('playwright-core');
+const helpers = require('./helpers');
 const { FakeGateway, makeToken } = require('./fake_gateway');
 
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
@@ -23,21 +24,8 @@ async function shot(name) {
 
 async function textOf(sel) { return (await page.locator(sel).textContent()).trim(); }
 
-/* Poll until fn() is truthy. */
-async function until(fn, what, timeout = T) {
-  const t0 = Date.now();
-  let last;
-  for (;;) {
-    try { last = await fn(); if (last) return last; } catch (e) { last = e; }
-    if (Date.now() - t0 > timeout) throw new Error('timed out: ' + what + (last instanceof Error ? ' (' + last.message + ')' : ''));
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-function secondsOf(timerText) {
-  const p = timerText.split(':').map(Number);
-  return p.reduce((a, b) => a * 60 + b, 0);
-}
+const until = (fn, what, timeout = T) => helpers.until(fn, what, timeout);
+const { secondsOf } = helpers;
 
 before(async () => {
   fs.mkdirSync(OUT, { recursive: true });

@@ -15,6 +15,7 @@ const fs = require('fs');
 const net = require('net');
 const path = require('path');
 const { chromium } = require('playwright-core');
+const helpers = require('./helpers');
 
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const OUT = path.resolve(process.env.BROWSER_OUT || path.join(__dirname, 'out', 'real'));
@@ -36,19 +37,8 @@ async function shot(name) {
 
 async function textOf(sel) { return (await page.locator(sel).textContent()).trim(); }
 
-async function until(fn, what, timeout = T) {
-  const t0 = Date.now();
-  let last;
-  for (;;) {
-    try { last = await fn(); if (last) return last; } catch (e) { last = e; }
-    if (Date.now() - t0 > timeout) throw new Error('timed out: ' + what + (last instanceof Error ? ' (' + last.message + ')' : ''));
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-function secondsOf(timerText) {
-  return timerText.split(':').map(Number).reduce((a, b) => a * 60 + b, 0);
-}
+const until = (fn, what, timeout = T) => helpers.until(fn, what, timeout, 100);
+const { secondsOf } = helpers;
 
 /* An inbound call from the trunk, as test_gateway.py's inbound_call does:
  * log in to amisim's AMI and originate Local/800@from-trunk. */
