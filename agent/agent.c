@@ -78,21 +78,30 @@ struct agent {
 
 /* ---- Publishing ---------------------------------------------------------- */
 
+/* durable: the message must survive an agent crash from now on (command
+ * results), so it goes through the fsynced spool. */
 static void publish(agent *a, topic_kind t, const char *type, const char *key,
-                    double time, const char *data, size_t datalen) {
+                    double time, const char *data, size_t datalen, int durable) {
     sbuf_reset(&a->buf);
     ce_begin(&a->buf, &a->src, topic_kind_name(t), ++a->seq[t], type, key, time);
     sbuf_append(&a->buf, data, datalen);
     ce_end(&a->buf);
-    publisher_send(a->pub, t, key, key ? strlen(key) : 0, a->buf.data, a->buf.len);
+    size_t keylen = key ? strlen(key) : 0;
+    if (durable) publisher_send_durable(a->pub, t, key, keylen, a->buf.data, a->buf.len);
+    else publisher_send(a->pub, t, key, keylen, a->buf.data, a->buf.len);
+}
+
+static void publish_json_as(agent *a, topic_kind t, const char *type, const char *key,
+                            double time, json_t *data, int durable) {
+    char *s = json_dumps(data, JSON_COMPACT | JSON_REAL_PRECISION(15));
+    publish(a, t, type, key, time, s, strlen(s), durable);
+    free(s);
+    json_decref(data);
 }
 
 static void publish_json(agent *a, topic_kind t, const char *type, const char *key,
                          double time, json_t *data) {
-    char *s = json_dumps(data, JSON_COMPACT | JSON_REAL_PRECISION(15));
-    publish(a, t, type, key, time, s, strlen(s));
-    free(s);
-    json_decref(data);
+    publish_json_as(a, t, type, key, time, data, 0);
 }
 
 static void publish_gap(agent *a, double from, double to, const char *reason, const char *detail) {
@@ -161,20 +170,9 @@ static void publish_ami(agent *a, const ami_msg *m, double time) {
 /* Final results are written durably: a crash right after a command's
  * outcome is known must not lose the only record of it. */
 static void on_command_result(void *ctx, const char *command_id, double time, json_t *data) {
-    agent *a = ctx;
     const char *status = json_string_value(json_object_get(data, "status"));
-    if (status && !strcmp(status, "accepted")) {
-        publish_json(a, TOPIC_RESULTS, "callbus.result", command_id, time, data);
-        return;
-    }
-    char *s = json_dumps(data, JSON_COMPACT);
-    sbuf_reset(&a->buf);
-    ce_begin(&a->buf, &a->src, "results", ++a->seq[TOPIC_RESULTS], "callbus.result", command_id, time);
-    sbuf_puts(&a->buf, s);
-    ce_end(&a->buf);
-    publisher_send_durable(a->pub, TOPIC_RESULTS, command_id, strlen(command_id), a->buf.data, a->buf.len);
-    free(s);
-    json_decref(data);
+    int final = !status || strcmp(status, "accepted") != 0;
+    publish_json_as(ctx, TOPIC_RESULTS, "callbus.result", command_id, time, data, final);
 }
 
 static void on_model_event(void *ctx, cm_topic topic, const char *type, const char *key,
