@@ -26,6 +26,8 @@ PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CFLAGS ?= -O2 -g
 ALL_CFLAGS = -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -Ilib $(PKG_CFLAGS) $(CFLAGS) $(SANFLAGS)
 LDLIBS = $(PKG_LIBS) -lpthread -lm
+# libev has no pkg-config file; the gateway's event loop (gateway/server.c).
+GATEWAY_LIBS := -lev
 
 LIB_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard lib/*.c))
 AGENT_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(filter-out agent/main.c,$(wildcard agent/*.c)))
@@ -49,7 +51,7 @@ $(BUILD)/callbus-agent: $(BUILD)/agent/main.o $(AGENT_OBJS) $(LIB_OBJS)
 	$(CC) $(ALL_CFLAGS) $^ -o $@ $(LDLIBS)
 
 $(BUILD)/callbus-gateway: $(BUILD)/gateway/main.o $(GATEWAY_OBJS) $(LIB_OBJS)
-	$(CC) $(ALL_CFLAGS) $^ -o $@ $(LDLIBS)
+	$(CC) $(ALL_CFLAGS) $^ -o $@ $(LDLIBS) $(GATEWAY_LIBS)
 
 $(BUILD)/amisim: $(AMISIM_OBJS) $(LIB_OBJS)
 	$(CC) $(ALL_CFLAGS) $^ -o $@ $(LDLIBS)
@@ -59,7 +61,7 @@ $(BUILD)/callbus: $(CLI_OBJS) $(LIB_OBJS)
 
 $(BUILD)/tests/%: tests/unit/%.c $(AGENT_OBJS) $(GATEWAY_OBJS) $(LIB_OBJS)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Iagent -Igateway -DFIXTURES=\"$(CURDIR)/tests/fixtures\" $^ -o $@ $(LDLIBS) -lcmocka
+	$(CC) $(ALL_CFLAGS) -Iagent -Igateway -DFIXTURES=\"$(CURDIR)/tests/fixtures\" $^ -o $@ $(LDLIBS) $(GATEWAY_LIBS) -lcmocka
 
 deps:
 	@tools/setup.sh deps

@@ -22,6 +22,7 @@
 struct gw_commands_out {
     gw *g;
     rd_kafka_t *rk;
+    rd_kafka_queue_t *main_q;   /* delivery reports, for the wake-up fd */
     char topic[256];
     char source[192];
     long long epoch;
@@ -223,8 +224,19 @@ void gw_commands_out_poll(gw_commands_out *c) {
     if (c) rd_kafka_poll(c->rk, 0);
 }
 
+void gw_commands_out_wake_fd(gw_commands_out *c, int fd) {
+    if (!c) return;
+    if (!c->main_q) c->main_q = rd_kafka_queue_get_main(c->rk);
+    if (fd >= 0) rd_kafka_queue_io_event_enable(c->main_q, fd, "1", 1);
+    else rd_kafka_queue_io_event_enable(c->main_q, -1, NULL, 0);
+}
+
 void gw_commands_out_free(gw_commands_out *c) {
     if (!c) return;
+    if (c->main_q) {
+        rd_kafka_queue_io_event_enable(c->main_q, -1, NULL, 0);
+        rd_kafka_queue_destroy(c->main_q);
+    }
     rd_kafka_flush(c->rk, 5000);
     rd_kafka_destroy(c->rk);
     free(c);

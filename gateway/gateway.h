@@ -1,10 +1,12 @@
 /* gateway.h -- callbus-gateway internals shared by server.c, session.c,
- * kafka_in.c and commands_out.c.
+ * route.c, kafka_in.c and commands_out.c.
  *
- * One thread: the libwebsockets service loop. A 10 ms timer polls the Kafka
- * consumer (feeding the view, which hands each projected event to the
- * sessions of the operator it concerns, or to supervisors) and the command
- * producer, and checks the sessions' deadlines (auth, idle, token expiry).
+ * One thread, one libev loop (epoll) that we own and lend to libwebsockets
+ * as a "foreign" loop. Nothing polls: librdkafka writes a byte to a pipe when
+ * a Kafka queue becomes non-empty and the loop wakes on it, feeds the view,
+ * which hands each projected event to the sessions of the operator it
+ * concerns (route.c: a hash by operator id) or to the supervisors. A 1 s
+ * timer checks the sessions' deadlines (auth, idle, token expiry).
  * All global symbols start with gw_ (unit tests link the agent's objects too). */
 #ifndef CALLBUS_GATEWAY_H
 #define CALLBUS_GATEWAY_H
@@ -12,8 +14,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <ev.h>
 #include <jansson.h>
 #include <libwebsockets.h>
+
+#include <uthash.h>
 
 #include "auth.h"
 #include "config.h"
@@ -67,7 +72,18 @@ typedef struct gw_session {
     int close_code;           /* close once the queue is drained */
     char close_reason[96];
     int socketless;           /* no wsi (fuzzing): output is only queued */
+    /* route.c: the other sessions of the same operator (or supervisors) */
+    struct gw_session *rprev, *rnext;
+    struct gw_route *route;   /* NULL for supervisors */
+    int routed;
 } gw_session;
+
+/* The authenticated sessions of one operator (route.c). */
+typedef struct gw_route {
+    UT_hash_handle hh;
+    gw_session *head;
+    char id[64];
+} gw_route;
 
 typedef struct gw_kafka_in gw_kafka_in;
 typedef struct gw_commands_out gw_commands_out;
@@ -81,9 +97,15 @@ struct gw {
     char epoch[32];
     struct lws_context *ctx;
     struct lws_vhost *vh;
-    lws_sorted_usec_list_t tick;
-    double last_sweep;
+    struct ev_loop *loop;
+    ev_io kafka_wake;         /* librdkafka: a queue became non-empty */
+    ev_idle kafka_more;       /* a backlog left for the next loop turn */
+    ev_timer sweep;           /* deadlines, at 1 s resolution */
+    ev_signal sigint, sigterm;
+    int wake[2];              /* the pipe librdkafka writes to */
     gw_session *sessions;
+    gw_route *routes;         /* authenticated operators' sessions by id */
+    gw_session *supervisors;
     size_t nsessions, nauthed;
     gw_kafka_in *kin;
     gw_commands_out *cout;
@@ -95,8 +117,8 @@ struct gw {
 
 /* server.c */
 gw *gw_new(const callbus_config *cfg, char *err, size_t errlen);
-int gw_run(gw *g);          /* until gw_stop; 0 on a clean stop */
-void gw_stop(gw *g);        /* async-signal-safe enough: flag + lws_cancel_service */
+int gw_run(gw *g);          /* until SIGINT/SIGTERM; 0 on a clean stop */
+void gw_stop(gw *g);        /* async-signal-safe: before gw_run's loop starts, a flag */
 void gw_free(gw *g);
 double gw_now(void);
 
@@ -111,12 +133,27 @@ void gw_send_error(gw_session *s, const char *code, const char *message, json_t 
 void gw_close(gw_session *s, int code, const char *reason);
 /* Handles one complete text message of an authenticated or new session. */
 void gw_handle_message(gw_session *s, const char *buf, size_t len);
+/* A session is gone: unlink it everywhere and free what it holds. */
+void gw_session_gone(gw_session *s);
+
+/* route.c */
+void gw_route_add(gw *g, gw_session *s);   /* once authenticated */
+void gw_route_del(gw *g, gw_session *s);   /* safe if not routed */
+/* The first session of an operator's stream, or of the supervisors' when
+ * operator_id is NULL; follow ->rnext. */
+gw_session *gw_route_first(gw *g, const char *operator_id);
+void gw_routes_free(gw *g);
 
 /* kafka_in.c */
 gw_kafka_in *gw_kafka_in_new(gw *g, char *err, size_t errlen);
 /* Reads calls/operators/results up to the high watermarks seen now. */
 int gw_kafka_in_catch_up(gw_kafka_in *k, double timeout_s, char *err, size_t errlen);
-void gw_kafka_in_poll(gw_kafka_in *k, int max_msgs);
+/* From now on librdkafka writes a byte to fd when messages wait. */
+void gw_kafka_in_wake_fd(gw_kafka_in *k, int fd);
+/* Takes up to max_msgs messages; returns 1 if more are waiting. */
+int gw_kafka_in_poll(gw_kafka_in *k, int max_msgs);
+/* Looks again for topics that did not exist yet (every few seconds). */
+void gw_kafka_in_lookup(gw_kafka_in *k, double now);
 void gw_kafka_in_free(gw_kafka_in *k);
 
 /* commands_out.c */
@@ -125,6 +162,8 @@ gw_commands_out *gw_commands_out_new(gw *g, char *err, size_t errlen);
  * answered with command_ack or error. */
 void gw_command(gw_commands_out *c, gw_session *s, json_t *msg);
 void gw_commands_out_poll(gw_commands_out *c);
+/* Delivery reports wake the loop through fd. */
+void gw_commands_out_wake_fd(gw_commands_out *c, int fd);
 void gw_commands_out_free(gw_commands_out *c);
 
 #endif

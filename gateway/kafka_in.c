@@ -2,9 +2,10 @@
  * results topics: one consumer, no group (every gateway reads everything),
  * all partitions assigned from the beginning. At start it reads up to the
  * high watermarks seen then, so the view is rebuilt before clients are
- * accepted; afterwards the server's timer polls it and every message goes
- * through the view to the sessions it concerns. Topics that do not exist
- * yet (results before the first command) are looked for again every 2 s. */
+ * accepted; afterwards librdkafka wakes the server's loop through a pipe
+ * whenever messages wait, and every message goes through the view to the
+ * sessions it concerns. Topics that do not exist yet (results before the
+ * first command) are looked for again every 2 s. */
 #include "gateway.h"
 
 #include <librdkafka/rdkafka.h>
@@ -19,6 +20,7 @@
 struct gw_kafka_in {
     gw *g;
     rd_kafka_t *rk;
+    rd_kafka_queue_t *queue;   /* the consumer queue, for the wake-up fd */
     char topics[NTOPICS][256];
     int assigned[NTOPICS];
     double next_lookup;
@@ -50,9 +52,13 @@ gw_kafka_in *gw_kafka_in_new(gw *g, char *err, size_t errlen) {
         snprintf(err, errlen, "kafka consumer: %s", e);
         return NULL;
     }
+    /* Errors and logs come through the consumer queue too: one queue to
+     * serve, one fd to wake on. */
+    rd_kafka_poll_set_consumer(rk);
     gw_kafka_in *k = calloc(1, sizeof(*k));
     k->g = g;
     k->rk = rk;
+    k->queue = rd_kafka_queue_get_consumer(rk);
     for (int i = 0; i < NTOPICS; i++) config_topic(cfg, kinds[i], k->topics[i], sizeof(k->topics[i]));
     return k;
 }
@@ -176,25 +182,37 @@ int gw_kafka_in_catch_up(gw_kafka_in *k, double timeout_s, char *err, size_t err
     return 0;
 }
 
-void gw_kafka_in_poll(gw_kafka_in *k, int max_msgs) {
-    if (!k) return;
-    double now = gw_now();
-    if (now >= k->next_lookup) {
-        k->next_lookup = now + 2;
-        int all = 1;
-        for (int i = 0; i < NTOPICS; i++) all &= k->assigned[i];
-        if (!all) assign_new(k, 100);
-    }
+void gw_kafka_in_wake_fd(gw_kafka_in *k, int fd) {
+    if (!k || !k->queue) return;
+    if (fd >= 0) rd_kafka_queue_io_event_enable(k->queue, fd, "1", 1);
+    else rd_kafka_queue_io_event_enable(k->queue, -1, NULL, 0);
+}
+
+void gw_kafka_in_lookup(gw_kafka_in *k, double now) {
+    if (!k || now < k->next_lookup) return;
+    k->next_lookup = now + 2;
+    int all = 1;
+    for (int i = 0; i < NTOPICS; i++) all &= k->assigned[i];
+    if (!all) assign_new(k, 100);
+}
+
+int gw_kafka_in_poll(gw_kafka_in *k, int max_msgs) {
+    if (!k) return 0;
     for (int i = 0; i < max_msgs; i++) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(k->rk, 0);
-        if (!m) break;
+        if (!m) return 0;
         handle(k, m, 1);
         rd_kafka_message_destroy(m);
     }
+    return 1;
 }
 
 void gw_kafka_in_free(gw_kafka_in *k) {
     if (!k) return;
+    if (k->queue) {
+        rd_kafka_queue_io_event_enable(k->queue, -1, NULL, 0);
+        rd_kafka_queue_destroy(k->queue);
+    }
     rd_kafka_consumer_close(k->rk);
     rd_kafka_destroy(k->rk);
     free(k);

@@ -1,9 +1,21 @@
-/* server.c -- callbus-gateway's libwebsockets context: one vhost serving the
- * operator page (static files at /), the WebSocket API (/ws, subprotocol
- * callbus.v1), /metrics (Prometheus text) and /health, plain or TLS. */
+/* server.c -- callbus-gateway's event loop and libwebsockets context: one
+ * vhost serving the operator page (static files at /), the WebSocket API
+ * (/ws, subprotocol callbus.v1), /metrics (Prometheus text) and /health,
+ * plain or TLS.
+ *
+ * The loop is libev's (epoll), created here and handed to lws as a foreign
+ * loop, because lws's own poll() loop costs O(connections) per wake-up: with
+ * 10,000 clients it alone used a whole core. Owning the loop also lets us
+ * stop it: SIGINT/SIGTERM watchers break it, then the lws context is
+ * destroyed and the loop run until lws has let go of it. lws needs its libev
+ * plugin (Debian: libwebsockets-evlib-ev); without it the gateway refuses to
+ * start, saying so, rather than falling back to the slow loop. */
 #include "gateway.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,18 +134,84 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
     return lws_callback_http_dummy(wsi, reason, user, in, len);
 }
 
-/* ---------- the timer: Kafka, producer, deadlines ---------- */
+/* ---------- loop watchers: Kafka, deadlines, signals ---------- */
 
-static void tick(lws_sorted_usec_list_t *sul) {
-    gw *g = lws_container_of(sul, gw, tick);
-    gw_kafka_in_poll(g->kin, 2000);
+/* Per turn, so that a burst from Kafka never starves the sockets. */
+#define KAFKA_BATCH 2000
+
+static void serve_kafka(gw *g) {
+    int more = gw_kafka_in_poll(g->kin, KAFKA_BATCH);
     gw_commands_out_poll(g->cout);
-    double now = gw_now();
-    if (now - g->last_sweep >= 0.1) {
-        g->last_sweep = now;
-        gw_sessions_sweep(g, now);
+    if (more) ev_idle_start(g->loop, &g->kafka_more);
+    else ev_idle_stop(g->loop, &g->kafka_more);
+}
+
+static void on_kafka_wake(struct ev_loop *loop, ev_io *w, int revents) {
+    (void)loop;
+    (void)revents;
+    gw *g = w->data;
+    char drain[256];
+    /* Drain first: a message that arrives after this writes again. */
+    while (read(g->wake[0], drain, sizeof(drain)) > 0) {
     }
-    if (!g->stopping) lws_sul_schedule(g->ctx, 0, &g->tick, tick, 10 * LWS_US_PER_MS);
+    serve_kafka(g);
+}
+
+static void on_kafka_more(struct ev_loop *loop, ev_idle *w, int revents) {
+    (void)loop;
+    (void)revents;
+    serve_kafka(w->data);
+}
+
+static void on_sweep(struct ev_loop *loop, ev_timer *w, int revents) {
+    (void)loop;
+    (void)revents;
+    gw *g = w->data;
+    double now = gw_now();
+    gw_sessions_sweep(g, now);
+    gw_kafka_in_lookup(g->kin, now);
+    /* Delivery reports of commands, in case a wake-up was missed. */
+    gw_commands_out_poll(g->cout);
+}
+
+static void on_signal(struct ev_loop *loop, ev_signal *w, int revents) {
+    (void)revents;
+    gw *g = w->data;
+    log_info("gateway: %s received", strsignal(w->signum));
+    g->stopping = 1;
+    ev_break(loop, EVBREAK_ALL);
+}
+
+static int start_loop(gw *g, char *err, size_t errlen) {
+    g->loop = ev_loop_new(EVFLAG_AUTO);
+    if (!g->loop) {
+        snprintf(err, errlen, "cannot create the libev event loop");
+        return -1;
+    }
+    if (pipe2(g->wake, O_NONBLOCK | O_CLOEXEC) < 0) {
+        snprintf(err, errlen, "pipe: %s", strerror(errno));
+        return -1;
+    }
+    ev_io_init(&g->kafka_wake, on_kafka_wake, g->wake[0], EV_READ);
+    ev_idle_init(&g->kafka_more, on_kafka_more);
+    ev_timer_init(&g->sweep, on_sweep, 1.0, 1.0);
+    ev_signal_init(&g->sigint, on_signal, SIGINT);
+    ev_signal_init(&g->sigterm, on_signal, SIGTERM);
+    g->kafka_wake.data = g->kafka_more.data = g->sweep.data = g->sigint.data = g->sigterm.data = g;
+    ev_io_start(g->loop, &g->kafka_wake);
+    ev_timer_start(g->loop, &g->sweep);
+    ev_signal_start(g->loop, &g->sigint);
+    ev_signal_start(g->loop, &g->sigterm);
+    return 0;
+}
+
+static void stop_loop(gw *g) {
+    if (!g->loop) return;
+    ev_io_stop(g->loop, &g->kafka_wake);
+    ev_idle_stop(g->loop, &g->kafka_more);
+    ev_timer_stop(g->loop, &g->sweep);
+    ev_signal_stop(g->loop, &g->sigint);
+    ev_signal_stop(g->loop, &g->sigterm);
 }
 
 /* ---------- setup ---------- */
@@ -199,6 +277,7 @@ static void lws_log_to_ours(int level, const char *line) {
 gw *gw_new(const callbus_config *cfg, char *err, size_t errlen) {
     gw *g = calloc(1, sizeof(*g));
     g->cfg = cfg;
+    g->wake[0] = g->wake[1] = -1;
     if (load_key(g, err, errlen) < 0) goto fail;
     snprintf(g->epoch, sizeof(g->epoch), "%llx", (unsigned long long)(gw_now() * 1000));
     g->view = view_new((size_t)cfg->gateway.history, g->epoch);
@@ -238,7 +317,10 @@ static int start_lws(gw *g, char *err, size_t errlen) {
     info.protocols = protocols;
     info.mounts = &mount_www;
     info.user = g;
-    info.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
+    info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 | LWS_SERVER_OPTION_LIBEV;
+    void *loops[1] = {g->loop};
+    info.foreign_loops = loops;
+    info.pcontext = &g->ctx;
     info.pt_serv_buf_size = 32 * 1024;
     info.fd_limit_per_thread = (unsigned int)(cfg->gateway.max_connections + 64);
     if (*cfg->gateway.tls_cert) {
@@ -249,7 +331,10 @@ static int start_lws(gw *g, char *err, size_t errlen) {
     }
     g->ctx = lws_create_context(&info);
     if (!g->ctx) {
-        snprintf(err, errlen, "cannot listen on %s (see the lws lines above)", cfg->gateway.listen);
+        snprintf(err, errlen,
+                 "cannot start libwebsockets on %s with its libev event loop (see the lws lines above): "
+                 "is the address free, and is lws's libev plugin installed "
+                 "(Debian: libwebsockets-evlib-ev)?", cfg->gateway.listen);
         return -1;
     }
     g->vh = lws_get_vhost_by_name(g->ctx, "default");
@@ -269,35 +354,48 @@ int gw_run(gw *g) {
     log_info("gateway: view rebuilt: %zu operators, %zu active calls, epoch %s", vs.operators,
              vs.active_calls, g->epoch);
     if (g->stopping) return 0;
-    if (start_lws(g, err, sizeof(err)) < 0) {
+    if (start_loop(g, err, sizeof(err)) < 0 || start_lws(g, err, sizeof(err)) < 0) {
         log_error("gateway: %s", err);
         return 1;
     }
+    /* A signal that came before our watchers did is still honoured. */
+    if (g->stopping) return 0;
+    gw_kafka_in_wake_fd(g->kin, g->wake[1]);
+    gw_commands_out_wake_fd(g->cout, g->wake[1]);
     char host[128];
     snprintf(host, sizeof(host), "%s", g->cfg->gateway.listen);
     *strrchr(host, ':') = 0;
     log_info("gateway: listening on %s://%s:%d (WebSocket %s://%s:%d/ws, www %s)", g->tls ? "https" : "http",
              host, g->port, g->tls ? "wss" : "ws", host, g->port, g->cfg->gateway.www_dir);
-    lws_sul_schedule(g->ctx, 0, &g->tick, tick, 10 * LWS_US_PER_MS);
-    while (!g->stopping)
-        if (lws_service(g->ctx, 0) < 0) break;
+    /* What arrived between the catch-up and the wake-up fd. */
+    serve_kafka(g);
+    ev_run(g->loop, 0);
     log_info("gateway: stopping (%zu connections)", g->nsessions);
     return 0;
 }
 
 void gw_stop(gw *g) {
     g->stopping = 1;
-    if (g->ctx) lws_cancel_service(g->ctx);
 }
 
 void gw_free(gw *g) {
     if (!g) return;
+    if (g->kin) gw_kafka_in_wake_fd(g->kin, -1);
+    if (g->cout) gw_commands_out_wake_fd(g->cout, -1);
+    stop_loop(g);
     if (g->ctx) {
-        lws_sul_cancel(&g->tick);
         lws_context_destroy(g->ctx);
+        /* lws lets go of a foreign loop's watchers as it closes; pcontext
+         * turns NULL when it is done. */
+        for (int i = 0; g->ctx && i < 1000; i++) ev_run(g->loop, EVRUN_NOWAIT);
+        if (g->ctx) log_warn("gateway: libwebsockets did not finish closing");
     }
+    if (g->loop) ev_loop_destroy(g->loop);
+    for (int i = 0; i < 2; i++)
+        if (g->wake[i] >= 0) close(g->wake[i]);
     gw_kafka_in_free(g->kin);
     gw_commands_out_free(g->cout);
+    gw_routes_free(g);
     if (g->view) view_free(g->view);
     free(g->key);
     free(g);

@@ -89,21 +89,16 @@ void gw_close(gw_session *s, int code, const char *reason) {
 void gw_deliver(void *ctx, const char *operator_id, json_t *msg) {
     gw *g = ctx;
     g->m.view_deliveries++;
-    gw_out *o = NULL;
-    for (gw_session *s = g->sessions; s; s = s->next) {
-        if (!s->authed || s->close_code) continue;
-        if (operator_id ? (s->id.role != ROLE_OPERATOR || strcmp(s->id.operator_id, operator_id))
-                        : s->id.role != ROLE_SUPERVISOR)
-            continue;
-        if (!o) {
-            char *txt = json_dumps(msg, JSON_COMPACT);
-            if (!txt) return;
-            o = out_new(txt, strlen(txt));
-            free(txt);
-            if (!o) return;
-        }
-        enqueue(s, o);
-    }
+    gw_session *s = gw_route_first(g, operator_id);
+    if (!s) return;
+    /* One serialisation shared by every recipient. */
+    char *txt = json_dumps(msg, JSON_COMPACT);
+    if (!txt) return;
+    gw_out *o = out_new(txt, strlen(txt));
+    free(txt);
+    if (!o) return;
+    for (; s; s = s->rnext)
+        if (!s->close_code) enqueue(s, o);
     out_unref(o);
 }
 
@@ -129,6 +124,7 @@ static void on_auth(gw_session *s, json_t *msg) {
     s->id = id;
     s->authed = 1;
     g->nauthed++;
+    gw_route_add(g, s);
     g->m.auth_ok++;
     log_info("gateway: %s authenticated as %s (%s)", s->peer, id.operator_id, role_name(id.role));
     json_t *w = json_pack("{s:s, s:s, s:s, s:s, s:s, s:f}", "type", "welcome", "protocol", GW_PROTOCOL,
@@ -159,7 +155,9 @@ static void on_renew(gw_session *s, json_t *msg) {
         refuse_token(s, r, "renewal");
         return;
     }
+    int role_changed = s->id.role != id.role;
     s->id = id;
+    if (role_changed) gw_route_add(s->g, s);
     json_t *w = json_pack("{s:s, s:s, s:s, s:f}", "type", "renewed", "operator_id", id.operator_id,
                           "role", role_name(id.role), "expires", id.expires);
     gw_send_json(s, w);
@@ -253,6 +251,24 @@ void gw_sessions_sweep(gw *g, double now) {
             gw_close(s, AUTH_CLOSE_EXPIRED, "token expired");
         }
     }
+}
+
+void gw_session_gone(gw_session *s) {
+    gw *g = s->g;
+    if (s->linked) {
+        if (s->prev) s->prev->next = s->next;
+        else g->sessions = s->next;
+        if (s->next) s->next->prev = s->prev;
+        s->linked = 0;
+        g->nsessions--;
+    }
+    gw_route_del(g, s);
+    if (s->authed) g->nauthed--;
+    s->authed = 0;
+    queue_free(s);
+    free(s->rx);
+    s->rx = NULL;
+    s->wsi = NULL;
 }
 
 /* ---------- lws callback ---------- */
@@ -365,16 +381,7 @@ int gw_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user
             log_info("gateway: %s %s: closed (%d %s)", s->peer, who(s), s->close_code, s->close_reason);
         else
             log_info("gateway: %s %s: disconnected", s->peer, who(s));
-        if (s->prev) s->prev->next = s->next;
-        else g->sessions = s->next;
-        if (s->next) s->next->prev = s->prev;
-        s->linked = 0;
-        g->nsessions--;
-        if (s->authed) g->nauthed--;
-        queue_free(s);
-        free(s->rx);
-        s->rx = NULL;
-        s->wsi = NULL;
+        gw_session_gone(s);
         return 0;
     }
     default: break;

@@ -16,6 +16,7 @@ APT_PKGS=(
     build-essential pkg-config
     librdkafka-dev libwebsockets-dev libjansson-dev libconfig-dev libjwt-dev
     libssl-dev uthash-dev libcmocka-dev
+    libev-dev libwebsockets-evlib-ev
     clang libclang-rt-14-dev valgrind
     maven python3 python3-pip jq iproute2 procps openssl
     chromium

@@ -189,6 +189,8 @@ static void check_and_free(gw_session *s) {
         q = next;
     }
     if (bytes != s->qbytes) abort();
+    s->qhead = s->qtail = NULL;
+    s->qbytes = 0;
     if (n && !s->authed) abort(); /* nothing for an unauthenticated client */
     if (s->authed && strcmp(s->id.operator_id, "op101") && strcmp(s->id.operator_id, "sup1") &&
         strcmp(s->id.operator_id, "op102"))
@@ -231,7 +233,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     gw_commands_out_poll(G->cout);
     check_and_free(s);
-    if (s->authed) G->nauthed--;
+    gw_session_gone(s);
     free(s);
     return 0;
 }

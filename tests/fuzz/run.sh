@@ -33,7 +33,7 @@ for src in tests/fuzz/fuzz_*.c; do
     # shellcheck disable=SC2086
     $CC -std=gnu11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer \
         -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-        -Ilib -Iagent -Igateway $PKG_CFLAGS "$src" $srcs -o "$OUT/$name" $PKG_LIBS -lpthread -lm
+        -Ilib -Iagent -Igateway $PKG_CFLAGS "$src" $srcs -o "$OUT/$name" $PKG_LIBS -lev -lpthread -lm
 
     corpus="$OUT/corpus-$name"
     mkdir -p "$corpus"
