@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/time.h>
 #include <time.h>
 
@@ -262,7 +263,10 @@ static int load_key(gw *g, char *err, size_t errlen) {
     return 0;
 }
 
+static int evlib_missing;   /* lws said it could not load its libev plugin */
+
 static void lws_log_to_ours(int level, const char *line) {
+    if (strstr(line, "evlib plugin")) evlib_missing = 1;
     size_t n = strlen(line);
     while (n && line[n - 1] == '\n') n--;
     /* lws lines start with their own timestamp: keep the message only */
@@ -291,6 +295,20 @@ fail:
     return NULL;
 }
 
+/* Room for max_connections sockets plus our own (Kafka, files): raise the
+ * soft limit as far as the hard one allows, and say so if that is short. */
+static void raise_fd_limit(const callbus_config *cfg) {
+    struct rlimit rl;
+    rlim_t want = (rlim_t)cfg->gateway.max_connections + 256;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= want) return;
+    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want ? want : rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) < 0) getrlimit(RLIMIT_NOFILE, &rl);
+    if (rl.rlim_cur < want)
+        log_warn("gateway: open files limit %llu is below gateway.max_connections + 256 = %llu: "
+                 "raise it (ulimit -n, systemd LimitNOFILE=) or lower max_connections",
+                 (unsigned long long)rl.rlim_cur, (unsigned long long)want);
+}
+
 static int start_lws(gw *g, char *err, size_t errlen) {
     const callbus_config *cfg = g->cfg;
     static char host[128];
@@ -309,6 +327,7 @@ static int start_lws(gw *g, char *err, size_t errlen) {
     mount_www.def = "index.html";
     mount_www.origin_protocol = LWSMPRO_FILE;
 
+    raise_fd_limit(cfg);
     lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_to_ours);
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof(info));
@@ -322,7 +341,9 @@ static int start_lws(gw *g, char *err, size_t errlen) {
     info.foreign_loops = loops;
     info.pcontext = &g->ctx;
     info.pt_serv_buf_size = 32 * 1024;
-    info.fd_limit_per_thread = (unsigned int)(cfg->gateway.max_connections + 64);
+    /* No fd_limit_per_thread: below ulimit -n it makes lws find a socket's
+     * wsi by a linear search of every fd (wsi_from_fd), which cost most of
+     * the CPU at 10,000 connections. raise_fd_limit() sized ulimit -n. */
     if (*cfg->gateway.tls_cert) {
         info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
         info.ssl_cert_filepath = cfg->gateway.tls_cert;
@@ -330,11 +351,13 @@ static int start_lws(gw *g, char *err, size_t errlen) {
         g->tls = 1;
     }
     g->ctx = lws_create_context(&info);
+    if (!g->ctx && evlib_missing) {
+        snprintf(err, errlen, "libwebsockets cannot load its libev event-loop plugin, which the gateway "
+                              "needs: install it (Debian: libwebsockets-evlib-ev)");
+        return -1;
+    }
     if (!g->ctx) {
-        snprintf(err, errlen,
-                 "cannot start libwebsockets on %s with its libev event loop (see the lws lines above): "
-                 "is the address free, and is lws's libev plugin installed "
-                 "(Debian: libwebsockets-evlib-ev)?", cfg->gateway.listen);
+        snprintf(err, errlen, "cannot listen on %s (see the lws lines above)", cfg->gateway.listen);
         return -1;
     }
     g->vh = lws_get_vhost_by_name(g->ctx, "default");

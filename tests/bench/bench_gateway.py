@@ -3,7 +3,13 @@
 1. concurrent authenticated WebSocket clients one gateway holds, and its RSS
    per connection (goal: 10,000 clients under 20 KB each);
 2. latency from an AMI event at amisim to its arrival at a WebSocket client,
-   p50/p99, with amisim producing about 1,000 AMI events/s.
+   p50/p99, with amisim producing about 1,000 AMI events/s; split at the
+   Kafka record's timestamp (set by the agent's producer when it takes the
+   message) into "agent" (AMI event -> produce) and "Kafka + gateway"
+   (produce -> WebSocket client), and the gateway's CPU meanwhile.
+
+Environment: BENCH_WS_CLIENTS (10000), BENCH_RUNS (3), BENCH_SECONDS (20),
+BENCH_AGENT_KAFKA (librdkafka properties for the agent only, "k=v,k=v").
 
 Clients are raw asyncio sockets speaking just enough RFC 6455 (masked text
 frames out, unmasked frames in), so one Python process can hold 10,000."""
@@ -28,6 +34,9 @@ ROOT = Path(__file__).resolve().parents[2]
 BUILD = Path(os.environ.get("CALLBUS_BUILD", ROOT / "build"))
 SECRET = "bench-secret-0123456789abcdef0123456789"
 CLIENTS = int(os.environ.get("BENCH_WS_CLIENTS", "10000"))
+SECONDS = int(os.environ.get("BENCH_SECONDS", "20"))
+# librdkafka properties for the agent only, e.g. "linger.ms=0" (comma-separated)
+AGENT_KAFKA = [p for p in os.environ.get("BENCH_AGENT_KAFKA", "").split(",") if p]
 # Client operator ids; "op" makes some of them the simulated operators.
 PREFIX = os.environ.get("BENCH_WS_PREFIX", "idle")
 
@@ -97,10 +106,11 @@ def wait_log(path, rx, timeout=60):
     raise RuntimeError(f"no /{rx}/ in {path}")
 
 
-def write_conf(work, site, bootstrap, ami_port):
-    conf = work / f"{site}.conf"
+def write_conf(work, site, bootstrap, ami_port, extra_kafka=(), name="gateway"):
+    conf = work / f"{name}.conf"
+    kafka = ", ".join(f'"{p}"' for p in (f"bootstrap.servers={bootstrap}", *extra_kafka))
     conf.write_text(f"""site = "{site}"; state_dir = "{work / site}";
-kafka = [ "bootstrap.servers={bootstrap}" ];
+kafka = [ {kafka} ];
 agent: {{ ami: {{ port = {ami_port}; secret = "callbus"; }}; }};
 commands: {{ operator_phone = "Local/%s@phones"; }};
 gateway: {{ id = "gwb"; listen = "127.0.0.1:0"; www_dir = "{ROOT / 'gateway' / 'www'}";
@@ -125,7 +135,7 @@ async def measure_latency(port, site, seconds):
     """A supervisor sees every call event; latency = arrival - event time
     (Asterisk's Timestamp, i.e. amisim's clock on this machine)."""
     reader, writer = await ws_connect(port, token(site, "sup1", "supervisor"))
-    lat, end = [], time.monotonic() + seconds
+    lat, end = {}, time.monotonic() + seconds
     while time.monotonic() < end:
         try:
             op, data = await asyncio.wait_for(read_frame(reader), timeout=1)
@@ -139,9 +149,38 @@ async def measure_latency(port, site, seconds):
         if ev["type"].startswith("callbus.call."):
             t = ev["time"]
             ts = calendar.timegm(time.strptime(t[:19], "%Y-%m-%dT%H:%M:%S")) + float("0" + t[19:-1])
-            lat.append((now - ts) * 1000)
+            lat[ev["id"]] = (ts, now)
     writer.close()
-    return sorted(lat)
+    return lat
+
+
+def produce_times(bootstrap, topic, ids):
+    """Event id -> the Kafka record's timestamp (s) of the calls topic."""
+    from confluent_kafka import Consumer, TopicPartition, OFFSET_BEGINNING
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-gw", "enable.auto.commit": False})
+    md = c.list_topics(topic, timeout=10)
+    c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in md.topics[topic].partitions])
+    out, quiet = {}, time.monotonic() + 5
+    while len(out) < len(ids) and time.monotonic() < quiet:
+        m = c.poll(0.5)
+        if m is None or m.error():
+            continue
+        quiet = time.monotonic() + 5
+        eid = json.loads(m.value())["id"]
+        if eid in ids:
+            out[eid] = m.timestamp()[1] / 1000
+    c.close()
+    return out
+
+
+def cpu_s(pid):
+    f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def pct(xs, p):
+    xs = sorted(xs)
+    return xs[max(0, int(len(xs) * p) - 1)] if p < 1 else xs[-1]
 
 
 def run(bootstrap):
@@ -155,7 +194,8 @@ def run(bootstrap):
                    work / "amisim.log")
     ami_port = int(re.search(r":(\d+)$", amisim.stdout.readline().strip()).group(1))
     conf = write_conf(work, site, bootstrap, ami_port)
-    agent = start([BUILD / "callbus-agent", "-c", conf], work / "agent.log")
+    agent_conf = write_conf(work, site, bootstrap, ami_port, AGENT_KAFKA, name="agent")
+    agent = start([BUILD / "callbus-agent", "-c", agent_conf], work / "agent.log")
     gw = None
     try:
         wait_log(work / "agent.log", r"ami: logged in")
@@ -171,15 +211,26 @@ def run(bootstrap):
         print(f"gateway clients: {len(conns)} authenticated WebSocket clients connected in {took:.1f} s; "
               f"gateway RSS {base / 1024:.1f} MB before, {held / 1024:.1f} MB after: "
               f"{per_conn / 1024:.1f} KB per connection")
-        lat = loop.run_until_complete(measure_latency(port, site, 20))
-        print(f"gateway latency: {len(lat)} call events over 20 s at ~1,000 AMI events/s, "
-              f"{len(conns)} clients connected: AMI event -> WebSocket client p50 "
-              f"{lat[len(lat) // 2]:.2f} ms, p99 {lat[int(len(lat) * 0.99) - 1]:.2f} ms")
+        cpu0, t0 = cpu_s(gw.pid), time.monotonic()
+        got = loop.run_until_complete(measure_latency(port, site, SECONDS))
+        gw_cpu = (cpu_s(gw.pid) - cpu0) / (time.monotonic() - t0) * 100
         for _, w in conns:
             w.close()
         loop.close()
-        return dict(clients=len(conns), kb_per_conn=per_conn / 1024, p50=lat[len(lat) // 2],
-                    p99=lat[int(len(lat) * 0.99) - 1])
+        lat = [(now - ts) * 1000 for ts, now in got.values()]
+        kts = produce_times(bootstrap, f"callbus.{site}.calls", set(got))
+        agent_ms = [(kts[i] - got[i][0]) * 1000 for i in kts]
+        rest_ms = [(got[i][1] - kts[i]) * 1000 for i in kts]
+        r = dict(clients=len(conns), kb_per_conn=per_conn / 1024, p50=pct(lat, .5), p99=pct(lat, .99),
+                 max=max(lat), agent_p50=pct(agent_ms, .5), agent_p99=pct(agent_ms, .99),
+                 gw_p50=pct(rest_ms, .5), gw_p99=pct(rest_ms, .99), gw_cpu=gw_cpu)
+        print(f"gateway latency: {len(lat)} call events over {SECONDS} s at ~1,000 AMI events/s, "
+              f"{len(conns)} clients connected: AMI event -> WebSocket client p50 {r['p50']:.2f} ms, "
+              f"p99 {r['p99']:.2f} ms, max {r['max']:.1f} ms; of which AMI -> Kafka produce (agent) "
+              f"p50 {r['agent_p50']:.2f} / p99 {r['agent_p99']:.2f} ms, produce -> WebSocket client "
+              f"(Kafka + gateway) p50 {r['gw_p50']:.2f} / p99 {r['gw_p99']:.2f} ms "
+              f"({len(kts)} matched); gateway CPU {gw_cpu:.0f} % of a core")
+        return r
     finally:
         for p in (gw, agent, amisim):
             if p:
@@ -193,6 +244,10 @@ def run(bootstrap):
 if __name__ == "__main__":
     runs = [run(sys.argv[1]) for _ in range(int(os.environ.get("BENCH_RUNS", "3")))]
     med = lambda k: statistics.median(r[k] for r in runs)
+    each = ", ".join(f"{r['p99']:.1f}" for r in runs)
     print(f"RESULT gateway (median of {len(runs)}): {med('clients'):.0f} clients held, "
           f"{med('kb_per_conn'):.1f} KB RSS per connection; AMI event -> WebSocket client "
-          f"p50 {med('p50'):.2f} ms, p99 {med('p99'):.2f} ms")
+          f"p50 {med('p50'):.2f} ms, p99 {med('p99'):.2f} ms (runs: "
+          f"{each}); agent part p50 {med('agent_p50'):.2f} / "
+          f"p99 {med('agent_p99'):.2f} ms, Kafka + gateway part p50 {med('gw_p50'):.2f} / "
+          f"p99 {med('gw_p99'):.2f} ms; gateway CPU {med('gw_cpu'):.0f} %")
