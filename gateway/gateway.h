@@ -26,6 +26,7 @@
 
 #define GW_PROTOCOL "callbus.v1"
 #define GW_AUTH_TIMEOUT_S 5.0
+#define GW_WRITES_PER_CALLBACK 32
 
 typedef struct gw_metrics {
     uint64_t connections_total, auth_ok, auth_failed, auth_timeouts;

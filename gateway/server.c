@@ -137,8 +137,10 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 
 /* ---------- loop watchers: Kafka, deadlines, signals ---------- */
 
-/* Per turn, so that a burst from Kafka never starves the sockets. */
-#define KAFKA_BATCH 2000
+/* Messages per loop turn. Small, so that the sockets are written between
+ * batches: a Kafka burst must not outgrow gateway.max_queue_kb in one turn
+ * and get clients that do read dropped as slow. */
+#define KAFKA_BATCH 64
 
 static void serve_kafka(gw *g) {
     int more = gw_kafka_in_poll(g->kin, KAFKA_BATCH);

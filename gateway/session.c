@@ -356,15 +356,20 @@ int gw_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user
     case LWS_CALLBACK_SERVER_WRITEABLE: {
         if (!s->g) return -1;
         if (s->qhead) {
-            gw_qnode *n = s->qhead;
-            int w = lws_write(wsi, n->m->buf + LWS_PRE, n->m->len, LWS_WRITE_TEXT);
-            s->qhead = n->next;
-            if (!s->qhead) s->qtail = NULL;
-            s->qbytes -= n->m->len;
-            out_unref(n->m);
-            free(n);
-            if (w < 0) return -1;
-            g->m.msgs_out++;
+            /* As many as the socket takes now: one per callback would let the
+             * queue of a client that reads fine grow during a burst. */
+            for (int i = 0; s->qhead && i < GW_WRITES_PER_CALLBACK; i++) {
+                if (i && lws_send_pipe_choked(wsi)) break;
+                gw_qnode *n = s->qhead;
+                int w = lws_write(wsi, n->m->buf + LWS_PRE, n->m->len, LWS_WRITE_TEXT);
+                s->qhead = n->next;
+                if (!s->qhead) s->qtail = NULL;
+                s->qbytes -= n->m->len;
+                out_unref(n->m);
+                free(n);
+                if (w < 0) return -1;
+                g->m.msgs_out++;
+            }
             if (s->qhead || s->close_code) lws_callback_on_writable(wsi);
             return 0;
         }

@@ -210,8 +210,12 @@ def operator_token(site, sub, role="operator", ttl=600, secret=GATEWAY_SECRET, *
     return hs256_token(claims, secret)
 
 
-def write_gateway_conf(tmp_path, site, bootstrap, gateway_extra="", name="gateway"):
-    """A gateway config for one test (port 0: any free port)."""
+HS256_AUTH = f'jwt_alg = "HS256";\n  jwt_secret = "{GATEWAY_SECRET}";'
+
+
+def write_gateway_conf(tmp_path, site, bootstrap, gateway_extra="", name="gateway", auth=HS256_AUTH):
+    """A gateway config for one test (port 0: any free port); auth: the
+    jwt_* settings."""
     conf = f"""
 site = "{site.id}";
 topic_prefix = "{site.prefix}";
@@ -221,8 +225,7 @@ gateway: {{
   id = "gwtest";
   listen = "127.0.0.1:0";
   www_dir = "{ROOT / 'gateway' / 'www'}";
-  jwt_alg = "HS256";
-  jwt_secret = "{GATEWAY_SECRET}";
+  {auth}
   {gateway_extra}
 }};
 """
@@ -242,10 +245,13 @@ def start_gateway(procs, conf, name="gateway"):
 class GwClient:
     """A WebSocket client of the gateway (websocket-client), JSON in and out."""
 
-    def __init__(self, base_url, token=None, resume=None, sslopt=None, origin=None, auth=True):
+    def __init__(self, base_url, token=None, resume=None, sslopt=None, origin=None, auth=True,
+                 sockopt=None):
         import websocket
         url = base_url.replace("http", "ws", 1) + "/ws"
         kw = {"subprotocols": ["callbus.v1"], "timeout": 10}
+        if sockopt:
+            kw["sockopt"] = sockopt
         if sslopt:
             kw["sslopt"] = sslopt
         if origin:

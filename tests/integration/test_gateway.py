@@ -7,13 +7,14 @@ gives its documented error or close code (docs/gateway-protocol.md)."""
 import json
 import socket
 import subprocess
+import threading
 import time
 
 import pytest
 
-from callbus_harness import (GwClient, messages, operator_token, start_agent, start_amisim,
-                             start_gateway, write_agent_conf, write_gateway_conf)
-from conftest import wait_until
+from callbus_harness import (GwClient, hs256_token, messages, operator_token, start_agent,
+                             start_amisim, start_gateway, write_agent_conf, write_gateway_conf)
+from conftest import create_topic, produce, wait_until
 
 COMMANDS_CONF = 'commands: { operator_phone = "Local/%s@phones"; };'
 
@@ -263,3 +264,119 @@ def test_tls_and_origin(procs, tmp_path, site, kafka_bootstrap):
     assert c.welcome["type"] == "welcome" and c.first["type"] == "snapshot"
     bad = GwClient(url, None, sslopt=sslopt, origin="https://evil.example")
     assert bad.close_code() == 4009
+
+
+# ------------------------------------------------- RS256, idle, slow readers
+
+def b64url(b):
+    import base64
+    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+
+
+def rs256_token(key, site, sub, ttl=600):
+    """A JWT signed RS256 with the PEM private key file `key` (openssl)."""
+    head = b64url(json.dumps({"alg": "RS256", "typ": "JWT"}).encode())
+    body = b64url(json.dumps({"sub": sub, "site": site.id, "role": "operator",
+                              "exp": int(time.time()) + ttl}).encode())
+    sig = subprocess.run(["openssl", "dgst", "-sha256", "-sign", str(key)], input=f"{head}.{body}".encode(),
+                         capture_output=True, check=True).stdout
+    return f"{head}.{body}.{b64url(sig)}"
+
+
+def rsa_pair(tmp_path, name):
+    key, pub = tmp_path / f"{name}.key", tmp_path / f"{name}.pub"
+    subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048",
+                    "-out", str(key)], check=True, capture_output=True)
+    subprocess.run(["openssl", "pkey", "-in", str(key), "-pubout", "-out", str(pub)],
+                   check=True, capture_output=True)
+    return key, pub
+
+
+def gw_metrics(url):
+    import urllib.request
+    text = urllib.request.urlopen(url + "/metrics", timeout=5).read().decode()
+    return {k: int(v) for k, v in (l.rsplit(" ", 1) for l in text.splitlines() if l and not l.startswith("#"))}
+
+
+def test_rs256_key_file(procs, tmp_path, site, kafka_bootstrap):
+    """The CRM signs with its private key; the gateway has only the public
+    one (jwt_key_file). An HS256 token "signed" with that public key as the
+    HMAC secret (the classic algorithm confusion) is refused."""
+    key, pub = rsa_pair(tmp_path, "crm")
+    other, _ = rsa_pair(tmp_path, "other")
+    conf = write_gateway_conf(tmp_path, site, kafka_bootstrap,
+                              auth=f'jwt_alg = "RS256"; jwt_key_file = "{pub}";')
+    _, url = start_gateway(procs, conf)
+    c = GwClient(url, rs256_token(key, site, "op101"))
+    assert c.welcome["type"] == "welcome" and c.welcome["operator_id"] == "op101"
+    assert c.first["type"] == "snapshot"
+    c.send({"type": "renew", "token": rs256_token(key, site, "op101", ttl=900)})
+    assert c.recv()["type"] == "renewed"
+    confused = hs256_token({"sub": "op101", "site": site.id, "role": "operator",
+                            "exp": int(time.time()) + 600}, secret=pub.read_text())
+    for tok in (confused, rs256_token(other, site, "op101")):
+        bad = GwClient(url, tok, auth=False)
+        bad.send({"type": "auth", "token": tok})
+        assert bad.close_code() == 4001
+    assert gw_metrics(url)["callbus_gateway_auth_failed_total"] == 2
+
+
+def test_idle_timeout(procs, tmp_path, site, kafka_bootstrap):
+    """A client that sends nothing for idle_timeout seconds is closed with
+    1001 and counted; one that keeps talking is not."""
+    conf = write_gateway_conf(tmp_path, site, kafka_bootstrap, "idle_timeout = 2;")
+    _, url = start_gateway(procs, conf)
+    quiet, busy = GwClient(url, operator_token(site, "op101")), GwClient(url, operator_token(site, "op102"))
+    quiet.send({"type": "ping"})
+    assert quiet.recv()["type"] == "pong"
+    end = time.monotonic() + 5          # > idle_timeout + the 1 s sweep, with margin
+    while time.monotonic() < end:
+        busy.send({"type": "ping"})
+        assert busy.recv()["type"] == "pong"
+        time.sleep(0.5)
+    assert quiet.close_code() == 1001
+    busy.send({"type": "ping"})
+    assert busy.recv()["type"] == "pong"
+    assert gw_metrics(url)["callbus_gateway_closed_idle_total"] == 1
+
+
+def test_slow_reader_dropped_others_keep_receiving(procs, tmp_path, site, kafka_bootstrap):
+    """Two supervisors; one stops reading (tiny receive buffer) while ~10 MB
+    of events arrive. The gateway queues at most max_queue_kb for it beyond
+    what the kernel holds, then drops it (4008, when the close frame still
+    fits) and counts it; the other one gets every event."""
+    create_topic(kafka_bootstrap, site.topic("results"))
+    conf = write_gateway_conf(tmp_path, site, kafka_bootstrap, "max_queue_kb = 256; history = 10;")
+    _, url = start_gateway(procs, conf)
+    slow = GwClient(url, operator_token(site, "sup1", "supervisor"),
+                    sockopt=((socket.SOL_SOCKET, socket.SO_RCVBUF, 4096),))
+    fast = GwClient(url, operator_token(site, "sup2", "supervisor"))
+    n, pad = 5000, "x" * 2000
+
+    def result(i):
+        return (f"cmd-{i}", json.dumps({
+            "specversion": "1.0", "id": f"{site.id}:agent1:results:1:{i}", "source": "test",
+            "type": "callbus.result", "time": "2026-01-01T00:00:00Z", "subject": f"cmd-{i}",
+            "data": {"command_id": f"cmd-{i}", "status": "succeeded", "sender": "crm", "detail": pad}}))
+
+    def flood():
+        # ~2 MB/s: a Python client keeps up with that, a browser with far more.
+        for start in range(0, n, 250):
+            produce(kafka_bootstrap, site.topic("results"), [result(i) for i in range(start, start + 250)])
+            time.sleep(0.25)
+    producer = threading.Thread(target=flood, daemon=True)
+    producer.start()
+    got = set()
+    while len(got) < n:
+        m = fast.recv(timeout=30)
+        if m["type"] == "event":
+            got.add(m["event"]["id"])
+    producer.join()
+    wait_until(lambda: gw_metrics(url)["callbus_gateway_closed_slow_total"] == 1, timeout=30,
+               what="the slow reader dropped")
+    fast.send({"type": "ping"})
+    assert fast.recv_until(lambda m: m["type"] == "pong", seen=False)
+    code = slow.close_code(timeout=30)   # reads what the kernel still held, then the end
+    assert code in (4008, None), code
+    assert len([m for m in slow.seen if m["type"] == "event"]) < n
+    assert gw_metrics(url)["callbus_gateway_connections"] == 1
