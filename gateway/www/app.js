@@ -6,7 +6,16 @@
  * gateway/view.c does, a resume replays the missed events in order. The
  * state, the stream position (epoch, pos) and the token are kept in
  * sessionStorage, so a reload or a reconnect resumes where it was instead
- * of starting from nothing. */
+ * of starting from nothing.
+ *
+ * Token renewal, for a CRM that embeds the page in an iframe: before the
+ * token expires the page posts {type: "callbus.token_request", operator_id,
+ * expires} to its parent window; the CRM answers with {type:
+ * "callbus.token", token} (window.postMessage; it may also send one
+ * unasked). A token for the same operator is sent to the gateway as
+ * "renew" and used for later reconnects once the gateway says "renewed";
+ * a token for another operator signs that operator in afresh. Only the
+ * parent window is listened to. */
 (function () {
   'use strict';
 
@@ -17,6 +26,8 @@
   var PONG_WAIT_MS = 10000;
   var BACKOFF_MIN_MS = 500;
   var BACKOFF_MAX_MS = 30000;
+  var RENEW_LEAD_MS = 60000;    /* ask for a new token this long before expiry (at most half the time left) */
+  var RENEW_RETRY_MS = 10000;
   var K_TOKEN = 'callbus.token';
   var K_STATE = 'callbus.state';
 
@@ -47,6 +58,7 @@
   var connState = 'offline';   /* offline | connecting | connected | reconnecting */
   var attempt = 0;
   var reconnectTimer = null, reconnectTick = null, pingTimer = null, pongTimer = null;
+  var renewTimer = null, pendingToken = null;
   var cmdSeq = 0;
 
   function save() {
@@ -344,6 +356,8 @@
       if (sock !== ws) return;
       ws = null;
       stopPing();
+      /* A renewal in flight: its token is the one to reconnect with. */
+      if (pendingToken) { keepToken(pendingToken); pendingToken = null; }
       if (FATAL_CLOSE[e.code]) {
         signOut(FATAL_CLOSE[e.code]);
         return;
@@ -410,6 +424,7 @@
         S.role = m.role || S.role;
         S.site = m.site || S.site;
         S.expires = m.expires || null;
+        scheduleRenewal();
         break;
       case 'snapshot':
         applySnapshot(m);
@@ -437,6 +452,11 @@
       case 'error':
         S.log.forEach(function (r) { if (m.id && r.id === m.id) { r.status = 'error'; r.reason = m.message || m.code; } });
         if (!m.id) note('Gateway: ' + (m.message || m.code || 'error'), 'error');
+        break;
+      case 'renewed':
+        if (pendingToken) { keepToken(pendingToken); pendingToken = null; }
+        S.expires = m.expires || S.expires;
+        scheduleRenewal();
         break;
       case 'pong':
         break;
@@ -466,6 +486,63 @@
     render();
   }
 
+  /* ---------- token renewal (see the top of this file) ---------- */
+
+  /* The gateway sends seconds since the epoch; ISO strings are taken too. */
+  function expiresAt() {
+    var e = S.expires;
+    if (typeof e === 'number') return e * 1000;
+    var t = e ? Date.parse(e) : NaN;
+    return isNaN(t) ? null : t;
+  }
+
+  function scheduleRenewal() {
+    clearTimeout(renewTimer);
+    renewTimer = null;
+    var at = expiresAt();
+    if (!token || !at) return;
+    var left = at - Date.now();
+    renewTimer = setTimeout(requestToken, Math.max(0, left - Math.min(RENEW_LEAD_MS, left / 2)));
+  }
+
+  /* Ask the embedding CRM, and again every few seconds until a token comes
+   * or this one expires (then the gateway closes with 4002). */
+  function requestToken() {
+    renewTimer = null;
+    var at = expiresAt();
+    if (!token || !at || window.parent === window) return;
+    window.parent.postMessage({ type: 'callbus.token_request', operator_id: S.me, expires: S.expires }, '*');
+    var left = at - Date.now();
+    if (left > 0) renewTimer = setTimeout(requestToken, Math.max(1000, Math.min(RENEW_RETRY_MS, left / 2)));
+  }
+
+  function tokenSubject(t) {
+    try {
+      var b = t.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
+      return JSON.parse(atob(b)).sub || null;
+    } catch (e) { return null; }
+  }
+
+  function keepToken(t) {
+    token = t;
+    try { sessionStorage.setItem(K_TOKEN, t); } catch (e) { /* ignore */ }
+  }
+
+  function newToken(t) {
+    if (!t || t === token) return;
+    if (!token || !S.me || tokenSubject(t) !== S.me) { signIn(t); return; }
+    clearTimeout(renewTimer);
+    renewTimer = null;
+    if (connState === 'connected' && send({ type: 'renew', token: t })) { pendingToken = t; return; }
+    keepToken(t);   /* not connected: the next auth uses it */
+  }
+
+  function onParentMessage(e) {
+    if (window.parent === window || e.source !== window.parent) return;
+    var d = e.data;
+    if (d && d.type === 'callbus.token' && typeof d.token === 'string') newToken(d.token.trim());
+  }
+
   /* ---------- sign-in ---------- */
 
   function tokenFromFragment() {
@@ -491,6 +568,9 @@
 
   function signOut(message) {
     token = null;
+    pendingToken = null;
+    clearTimeout(renewTimer);
+    renewTimer = null;
     try { sessionStorage.removeItem(K_TOKEN); } catch (e) { /* ignore */ }
     resetState();
     clearTimeout(reconnectTimer);
@@ -753,6 +833,7 @@
       $('dial-number').value = '';
     });
     setInterval(tickTimers, 1000);
+    window.addEventListener('message', onParentMessage);
     window.addEventListener('online', function () { if (token && connState === 'reconnecting') { attempt = 0; connect(); } });
   }
 

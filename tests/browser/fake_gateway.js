@@ -121,7 +121,12 @@ class FakeGateway {
     const client = { ws, who: null };
     this.clients.add(client);
     const authTimer = setTimeout(() => ws.close(4000, 'auth timeout'), 5000);
-    ws.on('close', () => { clearTimeout(authTimer); this.clients.delete(client); });
+    ws.on('close', () => { clearTimeout(authTimer); clearTimeout(client.expTimer); this.clients.delete(client); });
+    /* As the real gateway: the connection lasts as long as its token. */
+    const expireAt = (p) => {
+      clearTimeout(client.expTimer);
+      if (p.exp) client.expTimer = setTimeout(() => ws.close(4002, 'token expired'), Math.max(0, p.exp * 1000 - Date.now()));
+    };
     ws.on('message', (buf) => {
       let m;
       try { m = JSON.parse(String(buf)); } catch (e) { this.sendTo(client, { type: 'error', code: 'bad_json', message: 'not JSON' }); return; }
@@ -135,8 +140,9 @@ class FakeGateway {
         if (p.exp && p.exp * 1000 < Date.now()) { ws.close(4002, 'token expired'); return; }
         if (p.site && p.site !== this.site) { ws.close(4003, 'wrong site'); return; }
         client.who = p;
+        expireAt(p);
         this.op(p.sub);
-        this.sendTo(client, { type: 'welcome', protocol: 'callbus.v1', operator_id: p.sub, role: p.role || 'operator', site: this.site, expires: p.exp ? new Date(p.exp * 1000).toISOString() : null });
+        this.sendTo(client, { type: 'welcome', protocol: 'callbus.v1', operator_id: p.sub, role: p.role || 'operator', site: this.site, expires: p.exp || null });
         const first = m.resume ? this.resume(client, m.resume) : this.snapshot(client);
         this.replies.push({ operator: p.sub, type: first.type, recovered: first.recovered, resume: m.resume || null });
         this.sendTo(client, first);
@@ -145,7 +151,14 @@ class FakeGateway {
       }
       if (m.type === 'ping') this.sendTo(client, { type: 'pong' });
       else if (m.type === 'command') this.onCommand(client, m);
-      else if (m.type === 'renew') { /* accepted silently */ }
+      else if (m.type === 'renew') {
+        const p = parseToken(m.token);
+        if (!p || p.sub !== client.who.sub) { ws.close(4001, 'renewal for another operator'); return; }
+        if (p.exp && p.exp * 1000 < Date.now()) { ws.close(4002, 'token expired'); return; }
+        client.who = p;
+        expireAt(p);
+        this.sendTo(client, { type: 'renewed', operator_id: p.sub, role: p.role || 'operator', expires: p.exp || null });
+      }
       else this.sendTo(client, { type: 'error', code: 'unknown_type', message: 'unknown type ' + m.type });
     });
   }

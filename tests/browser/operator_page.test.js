@@ -9,7 +9,7 @@ const fs = require('fs');
 const path = require('path');
 const { chromium } = require('playwright-core');
 const helpers = require('./helpers');
-const { FakeGateway, makeToken } = require('./fake_gateway');
+const { FakeGateway, makeToken, parseToken } = require('./fake_gateway');
 
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const OUT = path.resolve(process.env.BROWSER_OUT || path.join(__dirname, 'out'));
@@ -222,6 +222,47 @@ test('an expired token returns to the sign-in form with a message', async () => 
     await p.goto(url + '#token=' + makeToken('op101', 'operator', 'riga', -10));
     await p.locator('#signin-error').waitFor({ state: 'visible', timeout: T });
     assert.match(await p.locator('#signin-error').textContent(), /expired/);
+  } finally {
+    await ctx.close();
+  }
+});
+
+test('embedded in a CRM, it asks for a new token before expiry, renews, and reconnects with it', async () => {
+  const ctx = await browser.newContext({ viewport: { width: 1100, height: 800 } });
+  const crm = await ctx.newPage();
+  crm.on('pageerror', (e) => consoleErrors.push(String(e)));
+  const first = makeToken('op102', 'operator', 'riga', 6);
+  const fresh = makeToken('op102', 'operator', 'riga', 3600);
+  const mine = (type) => gw.received.filter((r) => r.msg.type === type &&
+    (r.operator === 'op102' || (r.msg.token && (parseToken(r.msg.token) || {}).sub === 'op102')));
+  try {
+    /* The CRM: answers the page's token requests with postMessage. */
+    await crm.setContent(`<script>
+      window.requests = [];
+      addEventListener('message', (e) => {
+        if (!e.data || e.data.type !== 'callbus.token_request') return;
+        window.requests.push(e.data);
+        e.source.postMessage({ type: 'callbus.token', token: ${JSON.stringify(fresh)} }, '*');
+      });
+    </script><iframe id="op" src="${url}#token=${first}" width="1000" height="700"></iframe>`);
+    const frame = crm.frameLocator('#op');
+    await frame.locator('#conn[data-state="connected"]').waitFor({ timeout: T });
+    const renew = await until(() => mine('renew')[0], 'the page sends renew', 10000);
+    assert.equal(renew.msg.token, fresh);
+    const asked = await crm.evaluate(() => window.requests);
+    assert.equal(asked[0].operator_id, 'op102');
+    assert.ok(asked[0].expires * 1000 > Date.now() - 10000, 'the request says when the token expires');
+    /* Past the first token's expiry the fake gateway would close with 4002:
+     * still connected, on the same socket. */
+    await new Promise((r) => setTimeout(r, Math.max(0, parseToken(first).exp * 1000 + 1500 - Date.now())));
+    assert.equal(await frame.locator('#conn').getAttribute('data-state'), 'connected');
+    assert.equal(mine('auth').length, 1, 'no reconnect was needed');
+    await crm.screenshot({ path: path.join(OUT, '09-embedded-renewed.png'), fullPage: true });
+    /* A later reconnect authenticates with the renewed token. */
+    gw.dropConnections();
+    await until(() => mine('auth').length === 2, 'the page reconnects');
+    assert.equal(mine('auth')[1].msg.token, fresh);
+    await frame.locator('#conn[data-state="connected"]').waitFor({ timeout: T });
   } finally {
     await ctx.close();
   }

@@ -5,6 +5,8 @@
  *   GATEWAY_URL  base URL of callbus-gateway ("http://127.0.0.1:PORT")
  *   OP_TOKEN     an HS256 token for op101
  *   AMI_PORT     amisim's AMI port: the test injects the inbound call itself
+ *   JWT_SECRET, SITE_ID  the gateway's HS256 secret and site, to mint the
+ *                short-lived and the renewed token of the renewal step
  *   BROWSER_OUT  where the screenshots go
  *   CHROMIUM     (optional) the Chromium binary, default /usr/bin/chromium
  * Steps run in order (node:test runs the tests of a file sequentially). */
@@ -15,6 +17,7 @@ const fs = require('fs');
 const net = require('net');
 const path = require('path');
 const { chromium } = require('playwright-core');
+const crypto = require('crypto');
 const helpers = require('./helpers');
 
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
@@ -29,6 +32,15 @@ const SKIP = (URL_ && TOKEN && AMI_PORT) ? false
 const T = 15000;   /* per-expectation timeout, ms: real Kafka round trips */
 
 let browser, context, page, callId;
+
+/* An HS256 token for op101 valid ttlS seconds, as the CRM would sign it. */
+function mint(ttlS) {
+  const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  const now = Math.floor(Date.now() / 1000);
+  const body = b64({ alg: 'HS256', typ: 'JWT' }) + '.' +
+    b64({ sub: 'op101', site: process.env.SITE_ID, role: 'operator', iat: now, exp: now + ttlS });
+  return body + '.' + crypto.createHmac('sha256', process.env.JWT_SECRET).update(body).digest('base64url');
+}
 const consoleErrors = [];
 
 async function shot(name) {
@@ -150,6 +162,31 @@ test('Hang up ends the call and it appears in recent calls', { skip: SKIP }, asy
   await until(async () => (await textOf('#status')) === 'Ready', 'Ready after the call');
   await until(async () => /hangup.*succeeded/.test(await textOf('#log li:first-child')), 'hangup result logged');
   await shot('05-after-call');
+});
+
+test('embedded in a CRM, it gets a new token by postMessage and renews it at the gateway', { skip: SKIP }, async () => {
+  const short = mint(8), fresh = mint(900);
+  const crm = await context.newPage();
+  crm.on('pageerror', (e) => consoleErrors.push(String(e)));
+  try {
+    await crm.setContent(`<script>
+      addEventListener('message', (e) => {
+        if (e.data && e.data.type === 'callbus.token_request')
+          e.source.postMessage({ type: 'callbus.token', token: ${JSON.stringify(fresh)} }, '*');
+      });
+    </script><iframe id="op" src="${URL_}/#token=${short}" width="1000" height="700"></iframe>`);
+    const frame = crm.frameLocator('#op');
+    await frame.locator('#conn[data-state="connected"]').waitFor({ timeout: T });
+    const inner = crm.frames().find((f) => f !== crm.mainFrame());
+    const exp = (t) => JSON.parse(Buffer.from(t.split('.')[1], 'base64url')).exp;
+    assert.equal(await inner.evaluate(() => window.callbus.state().expires), exp(short));
+    /* Only the gateway's "renewed" moves the expiry to the new token's. */
+    await until(async () => (await inner.evaluate(() => window.callbus.state().expires)) === exp(fresh),
+      'renewed by the gateway');
+    assert.equal(await frame.locator('#conn').getAttribute('data-state'), 'connected');
+  } finally {
+    await crm.close();
+  }
 });
 
 test('no script errors on the page', { skip: SKIP }, () => {

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from callbus_harness import (GwClient, messages, operator_token, start_agent, start_amisim,
+from callbus_harness import (GATEWAY_SECRET, GwClient, messages, operator_token, start_agent, start_amisim,
                              start_gateway, write_agent_conf, write_gateway_conf)
 from conftest import wait_until
 
@@ -70,7 +70,8 @@ def test_operator_page_against_the_real_gateway(procs, tmp_path, site, kafka_boo
     out = tmp_path / "screenshots"
     out.mkdir()
     env = dict(os.environ, GATEWAY_URL=url, OP_TOKEN=operator_token(site, "op101", ttl=900),
-               AMI_PORT=str(ami_port), BROWSER_OUT=str(out), CHROMIUM=CHROMIUM)
+               AMI_PORT=str(ami_port), BROWSER_OUT=str(out), CHROMIUM=CHROMIUM,
+               JWT_SECRET=GATEWAY_SECRET, SITE_ID=site.id)
     try:
         r = subprocess.run([node, "--test", "--test-reporter=spec", "real_stack.test.js"],
                            cwd=BROWSER_DIR, env=env, capture_output=True, text=True, timeout=120)
