@@ -4,7 +4,11 @@ their own calls, a supervisor sees the site, commands are checked and
 produced to Kafka, resume gets exactly what was missed, and every limit
 gives its documented error or close code (docs/gateway-protocol.md)."""
 
+import glob
 import json
+import os
+import shutil
+import signal
 import socket
 import subprocess
 import threading
@@ -14,7 +18,7 @@ import pytest
 
 from callbus_harness import (GwClient, hs256_token, messages, operator_token, start_agent,
                              start_amisim, start_gateway, write_agent_conf, write_gateway_conf)
-from conftest import create_topic, produce, wait_until
+from conftest import build_path, create_topic, produce, wait_until
 
 COMMANDS_CONF = 'commands: { operator_phone = "Local/%s@phones"; };'
 
@@ -380,3 +384,35 @@ def test_slow_reader_dropped_others_keep_receiving(procs, tmp_path, site, kafka_
     assert code in (4008, None), code
     assert len([m for m in slow.seen if m["type"] == "event"]) < n
     assert gw_metrics(url)["callbus_gateway_connections"] == 1
+
+
+# ------------------------------------------------------- the event loop
+
+def test_stops_cleanly_on_sigterm_and_sigint(procs, tmp_path, site, kafka_bootstrap):
+    """The gateway owns its libev loop: SIGTERM and SIGINT break it, lws
+    closes the connections, and the process exits 0 promptly."""
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        conf = write_gateway_conf(tmp_path, site, kafka_bootstrap, name=f"gw-{sig.name}")
+        gw, url = start_gateway(procs, conf, name=f"gateway-{sig.name}")
+        c = GwClient(url, operator_token(site, "op101"))
+        t0 = time.monotonic()
+        assert gw.stop(timeout=15, sig=sig) == 0
+        assert time.monotonic() - t0 < 10
+        assert c.close_code(timeout=5) in (None, 1001, 1006)   # the socket is gone
+        assert f"gateway: {signal.strsignal(sig)} received" in gw.err_path.read_text()
+
+
+def test_missing_libev_plugin_is_a_clear_error(tmp_path, site, kafka_bootstrap):
+    """Without lws's libev plugin the gateway refuses to start and names the
+    package. The plugin is hidden by bind-mounting /dev/null over it in a
+    private mount namespace (needs root and unshare)."""
+    plugins = glob.glob("/usr/lib/*/libwebsockets-evlib_ev.so") + glob.glob("/usr/lib/libwebsockets-evlib_ev.so")
+    if os.geteuid() != 0 or not shutil.which("unshare") or not plugins:
+        pytest.skip("needs root, unshare and the installed plugin to hide")
+    conf = write_gateway_conf(tmp_path, site, kafka_bootstrap)
+    r = subprocess.run(["unshare", "-m", "sh", "-c", 'mount --bind /dev/null "$1" && exec "$2" -c "$3"', "sh",
+                        plugins[0], str(build_path("callbus-gateway")), str(conf)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1, r.stderr
+    assert "libev event-loop plugin" in r.stderr and "libwebsockets-evlib-ev" in r.stderr, r.stderr
+    assert "listening" not in r.stderr
