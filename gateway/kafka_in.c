@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "log.h"
 
@@ -122,6 +123,18 @@ static void handle(gw_kafka_in *k, rd_kafka_message_t *m, int live) {
                    (long long)m->offset, n);
 }
 
+/* A partition just created may have no leader yet for a moment: retry
+ * until the deadline rather than fail the start. */
+static rd_kafka_resp_err_t watermarks(gw_kafka_in *k, const char *topic, int32_t partition, double deadline,
+                                      int64_t *lo, int64_t *hi) {
+    for (;;) {
+        rd_kafka_resp_err_t rc = rd_kafka_query_watermark_offsets(k->rk, topic, partition, lo, hi, 5000);
+        if (!rc || gw_now() > deadline || k->g->stopping) return rc;
+        log_info("gateway: watermarks of %s/%d: %s; retrying", topic, partition, rd_kafka_err2str(rc));
+        usleep(200 * 1000);
+    }
+}
+
 int gw_kafka_in_catch_up(gw_kafka_in *k, double timeout_s, char *err, size_t errlen) {
     double deadline = gw_now() + timeout_s;
     int missing;
@@ -139,8 +152,7 @@ int gw_kafka_in_catch_up(gw_kafka_in *k, double timeout_s, char *err, size_t err
     int left = 0;
     for (int i = 0; i < l->cnt; i++) {
         int64_t lo = 0, hi = 0;
-        rd_kafka_resp_err_t rc = rd_kafka_query_watermark_offsets(k->rk, l->elems[i].topic, l->elems[i].partition,
-                                                                  &lo, &hi, 10000);
+        rd_kafka_resp_err_t rc = watermarks(k, l->elems[i].topic, l->elems[i].partition, deadline, &lo, &hi);
         if (rc) {
             snprintf(err, errlen, "watermarks of %s/%d: %s", l->elems[i].topic, l->elems[i].partition,
                      rd_kafka_err2str(rc));

@@ -114,7 +114,7 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
         return 0;
     }
     case LWS_CALLBACK_HTTP_WRITEABLE: {
-        if (!p->body) break;
+        if (!p || !p->body) break;
         unsigned char *buf = malloc(LWS_PRE + p->len + 1);
         if (!buf) return -1;
         memcpy(buf + LWS_PRE, p->body, p->len);
@@ -127,6 +127,8 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
         return 0;
     }
     case LWS_CALLBACK_CLOSED_HTTP:
+        /* lws also closes connections that never got their per-session data */
+        if (!p) break;
         free(p->body);
         p->body = NULL;
         break;
