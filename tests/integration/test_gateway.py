@@ -355,7 +355,10 @@ def test_slow_reader_dropped_others_keep_receiving(procs, tmp_path, site, kafka_
     slow = GwClient(url, operator_token(site, "sup1", "supervisor"),
                     sockopt=((socket.SOL_SOCKET, socket.SO_RCVBUF, 4096),))
     fast = GwClient(url, operator_token(site, "sup2", "supervisor"))
-    n, pad = 5000, "x" * 2000
+    # More than the kernel can hold for the slow one (the gateway's send
+    # buffer grows up to tcp_wmem's max) plus max_queue_kb.
+    wmem_max = int(open("/proc/sys/net/ipv4/tcp_wmem").read().split()[2])
+    n, pad = max(5000, (2 * wmem_max + (1 << 20)) // 2000), "x" * 2000
 
     def result(i):
         return (f"cmd-{i}", json.dumps({
