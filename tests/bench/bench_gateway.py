@@ -9,7 +9,8 @@
    (produce -> WebSocket client), and the gateway's CPU meanwhile.
 
 Environment: BENCH_WS_CLIENTS (10000), BENCH_RUNS (3), BENCH_SECONDS (20),
-BENCH_AGENT_KAFKA (librdkafka properties for the agent only, "k=v,k=v").
+BENCH_AGENT_KAFKA (librdkafka properties for the agent only, "k=v,k=v"),
+BENCH_KEEP=1 (keep the work directory with the programs' logs).
 
 Clients are raw asyncio sockets speaking just enough RFC 6455 (masked text
 frames out, unmasked frames in), so one Python process can hold 10,000."""
@@ -23,6 +24,7 @@ import json
 import os
 import re
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -239,6 +241,8 @@ def run(bootstrap):
                     p.wait(30)
                 except subprocess.TimeoutExpired:
                     p.kill()
+        if not os.environ.get("BENCH_KEEP"):
+            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
