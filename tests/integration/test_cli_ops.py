@@ -178,3 +178,377 @@ def test_check_refuses_bad_schemas_and_arguments(tmp_path, kafka_bootstrap):
     assert r.returncode == 2 and 'bad time "yesterday"' in r.stderr
     r = cli("-X", f"bootstrap.servers={kafka_bootstrap}", "check", "no.such.topic")
     assert r.returncode == 3 and "topic no.such.topic does not exist" in r.stderr
+
+
+# ---------------------------------------------------------------- helpers for lag and replay
+
+def produce_records(bootstrap, topic, records):
+    """records: dicts with partition, key, value, timestamp (ms), headers;
+    produced in order, waited for."""
+    from confluent_kafka import Producer
+    p = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
+    errors = []
+    for r in records:
+        p.produce(topic, key=r.get("key"), value=r["value"], partition=r["partition"],
+                  timestamp=r["timestamp"], headers=r.get("headers"),
+                  on_delivery=lambda e, m: errors.append(e) if e else None)
+    assert p.flush(30) == 0 and not errors, errors
+
+
+def mirror(src, dst, topic, keep_last=None):
+    """Copies topic from src to dst the way MirrorMaker 2 does: same
+    partition, key, headers and timestamp (offsets are the target's own).
+    keep_last {partition: n}: the last n records of that partition stay
+    behind (the centre is n behind). Returns the records left behind."""
+    keep_last = keep_last or {}
+    recs = consume_all(src, topic, timeout=30, idle=0.5)
+    by_part = {}
+    for r in recs:
+        by_part.setdefault(r.partition, []).append(r)
+    copied, behind = [], []
+    for p, rs in by_part.items():
+        n = keep_last.get(p, 0)
+        copied += rs[:len(rs) - n]
+        behind += rs[len(rs) - n:]
+    produce_records(dst, topic, [dict(partition=r.partition, key=r.key, value=r.value, timestamp=r.timestamp,
+                                      headers=r.headers) for r in copied])
+    return behind
+
+
+def events(site_id, stream, n, base_ms, step_ms=1000, partitions=3, first_seq=1):
+    """n CloudEvent-like records, one every step_ms from base_ms, keyed and
+    spread over the partitions."""
+    out = []
+    for i in range(n):
+        seq = first_seq + i
+        ev = {"specversion": "1.0", "id": f"{site_id}:agent1:{stream}:1795670000:{seq}", "seq": seq}
+        out.append(dict(partition=i % partitions, key=f"call-{i % 5}".encode(), value=json.dumps(ev).encode(),
+                        timestamp=base_ms + i * step_ms, headers=[("trace", f"t{i}".encode()), ("bin", b"\xff\x00")]))
+    return out
+
+
+def site_conf(tmp_path, site, bootstrap=None):
+    """-c FILE arguments naming the site's topic prefix (and cluster)."""
+    kafka = f'kafka = [ "bootstrap.servers={bootstrap}" ];' if bootstrap else ""
+    path = tmp_path / "callbus.conf"
+    path.write_text(f'site = "{site.id}";\ntopic_prefix = "{site.prefix}";\n{kafka}\n')
+    return ["-c", path]
+
+
+def lag_json(conf, *args, rc=0):
+    r = cli(*conf, "lag", "--json", *args)
+    assert r.returncode == rc, r.stderr
+    return json.loads(r.stdout)
+
+
+def row(doc, topic):
+    return next(r for r in doc["replication"] if r["topic"] == topic)
+
+
+# ---------------------------------------------------------------- lag
+
+@pytest.fixture(scope="module")
+def central(tmp_path_factory):
+    """A second cluster standing in for the centre (shared by this module's
+    tests; their topics are their own)."""
+    from conftest import KafkaBroker
+    b = KafkaBroker(tmp_path_factory.mktemp("central-kafka"))
+    b.start()
+    yield b.bootstrap
+    try:
+        b.stop()
+    except Exception:
+        b.kill()
+
+
+def test_lag_counts_exactly_what_the_centre_lacks(site, kafka_bootstrap, central, tmp_path):
+    calls, ami, commands = site.topic("calls"), site.topic("ami"), site.topic("commands")
+    for t in (calls, ami):
+        create_topic(kafka_bootstrap, t, partitions=3)
+        create_topic(central, t, partitions=3)
+    create_topic(central, commands, partitions=2)
+    create_topic(kafka_bootstrap, commands, partitions=2)
+    base = int(time.time() * 1000) - 600_000
+    recs = events(site.id, "calls", 30, base)
+    produce_records(kafka_bootstrap, calls, recs)
+    produce_records(kafka_bootstrap, ami, events(site.id, "ami", 9, base))
+    # An at-least-once duplicate at the centre first, so its offsets differ
+    # from the site's, then all but 3 records of p0 and 1 of p1.
+    produce_records(central, calls, [recs[0]])
+    behind = mirror(kafka_bootstrap, central, calls, keep_last={0: 3, 1: 1})
+    mirror(kafka_bootstrap, central, ami)
+    # Commands flow the other way: the site lacks the last 2 of p1.
+    produce_records(central, commands, events("crm", "cmd", 6, base, partitions=2))
+    behind_cmd = mirror(central, kafka_bootstrap, commands, keep_last={1: 2})
+    assert len(behind) == 4 and len(behind_cmd) == 2
+
+    t0 = time.time()
+    # No --site: the configured site and cluster (-c agent.conf).
+    r = cli(*site_conf(tmp_path, site, kafka_bootstrap), "lag", "--json", "--central", central,
+            "--topics", "calls,ami,commands")
+    t1 = time.time()
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    c = row(doc, calls)
+    assert (c["messages"], c["exact"], c["direction"]) == (4, True, "site -> central")
+    assert {p["partition"]: p["messages"] for p in c["partitions"]} == {0: 3, 1: 1, 2: 0}
+    oldest = min(b.timestamp for b in behind) / 1000
+    assert t0 - oldest - 0.01 <= c["seconds"] <= t1 - oldest + 0.01, (c["seconds"], t0 - oldest)
+    p2 = next(p for p in c["partitions"] if p["partition"] == 2)
+    assert p2["seconds"] == 0
+    assert (row(doc, ami)["messages"], row(doc, ami)["seconds"]) == (0, 0)
+    cm = row(doc, commands)
+    assert (cm["messages"], cm["direction"]) == (2, "central -> site")
+    oldest_cmd = min(b.timestamp for b in behind_cmd) / 1000
+    assert t0 - oldest_cmd - 0.01 <= cm["seconds"] <= t1 - oldest_cmd + 0.01
+    print(f"lag: calls {c['messages']} messages / {c['seconds']:.1f} s, commands {cm['messages']}")
+
+    # Thresholds: non-zero exit only when exceeded, with a clear table.
+    conf = site_conf(tmp_path, site)
+    common = ["--central", central, "--site", f"{site.id}={kafka_bootstrap}", "--topics", "calls,ami,commands"]
+    r = cli(*conf, "lag", *common, "--max-lag", "3")
+    assert r.returncode == 1
+    assert "OVER THRESHOLD" in r.stdout and "LAG: 1 row(s) over the threshold" in r.stdout
+    assert cli(*conf, "lag", *common, "--max-lag", "4").returncode == 0
+    assert cli(*conf, "lag", *common, "--max-seconds", "1").returncode == 1
+
+    # The centre catches up: 0 and 0, exit 0 even with zero thresholds.
+    produce_records(central, calls, [dict(partition=b.partition, key=b.key, value=b.value, timestamp=b.timestamp,
+                                          headers=b.headers) for b in behind])
+    produce_records(kafka_bootstrap, commands, [dict(partition=b.partition, key=b.key, value=b.value,
+                                                     timestamp=b.timestamp, headers=b.headers) for b in behind_cmd])
+    r = cli(*conf, "lag", *common, "--max-lag", "0", "--max-seconds", "0")
+    assert r.returncode == 0, r.stdout
+    assert "OK: every row within the thresholds" in r.stdout
+    doc = lag_json(conf, *common)
+    assert [(x["messages"], x["seconds"]) for x in doc["replication"]] == [(0, 0)] * 3
+
+
+def test_lag_of_a_topic_the_centre_has_not_seen_and_of_a_consumer_group(site, kafka_bootstrap, central, tmp_path):
+    calls = site.topic("calls")
+    create_topic(kafka_bootstrap, calls, partitions=2)
+    create_topic(central, site.topic("operators"), partitions=2)
+    base = int(time.time() * 1000) - 120_000
+    recs = events(site.id, "calls", 6, base, partitions=2)
+    produce_records(kafka_bootstrap, calls, recs)
+    conf = site_conf(tmp_path, site)
+    common = ["--central", central, "--site", f"{site.id}={kafka_bootstrap}"]
+    doc = lag_json(conf, *common, "--topics", "calls,operators")
+    c = row(doc, calls)
+    assert c["messages"] == 6 and c["note"] == "no such topic at the target yet"
+    assert row(doc, site.topic("operators")).get("note") == "no such topic at the source"
+    # The centre consumes calls in group crm: 2 of p0's 3 and none of p1.
+    mirror(kafka_bootstrap, central, calls)
+    from confluent_kafka import Consumer, TopicPartition
+    group = f"crm-{site.id}"
+    cons = Consumer({"bootstrap.servers": central, "group.id": group, "enable.auto.commit": False})
+    cons.commit(offsets=[TopicPartition(calls, 0, 2), TopicPartition(calls, 1, 0)], asynchronous=False)
+    cons.close()
+    t0 = time.time()
+    doc = lag_json(conf, *common, "--topics", "calls", "--group", group)
+    t1 = time.time()
+    g = doc["groups"][0]
+    assert (g["group"], g["state"], g["members"]) == (group, "Empty", 0)
+    (t,) = g["topics"]
+    assert t["topic"] == calls and t["messages"] == 1 + 3
+    parts = {p["partition"]: p for p in t["partitions"]}
+    assert (parts[0]["committed"], parts[0]["end"], parts[0]["messages"]) == (2, 3, 1)
+    # Seconds: from the first unconsumed record (p1 offset 0 = recs[1]).
+    oldest = recs[1]["timestamp"] / 1000
+    assert t0 - oldest - 0.01 <= t["seconds"] <= t1 - oldest + 0.01
+    r = cli(*conf, "lag", *common, "--topics", "calls", "--group", group, "--max-lag", "3")
+    assert r.returncode == 1 and f"consumer group {group} on the central cluster (Empty, 0 members)" in r.stdout
+
+
+def test_lag_refuses_bad_arguments_and_bounds_its_wait_on_a_dead_cluster(site, kafka_bootstrap):
+    from conftest import free_port
+    dead = f"127.0.0.1:{free_port()}"
+    r = cli("lag", "--site", f"x={kafka_bootstrap}")
+    assert r.returncode == 2 and "--central BOOTSTRAP is required" in r.stderr
+    r = cli("lag", "--central", kafka_bootstrap, "--site", "bad site=x:1")
+    assert r.returncode == 2 and 'bad site "bad site"' in r.stderr
+    r = cli("lag", "--central", kafka_bootstrap, "--site", f"a={kafka_bootstrap}", "--topics", "calls,cdr")
+    assert r.returncode == 2 and 'unknown topic kind "cdr"' in r.stderr
+    r = cli("lag", "--central", kafka_bootstrap, "--site", f"a={kafka_bootstrap}", "--max-lag", "ten")
+    assert r.returncode == 2 and "--max-lag: not a count" in r.stderr
+    for args, who in ((["--central", dead, "--site", f"{site.id}={kafka_bootstrap}"], f"central cluster {dead}"),
+                      (["--central", kafka_bootstrap, "--site", f"{site.id}={dead}"], f"site {site.id} cluster {dead}")):
+        t0 = time.time()
+        r = cli("lag", *args, "--group", "g", "--timeout", "3", timeout=60)
+        assert r.returncode == 3
+        assert f"ERROR: {who}: cannot reach the cluster" in r.stdout
+        assert time.time() - t0 < 20  # one bounded wait per cluster, not one per topic
+
+
+# ---------------------------------------------------------------- replay
+
+def iso(ms):
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
+
+
+@pytest.fixture
+def window_topic(site, kafka_bootstrap):
+    """30 records, one a minute over the last 40 minutes, in 3 partitions;
+    returns (topic, records, base ms)."""
+    topic = site.topic("calls")
+    create_topic(kafka_bootstrap, topic, partitions=3)
+    base = (int(time.time()) - 2400) * 1000
+    recs = events(site.id, "calls", 30, base, step_ms=60_000)
+    produce_records(kafka_bootstrap, topic, recs)
+    return topic, recs, base
+
+
+def key_of(r):
+    return (r.partition, r.key, r.value, r.timestamp, tuple((k, bytes(v)) for k, v in r.headers))
+
+
+def test_replay_prints_exactly_the_window(window_topic, kafka_bootstrap):
+    topic, recs, base = window_topic
+    frm, to = base + 10 * 60_000, base + 20 * 60_000  # records 10..19
+    r = cli("-X", f"bootstrap.servers={kafka_bootstrap}", "replay", topic, "--from", iso(frm), "--to", iso(to))
+    assert r.returncode == 0, r.stderr
+    lines = [json.loads(x) for x in r.stdout.splitlines()]
+    want = [x for x in recs if frm <= x["timestamp"] < to]
+    assert len(lines) == len(want) == 10
+    assert sorted((x["partition"], x["timestamp"], x["key"], json.dumps(x["value"], sort_keys=True)) for x in lines) == \
+        sorted((w["partition"], w["timestamp"], w["key"].decode(), json.dumps(json.loads(w["value"]), sort_keys=True))
+               for w in want)
+    # Offsets are the real ones; headers kept, non-UTF-8 bytes as base64.
+    all_recs = {(x.partition, x.offset): x for x in consume_all(kafka_bootstrap, topic, timeout=30)}
+    for x in lines:
+        assert all_recs[(x["partition"], x["offset"])].timestamp == x["timestamp"]
+        assert x["headers"][0]["name"] == "trace" and x["headers"][1] == {"name": "bin", "value_base64": "/wA="}
+        assert x["time"] == iso(x["timestamp"])
+    assert "10 records" in r.stderr
+    # Relative times: the last 5 minutes hold nothing of it; -1d holds all.
+    r = cli("-X", f"bootstrap.servers={kafka_bootstrap}", "replay", topic, "--from", "-5m")
+    assert r.returncode == 0 and r.stdout == ""
+    r = cli("-X", f"bootstrap.servers={kafka_bootstrap}", "replay", topic, "--from", "-1d")
+    assert len(r.stdout.splitlines()) == 30
+    # What replay prints, check reads back (topic, partition, offset named).
+    r2 = cli("check", "--file", "-", stdin=r.stdout)
+    assert r2.returncode == 1 and f"{topic} [0] @0" in r2.stdout
+
+
+def test_replay_into_another_cluster_keeps_keys_headers_timestamps(window_topic, kafka_bootstrap, central):
+    topic, recs, base = window_topic
+    frm, to = iso(base + 10 * 60_000), iso(base + 20 * 60_000)
+    target = topic + ".replayed"
+    src = ["-X", f"bootstrap.servers={kafka_bootstrap}", "replay", topic, "--from", frm, "--to", to]
+    r = cli(*src, "--to-topic", target, "--to-bootstrap", central)
+    assert r.returncode == 3 and f"target topic {target} does not exist on {central}: create it first" in r.stderr
+    create_topic(central, target, partitions=3)
+    r = cli(*src, "--to-topic", target, "--to-bootstrap", central)  # dry run
+    assert r.returncode == 0
+    assert "total: 10 messages in 3 partitions" in r.stdout
+    assert "DRY RUN: nothing written. Add --execute to copy these 10 messages." in r.stdout
+    assert consume_all(central, target, timeout=5, idle=1) == []
+    r = cli(*src, "--to-topic", target, "--to-bootstrap", central, "--execute")
+    assert r.returncode == 0 and "copied 10 messages into" in r.stdout
+    want = [x for x in consume_all(kafka_bootstrap, topic, timeout=30)
+            if base + 10 * 60_000 <= x.timestamp < base + 20 * 60_000]
+    got = consume_all(central, target, expected_count=10, timeout=30)
+    assert sorted(map(key_of, got)) == sorted(map(key_of, want))
+    # Into another topic of the same cluster, too; never into itself.
+    same = topic + ".copy"
+    create_topic(kafka_bootstrap, same, partitions=3)
+    r = cli(*src, "--to-topic", same, "--execute")
+    assert r.returncode == 0
+    assert sorted(map(key_of, consume_all(kafka_bootstrap, same, expected_count=10, timeout=30))) == \
+        sorted(map(key_of, want))
+    r = cli(*src, "--to-topic", topic, "--execute")
+    assert r.returncode == 2 and "refusing to copy" in r.stderr
+
+
+def committed(bootstrap, group, topic, partitions=3):
+    from confluent_kafka import Consumer, TopicPartition
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    try:
+        return {tp.partition: tp.offset for tp in
+                c.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=30)}
+    finally:
+        c.close()
+
+
+def consume_group(bootstrap, group, topic, count, timeout=60):
+    """A real group member: subscribes, reads count records, commits, leaves."""
+    from confluent_kafka import Consumer
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False,
+                  "auto.offset.reset": "earliest"})
+    c.subscribe([topic])
+    out = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(out) < count and time.monotonic() < deadline:
+            m = c.poll(0.5)
+            if m is not None and not m.error():
+                out.append(m)
+        if out:
+            c.commit(asynchronous=False)
+    finally:
+        c.close()
+    return out
+
+
+def test_replay_resets_an_inactive_group_and_refuses_an_active_one(window_topic, kafka_bootstrap, site):
+    import threading
+    topic, recs, base = window_topic
+    group = f"crm-{site.id}"
+    assert len(consume_group(kafka_bootstrap, group, topic, 30)) == 30
+    assert committed(kafka_bootstrap, group, topic) == {0: 10, 1: 10, 2: 10}
+    args = ["-X", f"bootstrap.servers={kafka_bootstrap}", "replay", topic, "--from", iso(base + 15 * 60_000),
+            "--reset-group", group]
+    r = cli(*args)  # dry run: records 15..29, offsets 5 in every partition
+    assert r.returncode == 0
+    assert "DRY RUN: offsets unchanged" in r.stdout and "reprocesses 15 messages" in r.stdout
+    assert committed(kafka_bootstrap, group, topic) == {0: 10, 1: 10, 2: 10}
+    r = cli(*args, "--execute")
+    assert r.returncode == 0 and f"consumer group {group} now starts {topic}" in r.stdout
+    assert committed(kafka_bootstrap, group, topic) == {0: 5, 1: 5, 2: 5}
+    again = consume_group(kafka_bootstrap, group, topic, 15)
+    assert sorted(m.timestamp()[1] for m in again) == [x["timestamp"] for x in recs[15:]]
+
+    # An active member: refused, offsets untouched.
+    from confluent_kafka import Consumer
+    stop, assigned = threading.Event(), threading.Event()
+    c = Consumer({"bootstrap.servers": kafka_bootstrap, "group.id": group, "enable.auto.commit": False})
+    c.subscribe([topic], on_assign=lambda consumer, parts: assigned.set())
+
+    def run():
+        while not stop.is_set():
+            c.poll(0.2)
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    try:
+        assert assigned.wait(60), "the group member got no assignment"
+        r = cli(*args, "--execute")
+        assert r.returncode == 1
+        assert f"REFUSED: consumer group {group} is active (Stable, 1 members)" in r.stderr
+        assert committed(kafka_bootstrap, group, topic) == {0: 10, 1: 10, 2: 10}
+    finally:
+        stop.set()
+        t.join(10)
+        c.close()
+
+
+def test_replay_refuses_bad_arguments_with_clear_errors(kafka_bootstrap, site):
+    from conftest import free_port
+    k = ["-X", f"bootstrap.servers={kafka_bootstrap}", "replay"]
+    for args, msg in (
+            (["calls"], "--from is required"),
+            (["calls", "--from", "yesterday"], 'bad time "yesterday"'),
+            (["calls", "--from", "2026-11-26T05:00:00"], "has no zone: add Z for UTC"),
+            (["calls", "--from", "-2 hours"], "bad relative time"),
+            (["calls", "--from", "-1h", "--to", "-2h"], "--to must be later than --from"),
+            (["calls", "--from", "-1h", "--to", "-1m", "--reset-group", "g"], "--to has no meaning"),
+            (["calls", "--from", "-1h", "--execute"], "--execute only applies"),
+            (["calls", "other", "--from", "-1h"], "give exactly one TOPIC")):
+        r = cli(*k, *args)
+        assert r.returncode == 2 and msg in r.stderr, args
+    r = cli(*k, "no.such.topic", "--from", "-1h")
+    assert r.returncode == 3 and "topic no.such.topic does not exist" in r.stderr
+    t0 = time.time()
+    r = cli("-X", f"bootstrap.servers=127.0.0.1:{free_port()}", "replay", "x.y", "--from", "-1h",
+            "--timeout", "3", timeout=60)
+    assert r.returncode == 3 and "cannot reach the cluster" in r.stderr
+    assert time.time() - t0 < 20

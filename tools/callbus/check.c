@@ -191,7 +191,7 @@ int cmd_check(cli_ctx *cx, int argc, char **argv) {
     char err[512], buf[4096];
     int opt;
     optind = 1;
-    while ((opt = getopt_long(argc, argv, "+s:jf:F:T:b:t:", opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "s:jf:F:T:b:t:", opts, NULL)) != -1) {
         switch (opt) {
         case 's': given = optarg; break;
         case 'j': st.json = 1; break;

@@ -32,6 +32,14 @@ typedef struct cli_range {
  * subcommand in messages. */
 rd_kafka_t *cli_client(cli_ctx *cx, rd_kafka_type_t type, const char *bootstrap, const char *group,
                        const char *who);
+/* Producers from cli_client report each delivery into the cli_delivery
+ * given as the message's opaque (RD_KAFKA_V_OPAQUE). */
+typedef struct cli_delivery {
+    long delivered, failed;
+    char first_error[256];
+} cli_delivery;
+/* Can the cluster be reached (metadata within cli_timeout_ms)? */
+int cli_probe(rd_kafka_t *rk, char *err, size_t errlen);
 /* Partitions of topic: 0 when it does not exist, -1 with err when the
  * cluster cannot be reached. */
 int cli_partition_count(rd_kafka_t *rk, const char *topic, char *err, size_t errlen);
@@ -48,6 +56,18 @@ int cli_window(rd_kafka_t *rk, const char *topic, int part, int64_t from_ms, int
 typedef int (*cli_msg_fn)(void *ud, const rd_kafka_message_t *m);
 int cli_read_range(rd_kafka_t *rk, const char *topic, int part, int64_t from, int64_t end, cli_msg_fn fn,
                    void *ud, char *err, size_t errlen);
+
+/* group.c: consumer groups through the Admin API (never joined). */
+typedef struct cli_group_info {
+    char state[32];  /* Stable, Empty, Dead, PreparingRebalance, ... */
+    int members;
+    int active;      /* anything but Empty or Dead (or unknown to the cluster) */
+} cli_group_info;
+int cli_group_state(rd_kafka_t *rk, const char *group, cli_group_info *info, char *err, size_t errlen);
+/* Every partition the group has committed (NULL and err on failure). */
+rd_kafka_topic_partition_list_t *cli_group_committed(rd_kafka_t *rk, const char *group, char *err, size_t errlen);
+int cli_group_alter(rd_kafka_t *rk, const char *group, const rd_kafka_topic_partition_list_t *offsets, char *err,
+                    size_t errlen);
 
 /* Record as a JSON object: topic, partition, offset, timestamp (ms), time,
  * key, headers [[name, value]], value (parsed JSON when it is JSON, else a

@@ -20,6 +20,16 @@ static int set(rd_kafka_conf_t *conf, const char *k, const char *v, const char *
     return -1;
 }
 
+static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
+    (void)rk, (void)opaque;
+    cli_delivery *d = m->_private;
+    if (!d) return;
+    if (!m->err) d->delivered++;
+    else if (!d->failed++)
+        snprintf(d->first_error, sizeof(d->first_error), "%s [%d]: %s", rd_kafka_topic_name(m->rkt), m->partition,
+                 rd_kafka_err2str(m->err));
+}
+
 rd_kafka_t *cli_client(cli_ctx *cx, rd_kafka_type_t type, const char *bootstrap, const char *group,
                        const char *who) {
     char err[512];
@@ -30,9 +40,14 @@ rd_kafka_t *cli_client(cli_ctx *cx, rd_kafka_type_t type, const char *bootstrap,
         bad |= set(conf, "enable.auto.commit", "false", who);
         bad |= set(conf, "enable.partition.eof", "true", who);
         bad |= set(conf, "auto.offset.reset", "error", who);
+        /* Point reads: do not let the broker hold a fetch for new data. */
+        bad |= set(conf, "fetch.wait.max.ms", "20", who);
     } else {
         bad |= set(conf, "enable.idempotence", "true", who);
         bad |= set(conf, "message.timeout.ms", "60000", who);
+        /* Asking whether a target topic exists must not create it. */
+        bad |= set(conf, "allow.auto.create.topics", "false", who);
+        rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
     }
     for (size_t i = 0; i < cx->cfg.kafka_count; i++)
         bad |= set(conf, cx->cfg.kafka[i].key, cx->cfg.kafka[i].value, who);
@@ -73,6 +88,14 @@ int cli_partition_count(rd_kafka_t *rk, const char *topic, char *err, size_t err
     }
     rd_kafka_metadata_destroy(md);
     return n;
+}
+
+int cli_probe(rd_kafka_t *rk, char *err, size_t errlen) {
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, NULL, &md, cli_timeout_ms);
+    if (e) snprintf(err, errlen, "cannot reach the cluster (%s) within %d s", rd_kafka_err2str(e), cli_timeout_ms / 1000);
+    else rd_kafka_metadata_destroy(md);
+    return e ? -1 : 0;
 }
 
 int cli_watermarks(rd_kafka_t *rk, const char *topic, int part, int64_t *lo, int64_t *hi, char *err,
