@@ -556,3 +556,56 @@ def test_replay_refuses_bad_arguments_with_clear_errors(kafka_bootstrap, site):
             "--timeout", "3", timeout=60)
     assert r.returncode == 3 and "cannot reach the cluster" in r.stderr
     assert time.time() - t0 < 20
+
+
+# ---------------------------------------------------------------- lag with real MirrorMaker 2
+
+def mm2_config(path, site_bs, central_bs, topic_regex):
+    """Dedicated-mode MirrorMaker 2, site -> central only, topic names kept."""
+    rf = "".join(f"{k}.replication.factor = 1\n" for k in
+                 ("checkpoints.topic", "heartbeats.topic", "offset-syncs.topic", "offset.storage",
+                  "status.storage", "config.storage"))
+    path.write_text(f"""clusters = site, central
+site.bootstrap.servers = {site_bs}
+central.bootstrap.servers = {central_bs}
+site->central.enabled = true
+site->central.topics = {topic_regex}
+central->site.enabled = false
+replication.policy.class = org.apache.kafka.connect.mirror.IdentityReplicationPolicy
+replication.factor = 1
+{rf}emit.heartbeats.enabled = false
+emit.checkpoints.enabled = false
+sync.group.offsets.enabled = false
+sync.topic.acls.enabled = false
+refresh.topics.interval.seconds = 5
+""")
+    return path
+
+
+def test_lag_through_real_mirrormaker2(site, kafka_bootstrap, central, procs, tmp_path):
+    """MM2 (the pinned release) replicates calls; lag reaches 0; with MM2
+    stopped, exactly the records produced since are counted."""
+    from conftest import KAFKA_SH
+    calls = site.topic("calls")
+    create_topic(kafka_bootstrap, calls, partitions=3)
+    base = int(time.time() * 1000) - 60_000
+    produce_records(kafka_bootstrap, calls, events(site.id, "calls", 20, base))
+    cfg = mm2_config(tmp_path / "mm2.properties", kafka_bootstrap, central, calls.replace(".", r"\."))
+    mm2 = procs.start([KAFKA_SH, "mirror-maker", cfg, "--clusters", "central"], name="mm2")
+    common = ["--central", central, "--site", f"{site.id}={kafka_bootstrap}", "--topics", "calls"]
+    conf = site_conf(tmp_path, site)
+
+    def caught_up():
+        assert mm2.alive, mm2.log_tail()
+        r = cli(*conf, "lag", "--json", *common)
+        return r.returncode == 0 and row(json.loads(r.stdout), calls).get("messages") == 0
+    t0 = time.monotonic()
+    wait_until(caught_up, timeout=300, interval=3, what="MM2 to replicate the calls topic")
+    print(f"MM2 caught up {time.monotonic() - t0:.0f} s after its start")
+    assert len(consume_all(central, calls, timeout=30)) >= 20
+    mm2.stop(timeout=30)
+    produce_records(kafka_bootstrap, calls, events(site.id, "calls", 7, base + 30_000, first_seq=21))
+    doc = lag_json(conf, *common)
+    c = row(doc, calls)
+    assert (c["messages"], c["exact"]) == (7, True)
+    assert c["seconds"] >= 29
