@@ -17,7 +17,10 @@
  * it; the id search is exact, needs nothing but read access to both
  * clusters, and also works when MM2 itself is the thing that is down. When
  * the last target record carries no id (not a callbus message) the count
- * falls back to timestamps and is marked approximate.
+ * falls back to timestamps and is marked approximate. One known overcount:
+ * when the source holds the same event twice (an agent re-sending from its
+ * spool) and the target's last record is the second copy, the first copy
+ * is matched; it lasts until the next record is replicated.
  *
  * Consumer group lag (--group, on the central cluster): committed offset vs
  * end offset, and the age of the first record not yet consumed. */
