@@ -336,7 +336,10 @@ def test_lag_of_a_topic_the_centre_has_not_seen_and_of_a_consumer_group(site, ka
     recs = events(site.id, "calls", 6, base, partitions=2)
     produce_records(kafka_bootstrap, calls, recs)
     conf = site_conf(tmp_path, site)
-    common = ["--central", central, "--site", f"{site.id}={kafka_bootstrap}"]
+    # The sites of a deployment in a file: "NAME BOOTSTRAP" a line.
+    sites = tmp_path / "sites"
+    sites.write_text(f"# site cluster\n{site.id} {kafka_bootstrap}  # the only one\n\n")
+    common = ["--central", central, "--sites", sites]
     doc = lag_json(conf, *common, "--topics", "calls,operators")
     c = row(doc, calls)
     assert c["messages"] == 6 and c["note"] == "no such topic at the target yet"
@@ -364,7 +367,7 @@ def test_lag_of_a_topic_the_centre_has_not_seen_and_of_a_consumer_group(site, ka
     assert r.returncode == 1 and f"consumer group {group} on the central cluster (Empty, 0 members)" in r.stdout
 
 
-def test_lag_refuses_bad_arguments_and_bounds_its_wait_on_a_dead_cluster(site, kafka_bootstrap):
+def test_lag_refuses_bad_arguments_and_bounds_its_wait_on_a_dead_cluster(site, kafka_bootstrap, tmp_path):
     from conftest import free_port
     dead = f"127.0.0.1:{free_port()}"
     r = cli("lag", "--site", f"x={kafka_bootstrap}")
@@ -375,6 +378,11 @@ def test_lag_refuses_bad_arguments_and_bounds_its_wait_on_a_dead_cluster(site, k
     assert r.returncode == 2 and 'unknown topic kind "cdr"' in r.stderr
     r = cli("lag", "--central", kafka_bootstrap, "--site", f"a={kafka_bootstrap}", "--max-lag", "ten")
     assert r.returncode == 2 and "--max-lag: not a count" in r.stderr
+    r = cli("lag", "--central", kafka_bootstrap, "--sites", "/nonexistent/sites")
+    assert r.returncode == 2 and "--sites /nonexistent/sites: No such file" in r.stderr
+    (tmp_path / "sites").write_text("riga\n")
+    r = cli("lag", "--central", kafka_bootstrap, "--sites", tmp_path / "sites")
+    assert r.returncode == 2 and 'sites:1: expected "NAME BOOTSTRAP"' in r.stderr
     for args, who in ((["--central", dead, "--site", f"{site.id}={kafka_bootstrap}"], f"central cluster {dead}"),
                       (["--central", kafka_bootstrap, "--site", f"{site.id}={dead}"], f"site {site.id} cluster {dead}")):
         t0 = time.time()

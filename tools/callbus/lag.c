@@ -44,6 +44,7 @@ static const char *up_kinds[] = {"ami", "calls", "operators", "results", "status
 typedef struct lag_site {
     char name[64];
     const char *bootstrap;
+    char own[512];  /* bootstrap read from --sites */
     rd_kafka_t *rk;
 } lag_site;
 
@@ -338,7 +339,7 @@ static void print_text(json_t *doc, const lag_opts *o) {
 
 static int usage(void) {
     fprintf(stderr,
-            "usage: callbus lag --central BOOTSTRAP [--site NAME[=BOOTSTRAP]]... [--group G]...\n"
+            "usage: callbus lag --central BOOTSTRAP [--site NAME[=BOOTSTRAP]]... [--sites FILE] [--group G]...\n"
             "                   [--topics ami,calls,...] [--max-lag N] [--max-seconds S] [--json]\n"
             "                   [--timeout S] [--scan-limit N]\n"
             "  Replication lag site -> central (ami, calls, operators, results, status) and\n"
@@ -346,6 +347,7 @@ static int usage(void) {
             "  the other side does not have); with --group, that consumer group's lag on the\n"
             "  central cluster. A --site without =BOOTSTRAP uses the configured cluster\n"
             "  (-c agent.conf or -X bootstrap.servers); no --site: the configured site.\n"
+            "  --sites FILE: one \"NAME BOOTSTRAP\" a line (# comments).\n"
             "  -X properties apply to every cluster.\n"
             "  exit: 0 within thresholds, 1 over --max-lag / --max-seconds, 2 bad usage,\n"
             "        3 could not measure (cluster unreachable, ...)\n");
@@ -380,21 +382,53 @@ static int add_site(lag_opts *o, char *arg) {
     return 0;
 }
 
+/* --sites FILE: "NAME BOOTSTRAP" a line, # comments, so the sites of a
+ * deployment are written down once. */
+static int read_sites(lag_opts *o, const char *path) {
+    FILE *f = fopen(path, "r");
+    if (!f) return fprintf(stderr, "callbus lag: --sites %s: %m\n", path), -1;
+    char line[1024], name[128], bs[500], extra[2];
+    int rc = 0;
+    for (int n = 1; rc == 0 && fgets(line, sizeof(line), f); n++) {
+        char *hash = strchr(line, '#');
+        if (hash) *hash = '\0';
+        int k = sscanf(line, "%127s %499s %1s", name, bs, extra);
+        if (k <= 0) continue;
+        if (k != 2) {
+            fprintf(stderr, "callbus lag: %s:%d: expected \"NAME BOOTSTRAP\"\n", path, n);
+            rc = -1;
+            break;
+        }
+        char arg[1024];
+        snprintf(arg, sizeof(arg), "%s=%s", name, bs);
+        if (add_site(o, arg) < 0) rc = -1;
+        else {
+            lag_site *site = &o->sites[o->nsites - 1];
+            snprintf(site->own, sizeof(site->own), "%s", bs);
+            site->bootstrap = site->own;
+        }
+    }
+    fclose(f);
+    return rc;
+}
+
 static int parse(cli_ctx *cx, int argc, char **argv, lag_opts *o) {
     static const struct option opts[] = {
         {"central", required_argument, 0, 'C'},     {"site", required_argument, 0, 's'},
         {"group", required_argument, 0, 'g'},       {"topics", required_argument, 0, 'k'},
         {"max-lag", required_argument, 0, 'm'},     {"max-seconds", required_argument, 0, 'S'},
         {"json", no_argument, 0, 'j'},              {"timeout", required_argument, 0, 't'},
-        {"scan-limit", required_argument, 0, 'l'},  {0, 0, 0, 0}};
+        {"scan-limit", required_argument, 0, 'l'},  {"sites", required_argument, 0, 'f'},
+        {0, 0, 0, 0}};
     int opt;
     char *end;
     *o = (lag_opts){.max_lag = -1, .max_seconds = -1, .scan_limit = 100000};
     optind = 1;
-    while ((opt = getopt_long(argc, argv, "C:s:g:k:m:S:jt:l:", opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "C:s:g:k:m:S:jt:l:f:", opts, NULL)) != -1) {
         switch (opt) {
         case 'C': o->central = optarg; break;
         case 's': if (add_site(o, optarg) < 0) return -1; break;
+        case 'f': if (read_sites(o, optarg) < 0) return -1; break;
         case 'g':
             if (o->ngroups >= MAX_GROUPS) return usage(), -1;
             o->groups[o->ngroups++] = optarg;
