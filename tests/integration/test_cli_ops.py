@@ -120,7 +120,14 @@ def test_check_passes_agent_output_and_agrees_with_python(agent_output, tmp_path
     # through a file: C and Python flag the same places of the same lines.
     msgs = [json.loads(v) for _, v in values]
     one_per_type = {m["type"]: m for m in msgs}
-    msgs += [b for m in one_per_type.values() for b in mutations(m)]
+    # Every example in schemas/ (all 30 types, commands included), and
+    # broken variants of those too.
+    examples = [e for f in sorted((ROOT / "schemas").glob("*.schema.json"))
+                for e in json.loads(f.read_text()).get("examples", [])
+                if isinstance(e, dict) and "specversion" in e]
+    assert len({e["type"] for e in examples}) == 30
+    msgs += examples
+    msgs += [b for m in list(one_per_type.values()) + examples for b in mutations(m)]
     f = tmp_path / "messages.jsonl"
     f.write_text("".join(json.dumps(m) + "\n" for m in msgs))
     r = cli("check", "--json", "--file", f)
@@ -129,10 +136,11 @@ def test_check_passes_agent_output_and_agrees_with_python(agent_output, tmp_path
     disagree = [(i, python_pointers(m), got.get(i, set())) for i, m in enumerate(msgs, 1)
                 if python_pointers(m) != got.get(i, set())]
     bad = sum(1 for i in range(1, len(msgs) + 1) if got.get(i))
-    print(f"{len(msgs)} messages ({len(values)} from the agent, {len(types)} types), "
+    print(f"{len(msgs)} messages ({len(values)} from the agent, {len(types)} types; {len(examples)} schema "
+          f"examples; the rest broken variants), "
           f"{bad} invalid, {len(disagree)} disagreements with Python's jsonschema")
     assert not disagree, disagree[:10]
-    assert bad > 0.8 * (len(msgs) - len(values))
+    assert bad > 0.8 * (len(msgs) - len(values) - len(examples))
     assert f"{len(msgs)} messages, {bad} invalid" in r.stderr
 
 
