@@ -9,7 +9,7 @@
 #   SAN=1           build with AddressSanitizer + UndefinedBehaviorSanitizer
 
 CC ?= cc
-PKGS := rdkafka jansson libconfig libwebsockets libjwt openssl
+PKGS := rdkafka jansson libconfig libwebsockets libjwt openssl libpcre2-8
 SAN ?=
 FUZZ_SECONDS ?= 30
 

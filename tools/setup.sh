@@ -15,7 +15,7 @@ PYTHON="${PYTHON:-python3}"
 APT_PKGS=(
     build-essential pkg-config
     librdkafka-dev libwebsockets-dev libjansson-dev libconfig-dev libjwt-dev
-    libssl-dev uthash-dev libcmocka-dev
+    libssl-dev uthash-dev libcmocka-dev libpcre2-dev
     libev-dev libwebsockets-evlib-ev
     clang libclang-rt-14-dev valgrind
     maven python3 python3-pip jq iproute2 procps openssl

@@ -12,6 +12,10 @@ static void usage(FILE *out) {
             "\n"
             "  tail TOPIC      follow a topic (ami, calls, operators, status, ...)\n"
             "  send TYPE k=v   send a command and print its results (callbus send for help)\n"
+            "  lag             replication (site <-> centre) and consumer group lag\n"
+            "  replay TOPIC    a time window of a topic: to stdout, another topic or cluster,\n"
+            "                  or a consumer group reset (dry run unless --execute)\n"
+            "  check TOPIC     validate messages (or --file F) against the JSON Schemas\n"
             "\n"
             "  -c FILE         the same configuration file as the agent (site, topic prefix, kafka)\n"
             "  -X name=value   librdkafka property, passed through untouched\n"
@@ -80,6 +84,9 @@ int main(int argc, char **argv) {
     const char *cmd = argv[i];
     if (!strcmp(cmd, "tail")) rc = cmd_tail(&cx, argc - i, argv + i);
     else if (!strcmp(cmd, "send")) rc = cmd_send(&cx, argc - i, argv + i);
+    else if (!strcmp(cmd, "lag")) rc = cmd_lag(&cx, argc - i, argv + i);
+    else if (!strcmp(cmd, "replay")) rc = cmd_replay(&cx, argc - i, argv + i);
+    else if (!strcmp(cmd, "check")) rc = cmd_check(&cx, argc - i, argv + i);
     else {
         fprintf(stderr, "callbus: unknown command \"%s\"\n", cmd);
         usage(stderr);
