@@ -163,7 +163,8 @@ class Topology:
     """Three brokers, Toxiproxy, MM2, and per site amisim + agent + gateway."""
 
     def __init__(self, root, rate=0.5, operators=6, talk="3-8", broker_heap="-Xmx384m -Xms128m",
-                 mm2_heap="-Xmx512m -Xms128m", mm2_overrides=None, gateways=True, log=print):
+                 mm2_heap="-Xmx512m -Xms128m", mm2_overrides=None, gateways=True,
+                 agent_log_level="debug", log=print):
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.procs = ProcGroup(self.root / "logs")
@@ -171,6 +172,7 @@ class Topology:
         self.broker_heap, self.mm2_heap = broker_heap, mm2_heap
         self.mm2_overrides = dict(MM2_TEST_OVERRIDES, **(mm2_overrides or {}))
         self.gateways = gateways
+        self.agent_log_level = agent_log_level
         self.log = log
         self.sites = {name: SiteNode(name, self.root) for name in SITES}
         self.central_dir = self.root / "central"
@@ -277,6 +279,8 @@ class Topology:
             "--stats-file", s.stats_file, "--stats-interval", "1", name=f"amisim-{s.name}")
         conf, _ = write_agent_conf(s.dir, s.site, s.lan, s.ami_port, name=f"agent-{s.name}",
                                    http=False, top_extra=COMMANDS_CONF)
+        conf.write_text(conf.read_text().replace('log_level = "debug"',
+                                                 f'log_level = "{self.agent_log_level}"'))
         s.agent = start_agent(self.procs, conf, name=f"agent-{s.name}")
         if self.gateways:
             gconf = write_gateway_conf(s.dir, s.site, s.lan, name=f"gateway-{s.name}")
