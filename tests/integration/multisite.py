@@ -48,6 +48,19 @@ for _c in ("central",) + SITES:
     MM2_TEST_OVERRIDES[f"{_c}.scheduled.rebalance.max.delay.ms"] = "3000"
 
 
+_taken = set()
+
+
+def unique_port():
+    """A free port not handed out before in this process: ports are chosen
+    before the brokers bind them, so free_port alone could repeat one."""
+    while True:
+        p = free_port()
+        if p not in _taken:
+            _taken.add(p)
+            return p
+
+
 def toxiproxy_binary():
     """toxiproxy-server: $TOXIPROXY_SERVER, the cache (tools/setup.sh deps), PATH."""
     cands = [os.environ.get("TOXIPROXY_SERVER"),
@@ -73,7 +86,7 @@ class Toxiproxy:
 
     def __init__(self, procs):
         self.binary = toxiproxy_binary()
-        self.port = free_port()
+        self.port = unique_port()
         self.proc = procs.start([self.binary, "-host", "127.0.0.1", "-port", str(self.port)],
                                 name="toxiproxy", env={"LOG_LEVEL": "warn"})
         wait_until(lambda: port_accepts(self.port), timeout=20, what="toxiproxy API")
@@ -124,11 +137,14 @@ class SiteNode:
         self.name = name
         self.site = Site(PREFIX, name)
         self.dir = root / name
-        self.lan_port, self.wan_port, self.proxy_port = free_port(), free_port(), free_port()
+        self.pick_ports()
         self.broker = None
         self.amisim = self.agent = self.gateway = None
         self.ami_port = self.url = None
         self.stats_file = self.dir / "amisim-stats.json"
+
+    def pick_ports(self):
+        self.lan_port, self.wan_port, self.proxy_port = unique_port(), unique_port(), unique_port()
 
     @property
     def lan(self):
@@ -146,7 +162,7 @@ class SiteNode:
         # kafka.sh reuses the ports it finds in DIR, so the listeners below
         # (appended to server.properties, later keys win) can name them.
         self.dir.mkdir(parents=True, exist_ok=True)
-        cport = free_port()
+        cport = unique_port()
         (self.dir / "port").write_text(f"{self.lan_port}\n")
         (self.dir / "controller_port").write_text(f"{cport}\n")
         self.broker = KafkaBroker(self.dir)
@@ -202,24 +218,38 @@ class Topology:
         return self
 
     def _start_brokers(self):
-        brokers = [s.make_broker(self.broker_heap) for s in self.sites.values()]
+        # Ports are picked before the brokers bind them: another test on the
+        # machine may take one first. A broker that finds its port in use
+        # gets new ones and starts again.
         self.central = KafkaBroker(self.central_dir)
         self.central.env["KAFKA_HEAP_OPTS"] = self.broker_heap
-        brokers.append(self.central)
-        errors = []
+        todo = list(self.sites.values()) + [None]
+        for attempt in range(3):
+            errors = {}
 
-        def start(b):
-            try:
-                b.start(timeout=150)
-            except Exception as e:  # reported below, with the others
-                errors.append(e)
-        threads = [threading.Thread(target=start, args=(b,)) for b in brokers]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        if errors:
-            raise errors[0]
+            def start(node):
+                b = self.central if node is None else node.make_broker(self.broker_heap)
+                if node is None:
+                    for f in ("port", "controller_port"):
+                        (self.central_dir / f).write_text(f"{unique_port()}\n")
+                try:
+                    b.start(timeout=150)
+                except Exception as e:  # collected, retried or raised below
+                    errors[node] = e
+            threads = [threading.Thread(target=start, args=(n,)) for n in todo]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            if not errors:
+                return
+            for node, e in errors.items():
+                if "already in use" not in str(e) or attempt == 2:
+                    raise e
+                self.log(f"multisite: port taken, new ports for {node.name if node else 'central'}")
+                if node is not None:
+                    node.pick_ports()
+            todo = list(errors)
 
     @property
     def central_bootstrap(self):
@@ -238,7 +268,7 @@ class Topology:
         """compose/mm2.properties + the test's overrides (later keys win)."""
         path = self.root / "mm2.properties"
         over = dict(self.mm2_overrides)
-        over.setdefault("listeners", f"http://127.0.0.1:{free_port()}")
+        over.setdefault("listeners", f"http://127.0.0.1:{unique_port()}")
         path.write_text(MM2_PROPERTIES.read_text()
                         + "\n# ---- test overrides (tests/integration/multisite.py)\n"
                         + "".join(f"{k}={v}\n" for k, v in over.items()))
@@ -466,6 +496,32 @@ def site_order_violations(events):
             bad += 1
         last[k] = pos
     return bad
+
+
+def kafka_rtt_ms(port, host="127.0.0.1", samples=3, attempts=20):
+    """(median milliseconds of one Kafka request/response, ApiVersions v0, on
+    a fresh connection to host:port; connections reset on the way). On a
+    lossy link some probes are reset: they are counted, not timed."""
+    import struct
+    client = b"callbus-rtt"
+    body = struct.pack(">hhih", 18, 0, 1, len(client)) + client
+    req = struct.pack(">i", len(body)) + body
+    times, resets = [], 0
+    for _ in range(attempts):
+        try:
+            with socket.create_connection((host, port), timeout=10) as s:
+                t0 = time.monotonic()
+                s.sendall(req)
+                if not s.recv(4):
+                    raise ConnectionResetError("closed before the answer")
+                times.append((time.monotonic() - t0) * 1000)
+        except ConnectionResetError:
+            resets += 1
+        if len(times) >= samples:
+            break
+    if not times:
+        raise OSError(f"no Kafka answer through {host}:{port} in {attempts} tries")
+    return sorted(times)[len(times) // 2], resets
 
 
 def topic_exists(bootstrap, topic):
