@@ -114,7 +114,9 @@ find_go() {
 }
 
 toxiproxy_dep() {
-    [[ -x "$TOXIPROXY_BIN" && -f "$TOXIPROXY_BIN.version" ]] && return 0
+    local have=""
+    [[ -x "$TOXIPROXY_BIN" && -f "$TOXIPROXY_BIN.version" ]] && have="$(cat "$TOXIPROXY_BIN.version")"
+    [[ "$have" == "$TOXIPROXY_NEW" || "$have" == "$TOXIPROXY_OLD" ]] && return 0
     local go ver minor tmp
     if ! go="$(find_go)"; then
         say "no go: installing Debian's golang-go"
