@@ -3,10 +3,13 @@
 #
 #   tools/setup.sh deps   install what is missing: Debian packages (build
 #                         tools, libraries, valgrind, Java, Maven, ...) and the
-#                         Python test packages of tests/requirements.txt.
+#                         Python test packages of tests/requirements.txt,
+#                         and Toxiproxy (the WAN of the multi-site test) built
+#                         with Go into $CALLBUS_CACHE/bin.
 #                         A fast no-op when everything is present.
 #
-# Environment: PYTHON (default python3) is the interpreter the tests run with.
+# Environment: PYTHON (default python3) is the interpreter the tests run with;
+# CALLBUS_CACHE (default ~/.cache/callbus) holds the Kafka jars and tools.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -96,10 +99,48 @@ PY
     [[ -z "$missing" ]] || { say "still missing after pip: $missing"; exit 1; }
 }
 
+# Toxiproxy: the newest v2 builds with Go >= 1.23 (/usr/local/go, or any go on
+# PATH); Debian's golang-go (1.19) is the fallback and gets the last release
+# that still builds with it. Both have the toxics the multi-site test uses.
+TOXIPROXY_NEW=v2.12.0
+TOXIPROXY_OLD=v2.5.0
+TOXIPROXY_BIN="${CALLBUS_CACHE:-$HOME/.cache/callbus}/bin/toxiproxy-server"
+
+find_go() {
+    local g
+    for g in "$(command -v go 2>/dev/null)" /usr/local/go/bin/go /usr/lib/go/bin/go; do
+        [[ -n "$g" && -x "$g" ]] && { echo "$g"; return 0; }
+    done
+    return 1
+}
+
+toxiproxy_dep() {
+    local have=""
+    [[ -x "$TOXIPROXY_BIN" && -f "$TOXIPROXY_BIN.version" ]] && have="$(cat "$TOXIPROXY_BIN.version")"
+    [[ "$have" == "$TOXIPROXY_NEW" || "$have" == "$TOXIPROXY_OLD" ]] && return 0
+    local go ver minor tmp
+    if ! go="$(find_go)"; then
+        say "no go: installing Debian's golang-go"
+        "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends golang-go
+        go="$(find_go)" || { say "still no go"; exit 1; }
+    fi
+    minor="$("$go" env GOVERSION | sed -n 's/^go1\.\([0-9]*\).*/\1/p')"
+    ver=$TOXIPROXY_NEW
+    [[ -n "$minor" && "$minor" -lt 23 ]] && ver=$TOXIPROXY_OLD
+    tmp="$(mktemp -d)"
+    say "building toxiproxy-server $ver with $go into $TOXIPROXY_BIN"
+    GOBIN="$tmp" GOFLAGS=-buildvcs=false "$go" install "github.com/Shopify/toxiproxy/v2/cmd/server@$ver"
+    mkdir -p "$(dirname "$TOXIPROXY_BIN")"
+    mv "$tmp/server" "$TOXIPROXY_BIN"
+    echo "$ver" >"$TOXIPROXY_BIN.version"
+    rm -rf "$tmp"
+}
+
 case "${1:-}" in
     deps)
         apt_deps
         py_deps
+        toxiproxy_dep
         say "dependencies present"
         ;;
     *)

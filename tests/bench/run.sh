@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
 # make bench: starts a private Kafka broker (unless KAFKA_BOOTSTRAP is set),
-# runs tests/bench/bench.py against it, stops the broker.
+# runs tests/bench/bench.py against it, stops the broker. Then the
+# multi-site catch-up figure (bench_multisite.py: its own three brokers, MM2
+# and Toxiproxy, ~8 minutes; BENCH_MULTISITE=0 skips it).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 if [[ -n "${KAFKA_BOOTSTRAP:-}" ]]; then
     python3 "$ROOT/tests/bench/bench.py" "$KAFKA_BOOTSTRAP"
-    exec python3 "$ROOT/tests/bench/bench_gateway.py" "$KAFKA_BOOTSTRAP"
+    python3 "$ROOT/tests/bench/bench_gateway.py" "$KAFKA_BOOTSTRAP"
+    [[ "${BENCH_MULTISITE:-1}" == 0 ]] || python3 "$ROOT/tests/bench/bench_multisite.py"
+    exit 0
 fi
 DIR="$(mktemp -d /tmp/callbus-bench-kafka.XXXXXX)"
 trap '"$ROOT/tests/kafka/kafka.sh" stop "$DIR" >/dev/null 2>&1 || true; rm -rf "$DIR"' EXIT
 BOOTSTRAP="$("$ROOT/tests/kafka/kafka.sh" start "$DIR" | tail -n1)"
 python3 "$ROOT/tests/bench/bench.py" "$BOOTSTRAP"
 python3 "$ROOT/tests/bench/bench_gateway.py" "$BOOTSTRAP"
+"$ROOT/tests/kafka/kafka.sh" stop "$DIR" >/dev/null 2>&1 || true
+[[ "${BENCH_MULTISITE:-1}" == 0 ]] || python3 "$ROOT/tests/bench/bench_multisite.py"
