@@ -343,3 +343,59 @@ def test_dockerfile_builds_and_ships_what_compose_runs(real, broken):
     only(d.check_dockerfile(pk), r"runs make without the Makefile's sources in gateway/")
     d, _ = broken({"compose.yaml": sub("target: crm", "target: crn")})
     only(d.check_dockerfile(pk), r"build target crn is not a stage")
+
+
+# ---------------------------------------------------------------- 4. the demo's token
+
+def test_demo_token_opens_the_compose_gateway(real, procs, tmp_path, kafka_bootstrap):
+    """compose/mint_token.py (callbus-demo-token in the crm container) signs a
+    token the gateway accepts when configured as in compose: the site file,
+    the HS256 key read from the compose secret file. Only the listen address,
+    the broker and the topic prefix are changed to run here."""
+    from callbus_harness import GwClient
+
+    secrets = demo_secrets(real.p)
+    conf = tmp_path / "tallinn.conf"
+    text = (COMPOSE / "sites" / "tallinn.conf").read_text()
+    for old, new in (('listen = "0.0.0.0:8080"', 'listen = "127.0.0.1:0"'),
+                     ('www_dir = "/usr/share/callbus/www"', f'www_dir = "{ROOT / "gateway" / "www"}"'),
+                     ('topic_prefix = "callbus"', f'topic_prefix = "t-compose-{os.getpid()}"')):
+        assert old in text
+        text = text.replace(old, new)
+    conf.write_text(text)
+    sdir = tmp_path / "secrets"
+    sdir.mkdir()
+    for name, content in secrets.items():
+        (sdir / name).write_text(content)
+    ns = ["unshare", "--mount"] if os.geteuid() == 0 else ["unshare", "--map-root-user", "--mount"]
+    script = 'mount -t tmpfs tmpfs /run && mkdir /run/secrets && cp -R "$1"/. /run/secrets/ && shift && exec "$@"'
+    gw = procs.start(ns + ["sh", "-c", script, "sh", str(sdir), str(build_path("callbus-gateway")),
+                           "-c", str(conf), "-X", f"bootstrap.servers={kafka_bootstrap}"], name="gateway")
+    url = gw.wait_for(r"gateway: listening on (http://[0-9.]+:\d+)", timeout=60, which="err").group(1)
+
+    def mint(site, op, secret_file, *extra):
+        r = subprocess.run([sys.executable, str(COMPOSE / "mint_token.py"), "--secret-file", str(secret_file),
+                            "--url", url, *extra, site, op], capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0, r.stderr
+        page = r.stdout.strip()
+        assert page.startswith(url + "/#token="), page
+        return page.split("#token=", 1)[1]
+
+    # a secret file ending in a newline, as an editor leaves it: both sides strip it
+    (tmp_path / "jwt_nl").write_text(secrets["jwt_secret"] + "\n")
+    c = GwClient(url, mint("tallinn", "op101", tmp_path / "jwt_nl"))
+    assert c.welcome["type"] == "welcome", c.welcome
+    assert (c.welcome["operator_id"], c.welcome["site"], c.welcome["role"]) == ("op101", "tallinn", "operator")
+    assert c.first["type"] == "snapshot", c.first
+    c.close()
+    c = GwClient(url, mint("tallinn", "sup1", sdir / "jwt_secret", "--role", "supervisor"))
+    assert c.welcome["role"] == "supervisor", c.welcome
+    c.close()
+    # the gateway really checks: another secret, another site
+    (tmp_path / "other").write_text("another-secret-of-at-least-32-bytes-long")
+    bad = GwClient(url)
+    bad.send({"type": "auth", "token": mint("tallinn", "op101", tmp_path / "other")})
+    assert bad.close_code() == 4001
+    bad = GwClient(url)
+    bad.send({"type": "auth", "token": mint("moscow", "op101", sdir / "jwt_secret")})
+    assert bad.close_code() == 4003
