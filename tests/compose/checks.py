@@ -17,7 +17,9 @@ mounts; each check_* method returns a list of problems (empty = consistent):
   check_mirror_maker  MM2's clusters are the compose brokers (sites over the
                       WAN), its topic lists carry exactly each site's topics
   check_dockerfile    the image builds and ships the programs compose runs,
-                      with the libraries the Makefile links
+                      with the libraries the Makefile links (-dev to build,
+                      runtime packages of what the programs need, and the
+                      run-time plugins tools/setup.sh installs)
 
 Used by tests/integration/test_compose.py (which also shows each check
 failing on a broken copy); runnable by hand:
@@ -674,13 +676,17 @@ class Deployment:
                     problems.append(f"{where}: the linker finds no library for {flag} on this machine")
                 elif pkg not in have and pkg not in ("libc6-dev",):
                     problems.append(f"{where}: stage {st['name']} does not install {pkg}, which provides {flag} "
-                                    "(Makefile LDLIBS)")
+                                    "(a link line of `make all`)")
         for stage in stages:
             shipped = self._shipped(stage, names)
             progs = sorted({PurePosixPath(src).name for fr, src in shipped.values() if fr})
             if not progs:
                 continue
             have = set().union(*(s["packages"] for s in self._stage_chain(stage, names)))
+            for pkg in packages.runtime_plugins():
+                if pkg not in have:
+                    problems.append(f"{where}: stage {stage['name']} ships {', '.join(progs)} without {pkg}, "
+                                    "a run-time library tools/setup.sh installs for them")
             for prog in progs:
                 binary = self.build_dir / prog
                 if not binary.is_file():
@@ -803,13 +809,27 @@ class PackageInfo:
         self.cc = cc
         self._dpkg = {}
 
-    def ldlibs(self):
-        """The Makefile's LDLIBS, evaluated by make itself."""
-        extra = "print-callbus-ldlibs:\n\t@echo $(LDLIBS)\n"
-        r = subprocess.run(["make", "-s", "--no-print-directory", "-f", "Makefile", "-f", "-",
-                            "print-callbus-ldlibs"], input=extra, capture_output=True, text=True,
-                           cwd=self.repo, check=True)
-        return [w for w in r.stdout.split() if w.startswith("-l")]
+    def link_flags(self):
+        """{program: [-l flags]} of every link line `make all` runs, from a
+        dry run of the Makefile itself (so per-program additions count)."""
+        import tempfile
+        with tempfile.TemporaryDirectory() as tmp:
+            r = subprocess.run(["make", "-n", "-B", "--no-print-directory", "all", f"BUILD={tmp}"],
+                               capture_output=True, text=True, cwd=self.repo, check=True)
+            out = {}
+            for line in r.stdout.splitlines():
+                m = re.search(r"\s-o\s+" + re.escape(tmp) + r"/([^/\s]+)\s", line + " ")
+                if m:
+                    out[m.group(1)] = [w for w in line.split() if w.startswith("-l")]
+        return out
+
+    def runtime_plugins(self):
+        """Libraries tools/setup.sh installs as such (lib*, not -dev): loaded
+        at run time (dlopen), so no NEEDED entry shows them."""
+        text = (self.repo / "tools" / "setup.sh").read_text()
+        m = re.search(r"^APT_PKGS=\((.*?)^\)", text, re.S | re.M)
+        words = re.sub(r"#[^\n]*", "", m.group(1)).split() if m else []
+        return sorted(w for w in words if w.startswith("lib") and not w.endswith("-dev"))
 
     def owner(self, path):
         if path not in self._dpkg:
@@ -824,7 +844,10 @@ class PackageInfo:
 
     def link_packages(self):
         out = []
-        for flag in self.ldlibs():
+        flags = []
+        for prog_flags in self.link_flags().values():
+            flags += [f for f in prog_flags if f not in flags]
+        for flag in flags:
             lib = "lib" + flag[2:]
             f = None
             for ext in (".so", ".a"):

@@ -345,6 +345,33 @@ def test_dockerfile_builds_and_ships_what_compose_runs(real, broken):
     only(d.check_dockerfile(pk), r"build target crn is not a stage")
 
 
+def test_dockerfile_follows_the_makefile_and_setup(real, tmp_path):
+    """A library added to a link line, or a run-time plugin added to
+    tools/setup.sh (as the gateway's libev loop does), is missing from the
+    image until the Dockerfile gets it too."""
+    packages_or_skip()
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    for entry in ROOT.iterdir():
+        if entry.name not in ("Makefile", "tools", ".git"):
+            (repo / entry.name).symlink_to(entry)
+    (repo / "tools").mkdir()
+    for entry in (ROOT / "tools").iterdir():
+        if entry.name != "setup.sh":
+            (repo / "tools" / entry.name).symlink_to(entry)
+    mk = (ROOT / "Makefile").read_text()
+    link = "$(BUILD)/callbus-gateway: $(BUILD)/gateway/main.o $(GATEWAY_OBJS) $(LIB_OBJS)\n\t$(CC) $(ALL_CFLAGS) $^ -o $@ $(LDLIBS)"
+    assert link in mk
+    (repo / "Makefile").write_text(mk.replace(link, link + " -lcmocka"))
+    setup = (ROOT / "tools" / "setup.sh").read_text()
+    assert "    libssl-dev uthash-dev" in setup
+    (repo / "tools" / "setup.sh").write_text(setup.replace("    libssl-dev uthash-dev", "    libssl-dev uthash-dev libwebsockets-evlib-ev"))
+    d = checks.Deployment(real.p, COMPOSE, repo, build_dir())
+    problems = d.check_dockerfile(checks.PackageInfo(repo))
+    only(problems, r"stage build does not install libcmocka-dev, which provides -lcmocka")
+    only(problems, r"stage runtime ships .* without libwebsockets-evlib-ev")
+
+
 # ---------------------------------------------------------------- 4. the demo's token
 
 def test_demo_token_opens_the_compose_gateway(real, procs, tmp_path, kafka_bootstrap):
