@@ -549,8 +549,11 @@ class Deployment:
                 for other in sites:
                     if other != site and any(re.fullmatch(rx, f"{prefix}.{other}.{k}") for k in SITE_TOPICS_UP + SITE_TOPICS_DOWN):
                         problems.append(f"{where}: {flow}.topics {rx!r} carries site {other}'s topics")
-        if props.get("exactly.once.source.support", "disabled") == "enabled":
-            for c, (svc, _, _) in sorted(brokers.items()):
+        # Exactly-once writes transactions into each target cluster it is
+        # enabled for (globally or as <cluster>.exactly.once.source.support).
+        for c, (svc, _, _) in sorted(brokers.items()):
+            eos = props.get(f"{c}.exactly.once.source.support", props.get("exactly.once.source.support", "disabled"))
+            if eos == "enabled":
                 rf = int(_env(self.services[svc]).get("KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR", "3"))
                 if rf > 1:
                     problems.append(f"service {svc}: exactly-once MirrorMaker needs transactions, but the "
@@ -808,11 +811,15 @@ class PackageInfo:
         self.repo = Path(repo)
         self.cc = cc
         self._dpkg = {}
+        self._flags = None
+        self._needed = {}
 
     def link_flags(self):
         """{program: [-l flags]} of every link line `make all` runs, from a
         dry run of the Makefile itself (so per-program additions count)."""
         import tempfile
+        if self._flags is not None:
+            return self._flags
         with tempfile.TemporaryDirectory() as tmp:
             r = subprocess.run(["make", "-n", "-B", "--no-print-directory", "all", f"BUILD={tmp}"],
                                capture_output=True, text=True, cwd=self.repo, check=True)
@@ -821,6 +828,7 @@ class PackageInfo:
                 m = re.search(r"\s-o\s+" + re.escape(tmp) + r"/([^/\s]+)\s", line + " ")
                 if m:
                     out[m.group(1)] = [w for w in line.split() if w.startswith("-l")]
+        self._flags = out
         return out
 
     def runtime_plugins(self):
@@ -860,6 +868,12 @@ class PackageInfo:
         return out
 
     def runtime_packages(self, binary):
+        key = str(binary)
+        if key not in self._needed:
+            self._needed[key] = self._runtime_packages(binary)
+        return self._needed[key]
+
+    def _runtime_packages(self, binary):
         r = subprocess.run(["readelf", "-d", str(binary)], capture_output=True, text=True, check=True)
         sonames = re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", r.stdout)
         cache = subprocess.run(["/sbin/ldconfig", "-p"], capture_output=True, text=True).stdout
