@@ -338,6 +338,25 @@ class Deployment:
         crm = crm[0]
         if self.networks(crm) & {f"{s}-lan" for s in sites}:
             problems.append(f"service {crm}: the CRM is on a site LAN: it must reach sites only through Kafka")
+        argv = _cmd(self.services[crm])
+
+        def opt(*names):
+            for n in names:
+                if n in argv and argv.index(n) + 1 < len(argv):
+                    return argv[argv.index(n) + 1]
+            return None
+        bs = opt("-b", "--bootstrap")
+        found, err = self.broker_for(bs or "", crm) if bs else (None, "no -b/--bootstrap")
+        if err:
+            problems.append(f"service {crm}: crm.py {err}")
+        elif found[0] != central:
+            problems.append(f"service {crm}: crm.py reads {found[0]}, not the central cluster {central}")
+        prefixes = {e["config"].get("topic_prefix", "callbus") for e in sites.values()}
+        if {opt("--prefix") or "callbus"} != prefixes:
+            problems.append(f"service {crm}: crm.py --prefix {opt('--prefix') or 'callbus'}, the sites use {sorted(prefixes)}")
+        listed = opt("--sites")
+        if listed is not None and set(listed.split(",")) != set(sites):
+            problems.append(f"service {crm}: crm.py --sites {listed}, compose runs {sorted(sites)}")
         seen = set()
         for v in self.services[crm].get("volumes") or []:
             if v.get("type") != "bind" or not Path(v["source"]).is_dir():

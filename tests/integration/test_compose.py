@@ -257,6 +257,10 @@ def test_site_configs_agree_with_compose(real, broken):
     only(d.check_centre(), r"no Kafka service is reachable as moscow-kafka from crm")
     d, _ = broken({"centre/tallinn.conf": sub('topic_prefix = "callbus"', 'topic_prefix = "cb"')})
     only(d.check_centre(), r"topic_prefix differs")
+    d, _ = broken({"compose.yaml": sub('"watch", "--sites", "tallinn,moscow"', '"watch", "--sites", "tallinn"')})
+    only(d.check_centre(), r"crm.py --sites tallinn, compose runs \['moscow', 'tallinn'\]")
+    d, _ = broken({"compose.yaml": sub('crm.py", "-b", "central-kafka:9092"', 'crm.py", "-b", "central-kafka:19092"')})
+    only(d.check_centre(), r"crm.py central-kafka:19092: central-kafka advertises no listener")
 
 
 def test_dialplan_has_every_context_the_agent_uses(real, broken):
@@ -334,7 +338,7 @@ def test_dockerfile_builds_and_ships_what_compose_runs(real, broken):
     print("Makefile links:", ", ".join(f"{f} ({p})" for f, p in flags))
     assert real.check_dockerfile(pk) == []
     d, _ = broken({"Dockerfile": sub(" libjwt0 ", " ")})
-    only(d.check_dockerfile(pk), r"ships callbus-agent, which needs libjwt\.so\.\d+ from libjwt0")
+    only(d.check_dockerfile(pk), r"ships callbus-gateway, which needs libjwt\.so\.\d+ from libjwt0")
     d, _ = broken({"Dockerfile": sub(" libwebsockets-dev ", " ")})
     only(d.check_dockerfile(pk), r"does not install libwebsockets-dev, which provides -lwebsockets")
     d, _ = broken({"Dockerfile": sub("/src/build/callbus-gateway ", "")})
