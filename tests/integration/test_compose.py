@@ -11,9 +11,14 @@ proven consistent without Docker.
 3. tests/compose/checks.py compares the resolved project with the configs,
    the dialplan, manager.conf, MirrorMaker's properties, the Dockerfile and
    the Makefile (see its docstring).
+4. The demo token minter (compose/mint_token.py) opens the real gateway run
+   with the compose site file and secret (the one test that uses the
+   session's Kafka broker).
+5. Asterisk's entrypoint (compose/asterisk/start.sh), run with a fake
+   asterisk, puts the AMI secret into manager.conf.
 
-Every check is shown failing on a broken copy of compose/. No Docker, no
-Kafka: about 10 s (the first run builds the validator: +20 s).
+Every check is shown failing on a broken copy. No Docker: about 10 s on an
+idle 2-core machine (the first run also builds the validator, ~20 s).
 """
 
 import json
@@ -430,3 +435,42 @@ def test_demo_token_opens_the_compose_gateway(real, procs, tmp_path, kafka_boots
     bad = GwClient(url)
     bad.send({"type": "auth", "token": mint("moscow", "op101", sdir / "jwt_secret")})
     assert bad.close_code() == 4003
+
+
+# ---------------------------------------------------------------- 5. Asterisk's entrypoint
+
+def run_start_sh(asterisk_dir, secret, tmp_path):
+    etc = tmp_path / "etc-asterisk"
+    shutil.rmtree(etc, ignore_errors=True)
+    etc.mkdir()
+    (tmp_path / "ami_secret").write_text(secret)
+    fake = tmp_path / "asterisk"
+    fake.write_text(f'#!/bin/sh\necho "$@" > {tmp_path / "asterisk.args"}\n')
+    fake.chmod(0o755)
+    r = subprocess.run(["sh", str(asterisk_dir / "start.sh")], capture_output=True, text=True, timeout=30,
+                       env=dict(os.environ, AMI_SECRET_FILE=str(tmp_path / "ami_secret"),
+                                ASTERISK_ETC=str(etc), ASTERISK_BIN=str(fake)))
+    return r, etc
+
+
+def test_asterisk_start_puts_the_secret_into_manager_conf(tmp_path):
+    """compose/asterisk/start.sh, run with a fake asterisk: every config is in
+    place, the secret (with characters sed would choke on) is in the agent's
+    manager.conf section, and Asterisk is started in the foreground."""
+    secret = r"demo/&\1 sécret"
+    r, etc = run_start_sh(COMPOSE / "asterisk", secret + "\n", tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in etc.iterdir()) == sorted(p.name for p in (COMPOSE / "asterisk").glob("*.conf"))
+    import asterisk_conf
+    user = asterisk_conf.section(asterisk_conf.load(etc / "manager.conf"), "callbus")
+    assert user.get("secret") == secret
+    assert "secret = @AMI_SECRET@" not in (etc / "manager.conf").read_text()
+    assert (tmp_path / "asterisk.args").read_text().split()[:2] == ["-f", "-vvv"]
+    # no secret, no start; no placeholder, no start
+    r, _ = run_start_sh(COMPOSE / "asterisk", "", tmp_path)
+    assert r.returncode != 0 and "missing or empty" in r.stderr
+    copy = tmp_path / "asterisk-copy"
+    shutil.copytree(COMPOSE / "asterisk", copy)
+    (copy / "manager.conf").write_text((copy / "manager.conf").read_text().replace("@AMI_SECRET@", "s3cret"))
+    r, _ = run_start_sh(copy, secret, tmp_path)
+    assert r.returncode != 0 and "no secret = @AMI_SECRET@" in r.stderr
