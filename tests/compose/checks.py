@@ -601,6 +601,7 @@ class Deployment:
                     problems.append(f"service {svc}: build target {target} is not a stage of {where}")
                     continue
                 problems += self._check_stage_runs(where, svc, stage, names, Path(ctx))
+                problems += self._check_secret_owner(where, svc, stage, names)
             for st in stages:
                 for cp in st["copies"]:
                     if cp["from"]:
@@ -661,6 +662,24 @@ class Deployment:
                 problems.append(f"service {svc}: {prog} comes from stage {src_stage}, which runs no make")
             elif not (self.build_dir / prog_name).is_file():
                 problems.append(f"service {svc}: {prog_name} is not a program `make all` builds (not in build/)")
+        return problems
+
+    def _check_secret_owner(self, where, svc, stage, names):
+        """A service running as the image's unprivileged user gets its secrets
+        as that user's, readable by nobody else."""
+        chain = self._stage_chain(stage, names)
+        user = next((s["user"] for s in chain if s["user"]), None)
+        if not user or user in ("root", "0"):
+            return []
+        uid = next((u for s in chain for u in [s["uids"].get(user)] if u), None)
+        if uid is None:
+            return [f"{where}: stage {stage['name']} runs as {user} without a fixed uid (useradd --uid)"]
+        problems = []
+        for sec in self.services[svc].get("secrets") or []:
+            mode = int(str(sec.get("mode", "0444")), 8)
+            if str(sec.get("uid")) != uid or mode & 0o077:
+                problems.append(f"service {svc}: secret {sec['source']} should be uid {uid} ({user}) "
+                                f"mode 0400, is uid {sec.get('uid', 'default')} mode {oct(mode)}")
         return problems
 
     def _check_build_stage(self, where, stages):
@@ -798,11 +817,18 @@ def parse_dockerfile(path):
         if instr == "FROM":
             parts = rest.split()
             name = parts[2] if len(parts) >= 3 and parts[1].lower() == "as" else str(len(stages))
-            stages.append({"name": name, "base": parts[0], "runs": [], "copies": [], "packages": set()})
+            stages.append({"name": name, "base": parts[0], "runs": [], "copies": [], "packages": set(),
+                           "user": None, "uids": {}})
         elif not stages:
             continue
+        elif instr == "USER":
+            stages[-1]["user"] = rest.split(":")[0].strip()
         elif instr == "RUN":
             stages[-1]["runs"].append(rest)
+            for m in re.finditer(r"useradd\b([^&;|]*)", rest):
+                words = m.group(1).split()
+                if "--uid" in words and words.index("--uid") + 1 < len(words):
+                    stages[-1]["uids"][words[-1]] = words[words.index("--uid") + 1]
             for seg in re.split(r"&&|;|\|", rest):
                 words = shlex.split(seg)
                 if "apt-get" in words and "install" in words:

@@ -301,10 +301,10 @@ def test_manager_conf_lets_the_agent_in(real, broken):
     only(d.check_manager(), r"no \[callbus\] user")
     d, _ = broken({"asterisk/manager.conf": sub("secret = @AMI_SECRET@", "secret = s3cret")})
     only(d.check_manager(), r"placeholder")
-    d, _ = broken({"compose.yaml": sub("      - source: moscow_ami_secret\n        target: ami_secret\n    ports:\n"
-                                       "      - \"127.0.0.1:5062",
-                                       "      - source: tallinn_ami_secret\n        target: ami_secret\n    ports:\n"
-                                       "      - \"127.0.0.1:5062")})
+    d, _ = broken({"compose.yaml": sub("      - source: moscow_ami_secret\n        target: ami_secret\n"
+                                       "        mode: 0o400             # read by start.sh as root\n",
+                                       "      - source: tallinn_ami_secret\n        target: ami_secret\n"
+                                       "        mode: 0o400             # read by start.sh as root\n")})
     only(d.check_manager(), r"site moscow: the agent reads .* must be the same secret")
 
 
@@ -352,6 +352,9 @@ def test_dockerfile_builds_and_ships_what_compose_runs(real, broken):
     only(d.check_dockerfile(pk), r"runs make without the Makefile's sources in gateway/")
     d, _ = broken({"compose.yaml": sub("target: crm", "target: crn")})
     only(d.check_dockerfile(pk), r"build target crn is not a stage")
+    d, _ = broken({"compose.yaml": sub('        uid: "10001"            # the callbus user of compose/Dockerfile\n'
+                                       '        gid: "10001"\n        mode: 0o400\n', "")})
+    only(d.check_dockerfile(pk), r"service tallinn-agent: secret tallinn_ami_secret should be uid 10001")
 
 
 def test_dockerfile_follows_the_makefile_and_setup(real, tmp_path):
