@@ -239,6 +239,15 @@ class Deployment:
             for role in ("agent", "gateway"):
                 if role not in e:
                     problems.append(f"site {site}: no {role} service")
+            if "agent" in e and "gateway" in e:
+                # one site, so one topic prefix and one cluster for both
+                a_path, _ = self.config_path(e["agent"], _cmd(self.services[e["agent"]]))
+                g_path, _ = self.config_path(e["gateway"], _cmd(self.services[e["gateway"]]))
+                a, g = libconfig_reader.load(a_path), libconfig_reader.load(g_path)
+                for key in ("topic_prefix", "kafka"):
+                    if a.get(key, "callbus") != g.get(key, "callbus"):
+                        problems.append(f"site {site}: {g_path.name} has {key} {g.get(key, 'callbus')}, "
+                                        f"{a_path.name} {a.get(key, 'callbus')}")
         if len(sites) < 2:
             problems.append(f"compose runs {len(sites)} site(s) {sorted(sites)}: two are expected")
         return problems
@@ -549,6 +558,13 @@ class Deployment:
                 problems.append(f"{where}: cluster {site} is {svc}, not the site's {site}-kafka")
             if net == f"{site}-lan" or f"{site}-lan" in self.networks(mm):
                 problems.append(f"{where}: MirrorMaker reaches {site} over its LAN: it must go over the WAN")
+            # The site's own programs and MirrorMaker use different listeners,
+            # so the WAN side can be cut, secured or tuned on its own.
+            props_site = dict(p.split("=", 1) for p in e["config"].get("kafka", []) if "=" in p)
+            lan, _ = self.broker_for(props_site.get("bootstrap.servers", "").split(",")[0].strip(),
+                                     e.get("agent") or e.get("gateway"))
+            if lan and lan[1] == brokers[site][1]:
+                problems.append(f"{where}: MirrorMaker uses {site}'s LAN listener {lan[1]}, not a WAN listener")
             central = [c for c in brokers if c not in sites]
             if len(central) != 1:
                 problems.append(f"{where}: expected one central cluster besides the sites, found {central}")

@@ -149,7 +149,7 @@ def test_compose_go_loads_the_deployment(real):
     ("undefined network", {"compose.yaml": sub("networks: [moscow-lan]\n", "networks: [moscow-lan, moscow-wan]\n")},
      None, r"undefined network moscow-wan"),
     ("secret variable unset", {}, "CALLBUS_JWT_SECRET", r"CALLBUS_JWT_SECRET"),
-    ("bind mount source missing", {"sites/moscow.conf": lambda t: None}, None, r"moscow\.conf does not exist"),
+    ("bind mount source missing", {"sites/moscow-gateway.conf": lambda t: None}, None, r"moscow-gateway\.conf does not exist"),
     ("depends_on an unknown service", {"compose.yaml": sub("tallinn-agent: {condition: service_started}",
                                                            "tallin-agent: {condition: service_started}")},
      None, r"undefined service"),
@@ -168,15 +168,14 @@ def test_compose_go_rejects_broken_copies(broken, tmp_path, composecheck, what, 
 
 # ---------------------------------------------------------------- 2. --check-config
 
-def demo_secrets(project):
-    """{secret target name: content} from .env.example for every compose secret."""
+def demo_secrets(project, service):
+    """{secret target name: content} the service gets, from .env.example."""
     env = dict(line.split("=", 1) for line in (COMPOSE / ".env.example").read_text().splitlines()
                if line and not line.startswith("#") and "=" in line)
     out = {}
-    for svc in project["services"].values():
-        for s in svc.get("secrets") or []:
-            var = project["secrets"][s["source"]].get("environment")
-            out[s.get("target") or s["source"]] = env[var]
+    for s in project["services"][service].get("secrets") or []:
+        var = project["secrets"][s["source"]].get("environment")
+        out[s.get("target") or s["source"]] = env[var]
     return out
 
 
@@ -196,13 +195,13 @@ def check_config(program, conf, secrets, tmp_path):
 
 
 def test_every_config_passes_check_config(real, tmp_path):
-    secrets = demo_secrets(real.p)
+    """Each service's config, with only the secrets that service is given."""
     seen = 0
     for prog, role in (("callbus-agent", "agent"), ("callbus-gateway", "gateway")):
         for svc, argv in real.running(prog):
             conf, err = real.config_path(svc, argv)
             assert err is None, err
-            rc, out = check_config(build_path(prog), conf, secrets, tmp_path)
+            rc, out = check_config(build_path(prog), conf, demo_secrets(real.p, svc), tmp_path)
             print(f"{svc}: {out}")
             assert rc == 0, f"{prog} --check-config -c {conf}: {out}"
             # the test's reader of the file agrees with the program's loader
@@ -223,17 +222,21 @@ def test_every_config_passes_check_config(real, tmp_path):
 
 
 def test_check_config_fails_on_a_broken_config(real, tmp_path):
-    secrets = demo_secrets(real.p)
+    agent_secrets = demo_secrets(real.p, "tallinn-agent")
     bad = tmp_path / "bad.conf"
-    bad.write_text((COMPOSE / "sites" / "tallinn.conf").read_text().replace('site = "tallinn";', 'site = "tal linn";'))
-    rc, out = check_config(build_path("callbus-agent"), bad, secrets, tmp_path)
+    bad.write_text((COMPOSE / "sites" / "tallinn-agent.conf").read_text().replace('site = "tallinn";', 'site = "tal linn";'))
+    rc, out = check_config(build_path("callbus-agent"), bad, agent_secrets, tmp_path)
     assert rc == 2 and "site" in out, out
     # the AMI secret is a compose secret: without it the agent refuses the file
-    rc, out = check_config(build_path("callbus-agent"), COMPOSE / "sites" / "tallinn.conf",
-                           {k: v for k, v in secrets.items() if k != "ami_secret"}, tmp_path)
+    rc, out = check_config(build_path("callbus-agent"), COMPOSE / "sites" / "tallinn-agent.conf", {}, tmp_path)
     assert rc == 2 and "secret_file" in out, out
-    bad.write_text((COMPOSE / "sites" / "moscow.conf").read_text().replace('jwt_alg = "HS256"', 'jwt_alg = "none"'))
-    rc, out = check_config(build_path("callbus-gateway"), bad, secrets, tmp_path)
+    # the gateway is not given the AMI secret: its file must not name it (the
+    # loader reads every secret file a config names)
+    rc, out = check_config(build_path("callbus-gateway"), COMPOSE / "sites" / "tallinn-agent.conf",
+                           demo_secrets(real.p, "tallinn-gateway"), tmp_path)
+    assert rc == 2 and "secret_file" in out, out
+    bad.write_text((COMPOSE / "sites" / "moscow-gateway.conf").read_text().replace('jwt_alg = "HS256"', 'jwt_alg = "none"'))
+    rc, out = check_config(build_path("callbus-gateway"), bad, demo_secrets(real.p, "moscow-gateway"), tmp_path)
     assert rc == 2 and "jwt_alg" in out, out
 
 
@@ -248,16 +251,18 @@ def test_images_are_the_pinned_releases(real, broken):
 def test_site_configs_agree_with_compose(real, broken):
     assert real.check_site_configs() == []
     assert real.check_centre() == []
-    d, _ = broken({"sites/tallinn.conf": sub("bootstrap.servers=tallinn-kafka:9092", "bootstrap.servers=tallinn-kafka:9094")})
+    d, _ = broken({"sites/tallinn-agent.conf": sub("bootstrap.servers=tallinn-kafka:9092", "bootstrap.servers=tallinn-kafka:9094")})
     only(d.check_site_configs(), r"advertises no listener tallinn-kafka:9094")
-    d, _ = broken({"sites/moscow.conf": sub('host = "moscow-asterisk"', 'host = "tallinn-asterisk"')})
+    d, _ = broken({"sites/moscow-agent.conf": sub('host = "moscow-asterisk"', 'host = "tallinn-asterisk"')})
     only(d.check_site_configs(), r"does not reach moscow-asterisk")
-    d, _ = broken({"sites/moscow.conf": sub('listen = "0.0.0.0:8080"', 'listen = "0.0.0.0:8090"')})
+    d, _ = broken({"sites/moscow-gateway.conf": sub('listen = "0.0.0.0:8080"', 'listen = "0.0.0.0:8090"')})
     only(d.check_site_configs(), r"gateway.listen port 8090 is not published")
-    d, _ = broken({"sites/tallinn.conf": sub("/run/secrets/ami_secret", "/run/secrets/tallinn_ami")})
+    d, _ = broken({"sites/tallinn-agent.conf": sub("/run/secrets/ami_secret", "/run/secrets/tallinn_ami")})
     only(d.check_site_configs(), r"secret_file /run/secrets/tallinn_ami is not a secret")
     d, _ = broken({"compose.yaml": sub("    networks: [tallinn-lan]\n\n  # ---", "    networks: [tallinn-lan, wan-tallinn]\n\n  # ---")})
     only(d.check_site_configs(), r"tallinn-gateway .*never the WAN")
+    d, _ = broken({"sites/moscow-gateway.conf": sub('topic_prefix = "callbus"', 'topic_prefix = "cb"')})
+    only(d.check_site_configs(), r"moscow-gateway.conf has topic_prefix cb, moscow-agent.conf callbus")
     d, _ = broken({"centre/moscow.conf": sub("central-kafka:9092", "moscow-kafka:9092")})
     only(d.check_centre(), r"no Kafka service is reachable as moscow-kafka from crm")
     d, _ = broken({"centre/tallinn.conf": sub('topic_prefix = "callbus"', 'topic_prefix = "cb"')})
@@ -274,7 +279,7 @@ def test_dialplan_has_every_context_the_agent_uses(real, broken):
     only(d.check_dialplan(), r"answer_context \[answer\] is missing")
     d, _ = broken({"asterisk/extensions.conf": sub("exten => _+XX.,1,Dial(Local", "exten => _00XX.,1,Dial(Local")})
     only(d.check_dialplan(), r"\[c2c-outbound\] cannot dial \+3725552001")
-    d, _ = broken({"sites/moscow.conf": sub('operator_phone = "Local/%s@operators"', 'operator_phone = "Local/%s@agents"')})
+    d, _ = broken({"sites/moscow-agent.conf": sub('operator_phone = "Local/%s@operators"', 'operator_phone = "Local/%s@agents"')})
     only(d.check_dialplan(), r"site moscow .*no context \[agents\]")
     d, _ = broken({"asterisk/extensions.conf": sub("exten => _1XX,1,Dial(Local/op${EXTEN}@operators",
                                                    "exten => _1XXXXXXX,1,Dial(Local/op${EXTEN}@operators")})
@@ -312,6 +317,8 @@ def test_mirror_maker_uses_the_compose_clusters(real, broken):
     assert real.check_mirror_maker() == []
     d, _ = broken({"compose.yaml": sub("TALLINN_BOOTSTRAP: tallinn-kafka-wan:9094", "TALLINN_BOOTSTRAP: moscow-kafka-wan:9094")})
     only(d.check_mirror_maker(), r"cluster tallinn is moscow-kafka")
+    d, _ = broken({"compose.yaml": sub("TALLINN_BOOTSTRAP: tallinn-kafka-wan:9094", "TALLINN_BOOTSTRAP: tallinn-kafka:9092")})
+    only(d.check_mirror_maker(), r"MirrorMaker uses tallinn's LAN listener LAN")
     d, _ = broken({"compose.yaml": sub("networks: [centre-lan, wan-tallinn, wan-moscow]",
                                        "networks: [centre-lan, wan-tallinn, wan-moscow, tallinn-lan]")})
     only(d.check_mirror_maker(), r"reaches tallinn over its LAN")
@@ -377,11 +384,11 @@ def test_dockerfile_follows_the_makefile_and_setup(real, tmp_path):
     (repo / "Makefile").write_text(mk.replace(link, link + " -lcmocka"))
     setup = (ROOT / "tools" / "setup.sh").read_text()
     assert "    libssl-dev uthash-dev" in setup
-    (repo / "tools" / "setup.sh").write_text(setup.replace("    libssl-dev uthash-dev", "    libssl-dev uthash-dev libwebsockets-evlib-ev"))
+    (repo / "tools" / "setup.sh").write_text(setup.replace("    libssl-dev uthash-dev", "    libssl-dev uthash-dev libwebsockets-evlib-uv"))
     d = checks.Deployment(real.p, COMPOSE, repo, build_dir())
     problems = d.check_dockerfile(checks.PackageInfo(repo))
     only(problems, r"stage build does not install libcmocka-dev, which provides -lcmocka")
-    only(problems, r"stage runtime ships .* without libwebsockets-evlib-ev")
+    only(problems, r"stage runtime ships .* without libwebsockets-evlib-uv")
 
 
 # ---------------------------------------------------------------- 4. the demo's token
@@ -393,9 +400,9 @@ def test_demo_token_opens_the_compose_gateway(real, procs, tmp_path, kafka_boots
     the broker and the topic prefix are changed to run here."""
     from callbus_harness import GwClient
 
-    secrets = demo_secrets(real.p)
-    conf = tmp_path / "tallinn.conf"
-    text = (COMPOSE / "sites" / "tallinn.conf").read_text()
+    secrets = demo_secrets(real.p, "tallinn-gateway")
+    conf = tmp_path / "tallinn-gateway.conf"
+    text = (COMPOSE / "sites" / "tallinn-gateway.conf").read_text()
     for old, new in (('listen = "0.0.0.0:8080"', 'listen = "127.0.0.1:0"'),
                      ('www_dir = "/usr/share/callbus/www"', f'www_dir = "{ROOT / "gateway" / "www"}"'),
                      ('topic_prefix = "callbus"', f'topic_prefix = "t-compose-{os.getpid()}"')):
