@@ -618,6 +618,7 @@ class Deployment:
                     continue
                 problems += self._check_stage_runs(where, svc, stage, names, Path(ctx))
                 problems += self._check_secret_owner(where, svc, stage, names)
+                problems += self._check_www(where, svc, stage, names, Path(ctx))
             for st in stages:
                 for cp in st["copies"]:
                     if cp["from"]:
@@ -679,6 +680,21 @@ class Deployment:
             elif not (self.build_dir / prog_name).is_file():
                 problems.append(f"service {svc}: {prog_name} is not a program `make all` builds (not in build/)")
         return problems
+
+    def _check_www(self, where, svc, stage, names, ctx):
+        """The gateway's www_dir is where the image has the operator page."""
+        argv = _cmd(self.services[svc])
+        if not argv or PurePosixPath(argv[0]).name != "callbus-gateway":
+            return []
+        path, err = self.config_path(svc, argv)
+        if err:
+            return []
+        www = libconfig_reader.get(libconfig_reader.load(path), "gateway.www_dir", "gateway/www")
+        hit = self._shipped(stage, names).get(www)
+        if hit is None or hit[0] or not (ctx / hit[1] / "index.html").is_file():
+            return [f"service {svc}: gateway.www_dir {www} is not where {where} stage {stage['name']} "
+                    "puts the operator page (gateway/www)"]
+        return []
 
     def _check_secret_owner(self, where, svc, stage, names):
         """A service running as the image's unprivileged user gets its secrets

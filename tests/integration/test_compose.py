@@ -357,6 +357,8 @@ def test_dockerfile_builds_and_ships_what_compose_runs(real, broken):
     only(d.check_dockerfile(pk), r"runs callbus-gateway, which .* does not install")
     d, _ = broken({"Dockerfile": sub("COPY gateway gateway\n", "")})
     only(d.check_dockerfile(pk), r"runs make without the Makefile's sources in gateway/")
+    d, _ = broken({"sites/moscow-gateway.conf": sub('www_dir = "/usr/share/callbus/www"', 'www_dir = "/usr/share/callbus/html"')})
+    only(d.check_dockerfile(pk), r"service moscow-gateway: gateway.www_dir /usr/share/callbus/html is not where")
     d, _ = broken({"compose.yaml": sub("target: crm", "target: crn")})
     only(d.check_dockerfile(pk), r"build target crn is not a stage")
     d, _ = broken({"compose.yaml": sub('        uid: "10001"            # the callbus user of compose/Dockerfile\n'
