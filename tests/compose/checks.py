@@ -8,7 +8,8 @@ mounts; each check_* method returns a list of problems (empty = consistent):
   check_site_configs  each agent/gateway's config: its site, its LAN only, the
                       Kafka and Asterisk it names exist on that LAN with those
                       listeners and ports, secret files are the mounted secrets,
-                      published ports are the ones the programs listen on
+                      published ports are the ones the programs listen on; a
+                      site's agent and gateway agree on prefix and cluster
   check_centre        the CLI configs at the centre: central Kafka, same prefix
   check_dialplan      every context the agent configs name exists and takes the
                       extensions the commands dial; the dialplan's own jumps land
@@ -16,7 +17,9 @@ mounts; each check_* method returns a list of problems (empty = consistent):
                       the agent's secret, and the write classes its actions need
   check_mirror_maker  MM2's clusters are the compose brokers (sites over the
                       WAN), its topic lists carry exactly each site's topics
-  check_dockerfile    the image builds and ships the programs compose runs,
+  check_dockerfile    the image builds and ships the programs compose runs
+                      (and the operator page where www_dir says), secrets
+                      belong to the image's user alone,
                       with the libraries the Makefile links (-dev to build,
                       runtime packages of what the programs need, and the
                       run-time plugins tools/setup.sh installs)
