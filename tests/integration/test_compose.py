@@ -6,13 +6,13 @@ proven consistent without Docker.
    references, and that every secret has content and every bind mount a
    source (tests/compose/main.go, built once into the build dir).
 2. Every callbus config under compose/ passes the programs' own
-   --check-config (run in a private mount namespace where /run/secrets holds
-   the compose secrets, as in the containers).
+   --check-config, run in a private mount namespace where /run/secrets holds
+   only the secrets compose gives that service, as in its container.
 3. tests/compose/checks.py compares the resolved project with the configs,
    the dialplan, manager.conf, MirrorMaker's properties, the Dockerfile and
    the Makefile (see its docstring).
 4. The demo token minter (compose/mint_token.py) opens the real gateway run
-   with the compose site file and secret (the one test that uses the
+   with the compose gateway file and secret (the one test that uses the
    session's Kafka broker).
 5. Asterisk's entrypoint (compose/asterisk/start.sh), run with a fake
    asterisk, puts the AMI secret into manager.conf.
@@ -124,7 +124,8 @@ def sub(old, new, count=1):
     return edit
 
 
-def only(problems, pattern):
+def expect_problem(problems, pattern):
+    """The broken copy fails the check, with a problem matching pattern."""
     assert problems, "the broken copy passed the check"
     assert any(re.search(pattern, p) for p in problems), f"no /{pattern}/ in {problems}"
     return problems
@@ -245,52 +246,52 @@ def test_check_config_fails_on_a_broken_config(real, tmp_path):
 def test_images_are_the_pinned_releases(real, broken):
     assert real.check_images() == []
     d, err = broken({"compose.yaml": sub("image: apache/kafka:4.3.1\n  restart", "image: apache/kafka:4.2.0\n  restart")})
-    only(d.check_images(), r"pins Kafka 4\.3\.1")
+    expect_problem(d.check_images(), r"pins Kafka 4\.3\.1")
 
 
 def test_site_configs_agree_with_compose(real, broken):
     assert real.check_site_configs() == []
     assert real.check_centre() == []
     d, _ = broken({"sites/tallinn-agent.conf": sub("bootstrap.servers=tallinn-kafka:9092", "bootstrap.servers=tallinn-kafka:9094")})
-    only(d.check_site_configs(), r"advertises no listener tallinn-kafka:9094")
+    expect_problem(d.check_site_configs(), r"advertises no listener tallinn-kafka:9094")
     d, _ = broken({"sites/moscow-agent.conf": sub('host = "moscow-asterisk"', 'host = "tallinn-asterisk"')})
-    only(d.check_site_configs(), r"does not reach moscow-asterisk")
+    expect_problem(d.check_site_configs(), r"does not reach moscow-asterisk")
     d, _ = broken({"sites/moscow-gateway.conf": sub('listen = "0.0.0.0:8080"', 'listen = "0.0.0.0:8090"')})
-    only(d.check_site_configs(), r"gateway.listen port 8090 is not published")
+    expect_problem(d.check_site_configs(), r"gateway.listen port 8090 is not published")
     d, _ = broken({"sites/tallinn-agent.conf": sub("/run/secrets/ami_secret", "/run/secrets/tallinn_ami")})
-    only(d.check_site_configs(), r"secret_file /run/secrets/tallinn_ami is not a secret")
+    expect_problem(d.check_site_configs(), r"secret_file /run/secrets/tallinn_ami is not a secret")
     d, _ = broken({"compose.yaml": sub("    networks: [tallinn-lan]\n\n  # ---", "    networks: [tallinn-lan, wan-tallinn]\n\n  # ---")})
-    only(d.check_site_configs(), r"tallinn-gateway .*never the WAN")
+    expect_problem(d.check_site_configs(), r"tallinn-gateway .*never the WAN")
     d, _ = broken({"sites/moscow-gateway.conf": sub('topic_prefix = "callbus"', 'topic_prefix = "cb"')})
-    only(d.check_site_configs(), r"moscow-gateway.conf has topic_prefix cb, moscow-agent.conf callbus")
+    expect_problem(d.check_site_configs(), r"moscow-gateway.conf has topic_prefix cb, moscow-agent.conf callbus")
     d, _ = broken({"centre/moscow.conf": sub("central-kafka:9092", "moscow-kafka:9092")})
-    only(d.check_centre(), r"no Kafka service is reachable as moscow-kafka from crm")
+    expect_problem(d.check_centre(), r"no Kafka service is reachable as moscow-kafka from crm")
     d, _ = broken({"centre/tallinn.conf": sub('topic_prefix = "callbus"', 'topic_prefix = "cb"')})
-    only(d.check_centre(), r"topic_prefix differs")
+    expect_problem(d.check_centre(), r"topic_prefix differs")
     d, _ = broken({"compose.yaml": sub('"watch", "--sites", "tallinn,moscow"', '"watch", "--sites", "tallinn"')})
-    only(d.check_centre(), r"crm.py --sites tallinn, compose runs \['moscow', 'tallinn'\]")
+    expect_problem(d.check_centre(), r"crm.py --sites tallinn, compose runs \['moscow', 'tallinn'\]")
     d, _ = broken({"compose.yaml": sub('crm.py", "-b", "central-kafka:9092"', 'crm.py", "-b", "central-kafka:19092"')})
-    only(d.check_centre(), r"crm.py central-kafka:19092: central-kafka advertises no listener")
+    expect_problem(d.check_centre(), r"crm.py central-kafka:19092: central-kafka advertises no listener")
 
 
 def test_dialplan_has_every_context_the_agent_uses(real, broken):
     assert real.check_dialplan() == []
     d, _ = broken({"asterisk/extensions.conf": sub("\n[answer]\n", "\n[accept]\n")})
-    only(d.check_dialplan(), r"answer_context \[answer\] is missing")
+    expect_problem(d.check_dialplan(), r"answer_context \[answer\] is missing")
     d, _ = broken({"asterisk/extensions.conf": sub("exten => _+XX.,1,Dial(Local", "exten => _00XX.,1,Dial(Local")})
-    only(d.check_dialplan(), r"\[c2c-outbound\] cannot dial \+3725552001")
+    expect_problem(d.check_dialplan(), r"\[c2c-outbound\] cannot dial \+3725552001")
     d, _ = broken({"sites/moscow-agent.conf": sub('operator_phone = "Local/%s@operators"', 'operator_phone = "Local/%s@agents"')})
-    only(d.check_dialplan(), r"site moscow .*no context \[agents\]")
+    expect_problem(d.check_dialplan(), r"site moscow .*no context \[agents\]")
     d, _ = broken({"asterisk/extensions.conf": sub("exten => _1XX,1,Dial(Local/op${EXTEN}@operators",
                                                    "exten => _1XXXXXXX,1,Dial(Local/op${EXTEN}@operators")})
-    only(d.check_dialplan(), r"_1XXXXXXX can never be a transfer target")
+    expect_problem(d.check_dialplan(), r"_1XXXXXXX can never be a transfer target")
     d, _ = broken({"asterisk/extensions.conf": sub("b(operator-autoanswer^s^1))\n same => n,Hangup()\n same => n(ring)",
                                                    "b(operator-auto-answer^s^1))\n same => n,Hangup()\n same => n(ring)")})
-    only(d.check_dialplan(), r"no context \[operator-auto-answer\]")
+    expect_problem(d.check_dialplan(), r"no context \[operator-auto-answer\]")
     d, _ = broken({"asterisk/queues.conf": sub("[sales](queue-defaults)", "[sale](queue-defaults)")})
-    only(d.check_dialplan(), r"queues.conf has no queue sales")
+    expect_problem(d.check_dialplan(), r"queues.conf has no queue sales")
     d, _ = broken({"asterisk/pjsip.conf": sub("[op106-auth]", "[Op-106](operator-endpoint)\n\n[op106-auth]")})
-    only(d.check_dialplan(), r"does not take operator Op-106")
+    expect_problem(d.check_dialplan(), r"does not take operator Op-106")
 
 
 def test_manager_conf_lets_the_agent_in(real, broken):
@@ -299,36 +300,36 @@ def test_manager_conf_lets_the_agent_in(real, broken):
     assert real.check_manager() == []
     d, _ = broken({"asterisk/manager.conf": sub("write = system,reporting,originate,call,agent",
                                                 "write = system,reporting,call,agent")})
-    only(d.check_manager(), r"does not allow Originate")
+    expect_problem(d.check_manager(), r"does not allow Originate")
     d, _ = broken({"asterisk/manager.conf": sub("read = all", "read = call")})
-    only(d.check_manager(), r"misses \['agent', 'system'\]")
+    expect_problem(d.check_manager(), r"misses \['agent', 'system'\]")
     d, _ = broken({"asterisk/manager.conf": sub("[callbus]", "[crm]")})
-    only(d.check_manager(), r"no \[callbus\] user")
+    expect_problem(d.check_manager(), r"no \[callbus\] user")
     d, _ = broken({"asterisk/manager.conf": sub("secret = @AMI_SECRET@", "secret = s3cret")})
-    only(d.check_manager(), r"placeholder")
+    expect_problem(d.check_manager(), r"placeholder")
     d, _ = broken({"compose.yaml": sub("      - source: moscow_ami_secret\n        target: ami_secret\n"
                                        "        mode: 0o400             # read by start.sh as root\n",
                                        "      - source: tallinn_ami_secret\n        target: ami_secret\n"
                                        "        mode: 0o400             # read by start.sh as root\n")})
-    only(d.check_manager(), r"site moscow: the agent reads .* must be the same secret")
+    expect_problem(d.check_manager(), r"site moscow: the agent reads .* must be the same secret")
 
 
 def test_mirror_maker_uses_the_compose_clusters(real, broken):
     assert real.check_mirror_maker() == []
     d, _ = broken({"compose.yaml": sub("TALLINN_BOOTSTRAP: tallinn-kafka-wan:9094", "TALLINN_BOOTSTRAP: moscow-kafka-wan:9094")})
-    only(d.check_mirror_maker(), r"cluster tallinn is moscow-kafka")
+    expect_problem(d.check_mirror_maker(), r"cluster tallinn is moscow-kafka")
     d, _ = broken({"compose.yaml": sub("TALLINN_BOOTSTRAP: tallinn-kafka-wan:9094", "TALLINN_BOOTSTRAP: tallinn-kafka:9092")})
-    only(d.check_mirror_maker(), r"MirrorMaker uses tallinn's LAN listener LAN")
+    expect_problem(d.check_mirror_maker(), r"MirrorMaker uses tallinn's LAN listener LAN")
     d, _ = broken({"compose.yaml": sub("networks: [centre-lan, wan-tallinn, wan-moscow]",
                                        "networks: [centre-lan, wan-tallinn, wan-moscow, tallinn-lan]")})
-    only(d.check_mirror_maker(), r"reaches tallinn over its LAN")
+    expect_problem(d.check_mirror_maker(), r"reaches tallinn over its LAN")
     d, _ = broken({"compose.yaml": sub("CENTRAL_BOOTSTRAP: central-kafka:9092", "CENTRAL_BOOTSTRAP: central-kafka:19092")})
-    only(d.check_mirror_maker(), r"advertises no listener central-kafka:19092")
+    expect_problem(d.check_mirror_maker(), r"advertises no listener central-kafka:19092")
     d, _ = broken({"mm2.properties": lambda t: re.sub(r"(?m)^(moscow->central\.topics=.*)\|results", r"\1", t)})
-    only(d.check_mirror_maker(), r"moscow->central.topics .* misses callbus\.moscow\.results")
+    expect_problem(d.check_mirror_maker(), r"moscow->central.topics .* misses callbus\.moscow\.results")
     d, _ = broken({"compose.yaml": sub('KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR: "1"',
                                        'KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR: "3"')})
-    only(d.check_mirror_maker(), r"transaction log wants 3 replicas")
+    expect_problem(d.check_mirror_maker(), r"transaction log wants 3 replicas")
 
 
 def packages_or_skip():
@@ -350,20 +351,20 @@ def test_dockerfile_builds_and_ships_what_compose_runs(real, broken):
     print("Makefile links:", ", ".join(f"{f} ({p})" for f, p in flags))
     assert real.check_dockerfile(pk) == []
     d, _ = broken({"Dockerfile": sub(" libjwt0 ", " ")})
-    only(d.check_dockerfile(pk), r"ships callbus-gateway, which needs libjwt\.so\.\d+ from libjwt0")
+    expect_problem(d.check_dockerfile(pk), r"ships callbus-gateway, which needs libjwt\.so\.\d+ from libjwt0")
     d, _ = broken({"Dockerfile": sub(" libwebsockets-dev ", " ")})
-    only(d.check_dockerfile(pk), r"does not install libwebsockets-dev, which provides -lwebsockets")
+    expect_problem(d.check_dockerfile(pk), r"does not install libwebsockets-dev, which provides -lwebsockets")
     d, _ = broken({"Dockerfile": sub("/src/build/callbus-gateway ", "")})
-    only(d.check_dockerfile(pk), r"runs callbus-gateway, which .* does not install")
+    expect_problem(d.check_dockerfile(pk), r"runs callbus-gateway, which .* does not install")
     d, _ = broken({"Dockerfile": sub("COPY gateway gateway\n", "")})
-    only(d.check_dockerfile(pk), r"runs make without the Makefile's sources in gateway/")
+    expect_problem(d.check_dockerfile(pk), r"runs make without the Makefile's sources in gateway/")
     d, _ = broken({"sites/moscow-gateway.conf": sub('www_dir = "/usr/share/callbus/www"', 'www_dir = "/usr/share/callbus/html"')})
-    only(d.check_dockerfile(pk), r"service moscow-gateway: gateway.www_dir /usr/share/callbus/html is not where")
+    expect_problem(d.check_dockerfile(pk), r"service moscow-gateway: gateway.www_dir /usr/share/callbus/html is not where")
     d, _ = broken({"compose.yaml": sub("target: crm", "target: crn")})
-    only(d.check_dockerfile(pk), r"build target crn is not a stage")
+    expect_problem(d.check_dockerfile(pk), r"build target crn is not a stage")
     d, _ = broken({"compose.yaml": sub('        uid: "10001"            # the callbus user of compose/Dockerfile\n'
                                        '        gid: "10001"\n        mode: 0o400\n', "")})
-    only(d.check_dockerfile(pk), r"service tallinn-agent: secret tallinn_ami_secret should be uid 10001")
+    expect_problem(d.check_dockerfile(pk), r"service tallinn-agent: secret tallinn_ami_secret should be uid 10001")
 
 
 def test_dockerfile_follows_the_makefile_and_setup(real, tmp_path):
@@ -389,8 +390,8 @@ def test_dockerfile_follows_the_makefile_and_setup(real, tmp_path):
     (repo / "tools" / "setup.sh").write_text(setup.replace("    libssl-dev uthash-dev", "    libssl-dev uthash-dev libwebsockets-evlib-uv"))
     d = checks.Deployment(real.p, COMPOSE, repo, build_dir())
     problems = d.check_dockerfile(checks.PackageInfo(repo))
-    only(problems, r"stage build does not install libcmocka-dev, which provides -lcmocka")
-    only(problems, r"stage runtime ships .* without libwebsockets-evlib-uv")
+    expect_problem(problems, r"stage build does not install libcmocka-dev, which provides -lcmocka")
+    expect_problem(problems, r"stage runtime ships .* without libwebsockets-evlib-uv")
 
 
 # ---------------------------------------------------------------- 4. the demo's token
