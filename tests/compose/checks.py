@@ -18,11 +18,11 @@ mounts; each check_* method returns a list of problems (empty = consistent):
   check_mirror_maker  MM2's clusters are the compose brokers (sites over the
                       WAN), its topic lists carry exactly each site's topics
   check_dockerfile    the image builds and ships the programs compose runs
-                      (and the operator page where www_dir says), secrets
-                      belong to the image's user alone,
-                      with the libraries the Makefile links (-dev to build,
-                      runtime packages of what the programs need, and the
-                      run-time plugins tools/setup.sh installs)
+                      (and the operator page where www_dir says) with the
+                      libraries the Makefile links (-dev to build, runtime
+                      packages of what the programs need, and the run-time
+                      plugins tools/setup.sh installs); secrets belong to the
+                      image's user alone
 
 Used by tests/integration/test_compose.py (which also shows each check
 failing on a broken copy); runnable by hand:
@@ -30,16 +30,15 @@ failing on a broken copy); runnable by hand:
 """
 
 import json
-import os
 import re
-import shlex
-import subprocess
 import sys
 from pathlib import Path, PurePosixPath
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import asterisk_conf  # noqa: E402
 import libconfig_reader  # noqa: E402
+from debian_packages import PackageInfo  # noqa: E402,F401
+from dockerfile import parse_dockerfile  # noqa: E402
 
 SITE_TOPICS_UP = ("ami", "calls", "operators", "results", "status")
 SITE_TOPICS_DOWN = ("commands",)
@@ -829,140 +828,6 @@ def read_properties(path):
         k, _, v = line.partition("=")
         props[k.strip()] = v.strip()
     return props
-
-
-def parse_dockerfile(path):
-    """[{name, base, runs: [str], copies: [{from, srcs, dest}], packages: set}]"""
-    lines, cur = [], ""
-    for raw in Path(path).read_text().splitlines():
-        s = raw.strip()
-        if s.startswith("#") or (not s and not cur):
-            continue
-        if s.endswith("\\"):
-            cur += s[:-1] + " "
-            continue
-        cur += s
-        if cur.strip():
-            lines.append(cur.strip())
-        cur = ""
-    stages = []
-    for line in lines:
-        instr, _, rest = line.partition(" ")
-        instr = instr.upper()
-        if instr == "FROM":
-            parts = rest.split()
-            name = parts[2] if len(parts) >= 3 and parts[1].lower() == "as" else str(len(stages))
-            stages.append({"name": name, "base": parts[0], "runs": [], "copies": [], "packages": set(),
-                           "user": None, "uids": {}})
-        elif not stages:
-            continue
-        elif instr == "USER":
-            stages[-1]["user"] = rest.split(":")[0].strip()
-        elif instr == "RUN":
-            stages[-1]["runs"].append(rest)
-            for m in re.finditer(r"useradd\b([^&;|]*)", rest):
-                words = m.group(1).split()
-                if "--uid" in words and words.index("--uid") + 1 < len(words):
-                    stages[-1]["uids"][words[-1]] = words[words.index("--uid") + 1]
-            for seg in re.split(r"&&|;|\|", rest):
-                words = shlex.split(seg)
-                if "apt-get" in words and "install" in words:
-                    after = words[words.index("install") + 1:]
-                    stages[-1]["packages"].update(w for w in after if not w.startswith("-"))
-        elif instr in ("COPY", "ADD"):
-            words = shlex.split(rest)
-            frm = None
-            args = []
-            for w in words:
-                if w.startswith("--from="):
-                    frm = w.split("=", 1)[1]
-                elif not w.startswith("--"):
-                    args.append(w)
-            if len(args) >= 2:
-                stages[-1]["copies"].append({"from": frm, "srcs": args[:-1], "dest": args[-1]})
-    return stages
-
-
-class PackageInfo:
-    """The Debian packages behind the Makefile's -l flags and the programs'
-    NEEDED libraries, from this machine's linker and dpkg database."""
-
-    def __init__(self, repo, cc="cc"):
-        self.repo = Path(repo)
-        self.cc = cc
-        self._dpkg = {}
-        self._flags = None
-        self._needed = {}
-
-    def link_flags(self):
-        """{program: [-l flags]} of every link line `make all` runs, from a
-        dry run of the Makefile itself (so per-program additions count)."""
-        import tempfile
-        if self._flags is not None:
-            return self._flags
-        with tempfile.TemporaryDirectory() as tmp:
-            r = subprocess.run(["make", "-n", "-B", "--no-print-directory", "all", f"BUILD={tmp}"],
-                               capture_output=True, text=True, cwd=self.repo, check=True)
-            out = {}
-            for line in r.stdout.splitlines():
-                m = re.search(r"\s-o\s+" + re.escape(tmp) + r"/([^/\s]+)\s", line + " ")
-                if m:
-                    out[m.group(1)] = [w for w in line.split() if w.startswith("-l")]
-        self._flags = out
-        return out
-
-    def runtime_plugins(self):
-        """Libraries tools/setup.sh installs as such (lib*, not -dev): loaded
-        at run time (dlopen), so no NEEDED entry shows them."""
-        text = (self.repo / "tools" / "setup.sh").read_text()
-        m = re.search(r"^APT_PKGS=\((.*?)^\)", text, re.S | re.M)
-        words = re.sub(r"#[^\n]*", "", m.group(1)).split() if m else []
-        return sorted(w for w in words if w.startswith("lib") and not w.endswith("-dev"))
-
-    def owner(self, path):
-        if path not in self._dpkg:
-            pkg = None
-            for p in (path, os.path.realpath(path)):
-                r = subprocess.run(["dpkg", "-S", p], capture_output=True, text=True)
-                if r.returncode == 0:
-                    pkg = r.stdout.split(":", 1)[0].split(",")[0].strip()
-                    break
-            self._dpkg[path] = pkg
-        return self._dpkg[path]
-
-    def link_packages(self):
-        out = []
-        flags = []
-        for prog_flags in self.link_flags().values():
-            flags += [f for f in prog_flags if f not in flags]
-        for flag in flags:
-            lib = "lib" + flag[2:]
-            f = None
-            for ext in (".so", ".a"):
-                r = subprocess.run([self.cc, f"-print-file-name={lib}{ext}"], capture_output=True, text=True)
-                cand = r.stdout.strip()
-                if os.path.isabs(cand) and os.path.exists(cand):
-                    f = os.path.normpath(cand)
-                    break
-            out.append((flag, self.owner(f) if f else None))
-        return out
-
-    def runtime_packages(self, binary):
-        key = str(binary)
-        if key not in self._needed:
-            self._needed[key] = self._runtime_packages(binary)
-        return self._needed[key]
-
-    def _runtime_packages(self, binary):
-        r = subprocess.run(["readelf", "-d", str(binary)], capture_output=True, text=True, check=True)
-        sonames = re.findall(r"\(NEEDED\)\s+Shared library: \[([^\]]+)\]", r.stdout)
-        cache = subprocess.run(["/sbin/ldconfig", "-p"], capture_output=True, text=True).stdout
-        out = []
-        for so in sonames:
-            m = re.search(r"^\s*" + re.escape(so) + r" \(([^)]*)\) => (\S+)$", cache, re.M)
-            path = m.group(2) if m else None
-            out.append((so, self.owner(path) if path else None))
-        return out
 
 
 def main(argv):
