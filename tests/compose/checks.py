@@ -427,8 +427,11 @@ class Deployment:
             if orig not in allowed:
                 problems.append(f"{where}: originate_context {orig} is not in allowed_contexts {allowed}")
             numbers = [n for n in SAMPLE_NUMBERS
-                       if any(re.fullmatch(p.replace("^", "").replace("$", ""), n)
+                       if any(re.search(p, n)  # regexec: unanchored unless the pattern anchors
                               for p in g("number_patterns", [r"^\+?[0-9]{3,15}$"]))]
+            if not numbers:
+                problems.append(f"{where}: number_patterns allow none of {SAMPLE_NUMBERS}: "
+                                "add a sample this check can dial")
             for c in sorted(set(allowed) | {orig}):
                 ctx = plan.get(c)
                 if ctx is None:
