@@ -45,6 +45,30 @@ java_ok() {
     [[ -n "$v" && "$v" -ge 17 ]]
 }
 
+# The compose validator (tests/compose, compose-go) needs Go >= 1.24:
+# /usr/local/go first, else Debian's golang-go (too old on Debian 12: said
+# below). Its modules are fetched here so test_compose.py builds offline.
+compose_go_deps() {
+    local go="" g minor
+    for g in /usr/local/go/bin/go "$(command -v go 2>/dev/null)"; do
+        [[ -n "$g" && -x "$g" ]] && { go="$g"; break; }
+    done
+    if [[ -z "$go" ]]; then
+        say "no go: installing Debian's golang-go"
+        "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
+        "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends golang-go
+        go="$(command -v go)"
+    fi
+    minor="$("$go" env GOVERSION | sed -n 's/^go1\.\([0-9]*\).*/\1/p')"
+    if [[ -n "$minor" && "$minor" -lt 24 ]]; then
+        say "$go is $("$go" env GOVERSION): tests/compose needs Go >= 1.24 (install it in /usr/local/go)"
+        return 0
+    fi
+    (cd "$ROOT/tests/compose" && GOPROXY=off GOFLAGS=-mod=readonly "$go" mod download >/dev/null 2>&1) && return 0
+    say "fetching the Go modules of tests/compose"
+    (cd "$ROOT/tests/compose" && GOFLAGS=-mod=readonly "$go" mod download)
+}
+
 apt_deps() {
     local missing=() p
     for p in "${APT_PKGS[@]}"; do
@@ -139,6 +163,7 @@ toxiproxy_dep() {
 case "${1:-}" in
     deps)
         apt_deps
+        compose_go_deps
         py_deps
         toxiproxy_dep
         say "dependencies present"
