@@ -76,7 +76,7 @@ static rd_kafka_conf_t *build_conf(const callbus_config *c, publisher *p, char *
         {"enable.idempotence", "true"},
         {"acks", "all"},
         {"message.timeout.ms", "0"},          /* never give up on a message */
-        {"linger.ms", "5"},
+        {"linger.ms", "1"},                   /* operators wait on it; batches still fill under load */
         {"batch.num.messages", "10000"},
         {"compression.type", "lz4"},
         {"queue.buffering.max.messages", "200000"},
