@@ -71,17 +71,9 @@ gateway: {
   jwt_secret = "$SECRET";
 };
 CONF
+printf '%s' "$SECRET" >"$WORK/jwt_secret"
 demo_token() {
-    python3 - "$SECRET" "$1" "$2" <<'PY'
-import base64, hashlib, hmac, json, sys, time
-secret, sub, role = sys.argv[1:4]
-b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
-head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
-body = b64(json.dumps({"sub": sub, "site": "demo", "role": role, "name": sub,
-                       "exp": int(time.time()) + 8 * 3600}).encode())
-sig = hmac.new(secret.encode(), f"{head}.{body}".encode(), hashlib.sha256).digest()
-print(f"{head}.{body}.{b64(sig)}")
-PY
+    python3 "$ROOT/tools/mint_token.py" --secret-file "$WORK/jwt_secret" --role "$2" demo "$1"
 }
 say "starting callbus-gateway"
 "$BUILD/callbus-gateway" -c "$WORK/agent.conf" 2>"$WORK/gateway.log" &

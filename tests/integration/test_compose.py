@@ -11,7 +11,7 @@ proven consistent without Docker.
 3. tests/compose/checks.py compares the resolved project with the configs,
    the dialplan, manager.conf, MirrorMaker's properties, the Dockerfile and
    the Makefile (see its docstring).
-4. The demo token minter (compose/mint_token.py) opens the real gateway run
+4. The demo token minter (tools/mint_token.py) opens the real gateway run
    with the compose gateway file and secret (the one test that uses the
    session's Kafka broker).
 5. Asterisk's entrypoint (compose/asterisk/start.sh), run with a fake
@@ -397,7 +397,7 @@ def test_dockerfile_follows_the_makefile_and_setup(real, tmp_path):
 # ---------------------------------------------------------------- 4. the demo's token
 
 def test_demo_token_opens_the_compose_gateway(real, procs, tmp_path, kafka_bootstrap):
-    """compose/mint_token.py (callbus-demo-token in the crm container) signs a
+    """tools/mint_token.py (callbus-demo-token in the crm container) signs a
     token the gateway accepts when configured as in compose: the site file,
     the HS256 key read from the compose secret file. Only the listen address,
     the broker and the topic prefix are changed to run here."""
@@ -423,7 +423,7 @@ def test_demo_token_opens_the_compose_gateway(real, procs, tmp_path, kafka_boots
     url = gw.wait_for(r"gateway: listening on (http://[0-9.]+:\d+)", timeout=60, which="err").group(1)
 
     def mint(site, op, secret_file, *extra):
-        r = subprocess.run([sys.executable, str(COMPOSE / "mint_token.py"), "--secret-file", str(secret_file),
+        r = subprocess.run([sys.executable, str(ROOT / "tools/mint_token.py"), "--secret-file", str(secret_file),
                             "--url", url, *extra, site, op], capture_output=True, text=True, timeout=30)
         assert r.returncode == 0, r.stderr
         page = r.stdout.strip()

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """mint_token.py -- a demo operator token, signed the way the CRM signs them
 (HS256 JWT with sub, site, role, name, exp; see gateway/auth.h), so the
-compose demo's operator page can be opened without a CRM login.
+operator page can be opened without a CRM login. `make demo` uses it with
+its own secret; so does the compose deployment.
 
 In the compose deployment it is /usr/local/bin/callbus-demo-token in the crm
 container, which has the gateways' secret at /run/secrets/jwt_secret:
