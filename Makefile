@@ -9,7 +9,7 @@
 #   SAN=1           build with AddressSanitizer + UndefinedBehaviorSanitizer
 
 CC ?= cc
-PKGS := rdkafka jansson libconfig libwebsockets libjwt openssl libpcre2-8
+PKGS := rdkafka jansson libconfig libwebsockets libjwt openssl
 SAN ?=
 FUZZ_SECONDS ?= 30
 
@@ -28,12 +28,17 @@ ALL_CFLAGS = -std=gnu11 -D_GNU_SOURCE -Wall -Wextra -Werror -Ilib $(PKG_CFLAGS) 
 LDLIBS = $(PKG_LIBS) -lpthread -lm
 # libev has no pkg-config file; the gateway's event loop (gateway/server.c).
 GATEWAY_LIBS := -lev
+# PCRE2 for the schema patterns of `callbus check` (tools/callbus/jschema.c).
+CLI_CFLAGS = $(shell pkg-config --cflags libpcre2-8 2>/dev/null)
+CLI_LIBS = $(shell pkg-config --libs libpcre2-8 2>/dev/null)
 
 LIB_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard lib/*.c))
 AGENT_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(filter-out agent/main.c,$(wildcard agent/*.c)))
 GATEWAY_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(filter-out gateway/main.c,$(wildcard gateway/*.c)))
 AMISIM_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tools/amisim/*.c))
 CLI_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(wildcard tools/callbus/*.c))
+# The CLI's own libraries, unit-tested on their own.
+CLI_LIB_OBJS := $(BUILD)/tools/callbus/jschema.o $(BUILD)/tools/callbus/timearg.o
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 
@@ -56,12 +61,15 @@ $(BUILD)/callbus-gateway: $(BUILD)/gateway/main.o $(GATEWAY_OBJS) $(LIB_OBJS)
 $(BUILD)/amisim: $(AMISIM_OBJS) $(LIB_OBJS)
 	$(CC) $(ALL_CFLAGS) $^ -o $@ $(LDLIBS)
 
-$(BUILD)/callbus: $(CLI_OBJS) $(LIB_OBJS)
-	$(CC) $(ALL_CFLAGS) $^ -o $@ $(LDLIBS)
+$(BUILD)/tools/callbus/%.o: ALL_CFLAGS += $(CLI_CFLAGS)
 
-$(BUILD)/tests/%: tests/unit/%.c $(AGENT_OBJS) $(GATEWAY_OBJS) $(LIB_OBJS)
+$(BUILD)/callbus: $(CLI_OBJS) $(LIB_OBJS)
+	$(CC) $(ALL_CFLAGS) $^ -o $@ $(LDLIBS) $(CLI_LIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c $(AGENT_OBJS) $(GATEWAY_OBJS) $(CLI_LIB_OBJS) $(LIB_OBJS)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Iagent -Igateway -DFIXTURES=\"$(CURDIR)/tests/fixtures\" $^ -o $@ $(LDLIBS) $(GATEWAY_LIBS) -lcmocka
+	$(CC) $(ALL_CFLAGS) -Iagent -Igateway -Itools/callbus -DFIXTURES=\"$(CURDIR)/tests/fixtures\" $^ -o $@ \
+		$(LDLIBS) $(GATEWAY_LIBS) $(CLI_LIBS) -lcmocka
 
 deps:
 	@tools/setup.sh deps
