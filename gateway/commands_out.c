@@ -26,16 +26,49 @@ struct gw_commands_out {
     char topic[256];
     char source[192];
     long long epoch;
+    int closing;   /* gw_commands_out_free: nobody left to tell */
     unsigned long long seq;
 };
 
+/* What a delivery report needs to tell the browser that sent the command. */
+typedef struct pending {
+    char operator_id[64];
+    char command_id[192];
+    char command[16];
+    json_t *client_id;   /* the browser's id, or NULL */
+} pending;
+
+/* A command Kafka did not take within message.timeout.ms (by default the
+ * command's TTL, after which the agent would only answer "expired") never
+ * gets a result: the browser that sent it must hear it from us. When the
+ * message may have reached the broker before the timeout, only its result
+ * can tell whether it ran. */
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
     (void)rk;
     gw_commands_out *c = opaque;
+    pending *p = m->_private;
     if (m->err) {
         c->g->m.commands_failed++;
-        log_warn("gateway: command %.*s not delivered to Kafka: %s", (int)m->key_len, (const char *)m->key,
+        int maybe = rd_kafka_message_status(m) != RD_KAFKA_MSG_STATUS_NOT_PERSISTED;
+        log_warn("gateway: command %s (%s of %s) not delivered to Kafka%s: %s", p ? p->command_id : "?",
+                 p ? p->command : "?", p ? p->operator_id : "?", maybe ? " (may have reached it)" : "",
                  rd_kafka_err2str(m->err));
+        if (p && !c->closing) {
+            char why[256];
+            snprintf(why, sizeof(why), "%s: %s", rd_kafka_err2str(m->err),
+                     maybe ? "Kafka may have taken the command; its result, if any, will tell"
+                           : "the command never reached Kafka and will not run");
+            json_t *e = json_pack("{s:s, s:s, s:s, s:s, s:s}", "type", "error", "code",
+                                  maybe ? "delivery_unknown" : "not_delivered", "message", why, "command_id",
+                                  p->command_id, "command", p->command);
+            if (p->client_id) json_object_set(e, "id", p->client_id);
+            gw_send_to(c->g, p->operator_id, e);
+            json_decref(e);
+        }
+    }
+    if (p) {
+        json_decref(p->client_id);
+        free(p);
     }
 }
 
@@ -48,6 +81,9 @@ gw_commands_out *gw_commands_out_new(gw *g, char *err, size_t errlen) {
     rd_kafka_conf_set(conf, "enable.idempotence", "true", e, sizeof(e));
     rd_kafka_conf_set(conf, "linger.ms", "0", e, sizeof(e));
     rd_kafka_conf_set(conf, "client.id", "callbus-gateway-commands", e, sizeof(e));
+    char ttl_ms[32];
+    snprintf(ttl_ms, sizeof(ttl_ms), "%d", cfg->gateway.command_ttl_s * 1000);
+    rd_kafka_conf_set(conf, "message.timeout.ms", ttl_ms, e, sizeof(e));
     for (size_t i = 0; i < cfg->kafka_count; i++) {
         if (rd_kafka_conf_set(conf, cfg->kafka[i].key, cfg->kafka[i].value, e, sizeof(e)) != RD_KAFKA_CONF_OK) {
             snprintf(err, errlen, "kafka property %s: %s", cfg->kafka[i].key, e);
@@ -200,12 +236,21 @@ void gw_command(gw_commands_out *c, gw_session *s, json_t *msg) {
                            sender, "subject", subject, "datacontenttype", "application/json", "data", d);
     char *txt = json_dumps(ev, JSON_COMPACT);
     json_decref(ev);
+    pending *p = calloc(1, sizeof(*p));
+    if (p) {
+        snprintf(p->operator_id, sizeof(p->operator_id), "%s", self);
+        snprintf(p->command_id, sizeof(p->command_id), "%s", id);
+        snprintf(p->command, sizeof(p->command), "%s", cmd);
+        p->client_id = json_incref(cid);
+    }
     rd_kafka_resp_err_t rc = rd_kafka_producev(c->rk, RD_KAFKA_V_TOPIC(c->topic),
                                                RD_KAFKA_V_KEY(subject, strlen(subject)),
-                                               RD_KAFKA_V_VALUE(txt, strlen(txt)),
+                                               RD_KAFKA_V_VALUE(txt, strlen(txt)), RD_KAFKA_V_OPAQUE(p),
                                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE), RD_KAFKA_V_END);
     if (rc) {
         free(txt);
+        if (p) json_decref(p->client_id);
+        free(p);
         c->g->m.commands_failed++;
         log_warn("gateway: %s %s: command %s not produced: %s", s->peer, self, cmd, rd_kafka_err2str(rc));
         gw_send_error(s, "unavailable", "the command could not be queued; try again", cid);
@@ -237,7 +282,12 @@ void gw_commands_out_free(gw_commands_out *c) {
         rd_kafka_queue_io_event_enable(c->main_q, -1, NULL, 0);
         rd_kafka_queue_destroy(c->main_q);
     }
+    c->closing = 1;
+    /* What Kafka has not taken by now is dropped, with its report served
+     * so that nothing of it stays allocated. */
     rd_kafka_flush(c->rk, 5000);
+    rd_kafka_purge(c->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    rd_kafka_flush(c->rk, 1000);
     rd_kafka_destroy(c->rk);
     free(c);
 }

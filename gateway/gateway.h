@@ -130,6 +130,7 @@ void gw_sessions_sweep(gw *g, double now);
 /* view_delivery_fn: operator_id NULL = supervisors */
 void gw_deliver(void *ctx, const char *operator_id, json_t *msg);
 void gw_send_json(gw_session *s, json_t *msg);  /* steals nothing */
+void gw_send_to(gw *g, const char *operator_id, json_t *msg);  /* that identity's sessions */
 void gw_send_error(gw_session *s, const char *code, const char *message, json_t *id);
 void gw_close(gw_session *s, int code, const char *reason);
 /* Handles one complete text message of an authenticated or new session. */

@@ -74,7 +74,9 @@ void gw_send_json(gw_session *s, json_t *msg) {
 
 void gw_send_error(gw_session *s, const char *code, const char *message, json_t *id) {
     json_t *e = json_pack("{s:s, s:s, s:s}", "type", "error", "code", code, "message", message);
-    if (id) json_object_set(e, "id", id);
+    /* Echoed so the client can match the answer; an object or array the
+     * client sent as id is not worth sending back. */
+    if (json_is_string(id) || json_is_number(id)) json_object_set(e, "id", id);
     gw_send_json(s, e);
     json_decref(e);
 }
@@ -100,6 +102,15 @@ void gw_deliver(void *ctx, const char *operator_id, json_t *msg) {
     for (; s; s = s->rnext)
         if (!s->close_code) enqueue(s, o);
     out_unref(o);
+}
+
+/* Not a stream message: only the sessions of that one identity, operator
+ * or supervisor, get it. */
+void gw_send_to(gw *g, const char *operator_id, json_t *msg) {
+    gw_session *s = gw_route_first(g, operator_id);
+    if (!s) s = gw_route_first(g, NULL);
+    for (; s; s = s->rnext)
+        if (!s->close_code && !strcmp(s->id.operator_id, operator_id)) gw_send_json(s, msg);
 }
 
 /* ---------- protocol ---------- */

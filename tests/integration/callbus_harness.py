@@ -243,7 +243,12 @@ def start_gateway(procs, conf, name="gateway"):
 
 
 class GwClient:
-    """A WebSocket client of the gateway (websocket-client), JSON in and out."""
+    """A WebSocket client of the gateway (websocket-client), JSON in and out.
+    Every client made is kept in GwClient.made, so that a test module can
+    check all that the gateway sent (test_gateway.py: against the AsyncAPI
+    document)."""
+
+    made = []
 
     def __init__(self, base_url, token=None, resume=None, sslopt=None, origin=None, auth=True,
                  sockopt=None):
@@ -258,6 +263,7 @@ class GwClient:
             kw["origin"] = origin
         self.ws = websocket.create_connection(url, **kw)
         self.seen = []
+        GwClient.made.append(self)
         self.welcome = self.first = None
         if token and auth:
             msg = {"type": "auth", "token": token}

@@ -18,7 +18,7 @@ import pytest
 
 from callbus_harness import (GwClient, hs256_token, messages, operator_token, start_agent,
                              start_amisim, start_gateway, write_agent_conf, write_gateway_conf)
-from conftest import build_path, create_topic, produce, wait_until
+from conftest import ROOT, build_path, create_topic, produce, wait_until
 
 COMMANDS_CONF = 'commands: { operator_phone = "Local/%s@phones"; };'
 
@@ -57,6 +57,38 @@ class GwBench:
 @pytest.fixture
 def gwb(procs, tmp_path, site, kafka_bootstrap):
     return GwBench(procs, tmp_path, site, kafka_bootstrap)
+
+
+def server_message_schemas():
+    """The payload schema of each gateway -> client message type, from
+    schemas/asyncapi.yaml."""
+    import yaml
+    from jsonschema import Draft202012Validator
+    doc = yaml.safe_load((ROOT / "schemas" / "asyncapi.yaml").read_text())
+    out = {}
+    for name, m in doc["components"]["messages"].items():
+        if name.startswith("gatewayServer"):
+            schema = m["payload"]["schema"]
+            out[schema["properties"]["type"]["const"]] = Draft202012Validator(schema)
+    return out
+
+
+@pytest.fixture(autouse=True)
+def gateway_speaks_its_documented_protocol():
+    """Whatever a test did, every message its clients received must be one
+    the AsyncAPI document describes, and fit its schema."""
+    GwClient.made.clear()
+    yield
+    validators = server_message_schemas()
+    checked = 0
+    for c in GwClient.made:
+        for m in c.seen:
+            assert m.get("type") in validators, f"undocumented gateway message: {m}"
+            errors = [e.message for e in validators[m["type"]].iter_errors(m)]
+            assert not errors, f"gateway message {m} does not fit schemas/asyncapi.yaml: {errors}"
+            checked += 1
+    GwClient.made.clear()
+    print(f"asyncapi: {checked} gateway messages fit their schemas")
 
 
 def events(msgs, etype=None):
@@ -390,6 +422,51 @@ def test_slow_reader_dropped_others_keep_receiving(procs, tmp_path, site, kafka_
 
 
 # ------------------------------------------------------- the event loop
+
+def test_site_broker_down_commands_are_answered_operators_stay(procs, tmp_path, site, private_broker):
+    """The site's Kafka goes away under a connected operator: the operator
+    stays connected, a command sent meanwhile is acknowledged as queued and,
+    once its TTL has passed without Kafka taking it, answered with
+    not_delivered (it never reaches the commands topic, so it can never run);
+    when Kafka is back, commands flow again."""
+    bs = private_broker.bootstrap
+    for kind in ("calls", "operators", "results", "commands"):
+        create_topic(bs, site.topic(kind), partitions=1)
+    conf = write_gateway_conf(tmp_path, site, bs, "command_ttl = 3;")
+    _, url = start_gateway(procs, conf)
+    c = GwClient(url, operator_token(site, "op101"))
+    assert c.first["type"] == "snapshot"
+    before = command(c, "pause", {"reason": "lunch"}, cid="before")
+    assert before["type"] == "command_ack"
+    wait_until(lambda: before["command_id"] in {m["id"] for m in messages(bs, site.topic("commands"), timeout=5,
+                                                                           idle=0.3)},
+               timeout=30, what="the first command in Kafka")
+
+    private_broker.stop()
+    down = command(c, "unpause", {}, cid="down")
+    assert down["type"] == "command_ack"
+    t0 = time.monotonic()
+    err = c.recv_until(lambda m: m.get("type") == "error" and m.get("id") == "down", timeout=30,
+                       what="not_delivered", seen=False)
+    waited = time.monotonic() - t0
+    print(f"broker down: the command was answered {err['code']} after {waited:.1f} s: {err['message']}")
+    assert err["code"] == "not_delivered" and err["command_id"] == down["command_id"], err
+    assert err["command"] == "unpause"
+    assert waited < 20
+    c.send({"type": "ping"})
+    assert c.recv_until(lambda m: m["type"] == "pong", seen=False)
+    assert gw_metrics(url)["callbus_gateway_commands_failed_total"] == 1
+
+    private_broker.start()
+    after = command(c, "unpause", {}, cid="after")
+    assert after["type"] == "command_ack"
+    wanted = {before["command_id"], after["command_id"]}
+    wait_until(lambda: wanted <= {m["id"] for m in messages(bs, site.topic("commands"), timeout=5, idle=0.5)},
+               timeout=60, what="the commands sent while Kafka was up")
+    ids = [m["id"] for m in messages(bs, site.topic("commands"), timeout=5, idle=0.5)]
+    assert down["command_id"] not in ids
+    assert sorted(ids) == sorted(wanted)
+
 
 def test_stops_cleanly_on_sigterm_and_sigint(procs, tmp_path, site, kafka_bootstrap):
     """The gateway owns its libev loop: SIGTERM and SIGINT break it, lws
