@@ -144,7 +144,7 @@ def test_wrong_type_const_rejected(reg):
     assert any("'callbus.call.ended' was expected" in e for e in errs), errs
     # and an ended payload labelled started lacks what started requires
     msg["type"] = "callbus.call.started"
-    assert_rejected(reg, msg, "'direction' is a required property")
+    assert_rejected(reg, msg, "'channel' is a required property")
 
 
 def test_unknown_type_rejected(reg):
