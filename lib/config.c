@@ -96,6 +96,19 @@ static int copy_int(config_t *cf, const char *path, int *out, int min, int max,
     return 0;
 }
 
+/* libconfig's own lookup leaves a wrong type unsaid; "enabled = 0;" must
+ * not leave commands on. */
+static int copy_bool(config_t *cf, const char *path, int *out, char *err, size_t errlen) {
+    config_setting_t *st = config_lookup(cf, path);
+    if (!st) return 0;
+    if (config_setting_type(st) != CONFIG_TYPE_BOOL) {
+        snprintf(err, errlen, "setting %s must be true or false", path);
+        return -1;
+    }
+    *out = config_setting_get_bool(st);
+    return 0;
+}
+
 static int read_secret_file(const char *path, char *out, size_t outlen, char *err, size_t errlen) {
     FILE *f = fopen(path, "r");
     if (!f) {
@@ -127,6 +140,16 @@ static int load_kafka(callbus_config *c, config_t *cf, char *err, size_t errlen)
     return 0;
 }
 
+/* An interface goes into AMI actions (QueuePause, ChanSpy): a channel
+ * technology, a slash, and no byte that could end an AMI header. */
+static int interface_ok(const char *s) {
+    const char *slash = strchr(s, '/');
+    if (!slash || slash == s || !slash[1]) return 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if (*p <= ' ' || *p == 0x7f) return 0;
+    return 1;
+}
+
 static int load_operators(callbus_config *c, config_t *cf, char *err, size_t errlen) {
     config_setting_t *list = config_lookup(cf, "operators");
     if (!list) return 0;
@@ -144,7 +167,15 @@ static int load_operators(callbus_config *c, config_t *cf, char *err, size_t err
             snprintf(err, errlen, "operators[%d].id \"%s\" may hold only letters, digits, - and _", i, id);
             return -1;
         }
-        config_setting_lookup_string(op, "name", &name);
+        if (!interface_ok(iface)) {
+            snprintf(err, errlen, "operators[%d].interface \"%s\" must be TECH/resource (e.g. PJSIP/op101), "
+                     "without spaces or control characters", i, iface);
+            return -1;
+        }
+        if (config_setting_get_member(op, "name") && !config_setting_lookup_string(op, "name", &name)) {
+            snprintf(err, errlen, "operators[%d].name must be a string", i);
+            return -1;
+        }
         config_operator *o = &c->operators[c->operator_count++];
         o->id = strdup(id);
         o->interface = strdup(iface);
@@ -243,10 +274,8 @@ static const char *const default_numbers[] = {"^\\+?[0-9]{3,15}$", NULL};
 static const char *const default_transfers[] = {"^[0-9]{2,6}$", NULL};
 
 static int load_commands(callbus_config *c, config_t *cf, char *err, size_t errlen) {
-    int enabled = c->commands.enabled;
-    config_lookup_bool(cf, "commands.enabled", &enabled);
-    c->commands.enabled = enabled;
-    if (copy_string(cf, "commands.journal", c->commands.journal, sizeof(c->commands.journal), err, errlen) ||
+    if (copy_bool(cf, "commands.enabled", &c->commands.enabled, err, errlen) ||
+        copy_string(cf, "commands.journal", c->commands.journal, sizeof(c->commands.journal), err, errlen) ||
         copy_int(cf, "commands.max_ttl", &c->commands.max_ttl_s, 1, 86400, err, errlen) ||
         copy_int(cf, "commands.result_timeout", &c->commands.result_timeout_s, 1, 3600, err, errlen) ||
         copy_string(cf, "commands.operator_phone", c->commands.operator_phone, sizeof(c->commands.operator_phone), err, errlen) ||

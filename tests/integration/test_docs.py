@@ -47,7 +47,7 @@ def test_relative_links_resolve(md):
 def config_keys():
     """Every setting lib/config.c reads, as its dotted path."""
     src = (ROOT / "lib" / "config.c").read_text()
-    keys = set(re.findall(r'(?:copy_string|copy_int|load_strings|config_lookup_bool|config_lookup)'
+    keys = set(re.findall(r'(?:copy_string|copy_int|load_strings|copy_bool|config_lookup)'
                           r'\(\s*(?:&?cf)\s*,\s*"([a-z_.]+)"', src))
     assert len(keys) > 40, "the pattern no longer finds lib/config.c's settings"
     return keys

@@ -80,6 +80,28 @@ static void test_errors_are_clear(void **state) {
     expect_error("agent: { ami: { secret_file = \"/nonexistent/x\"; }; };", "secret_file");
     expect_error("operators = ( { id = \"a\"; } );", "operators[0]");
     expect_error("agent: { ami: { reconnect_min_ms = 5000; reconnect_max_ms = 100; }; };", "reconnect_max_ms");
+    /* A wrong type is an error, not the default: these must not leave commands on. */
+    expect_error("commands: { enabled = 0; };", "commands.enabled must be true or false");
+    expect_error("commands: { enabled = \"false\"; };", "commands.enabled must be true or false");
+    expect_error("operators = ( { id = \"a\"; interface = \"PJSIP/1\"; name = 7; } );", "operators[0].name");
+    expect_error("operators = ( { id = \"a\"; interface = \"1001\"; } );", "operators[0].interface");
+    expect_error("operators = ( { id = \"a\"; interface = \"PJSIP/1\\r\\nAction: Hangup\"; } );",
+                 "operators[0].interface");
+    expect_error("operators = ( { id = \"a\"; interface = \"PJSIP/ 1\"; } );", "operators[0].interface");
+}
+
+static void test_commands_can_be_turned_off(void **state) {
+    (void)state;
+    write_conf("commands: { enabled = false; };");
+    callbus_config c;
+    char err[256];
+    assert_int_equal(config_load(&c, path, err, sizeof(err)), 0);
+    assert_int_equal(c.commands.enabled, 0);
+    config_free(&c);
+    unlink(path);
+    assert_int_equal(config_load(&c, NULL, err, sizeof(err)), 0);
+    assert_int_equal(c.commands.enabled, 1);
+    config_free(&c);
 }
 
 static void test_secret_file(void **state) {
@@ -104,6 +126,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults), cmocka_unit_test(test_full_file),
         cmocka_unit_test(test_errors_are_clear), cmocka_unit_test(test_secret_file),
+        cmocka_unit_test(test_commands_can_be_turned_off),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
