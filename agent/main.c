@@ -1,17 +1,11 @@
 /* main.c -- callbus-agent: command line, signals, run. */
-#include <signal.h>
 #include <stdio.h>
 
 #include "agent.h"
 #include "log.h"
 #include "program.h"
 
-static agent *running;
-
-static void on_signal(int sig) {
-    (void)sig;
-    if (running) agent_stop(running);
-}
+static void stop(void *a) { agent_stop(a); }
 
 static const program_info info = {
     "callbus-agent",
@@ -32,16 +26,13 @@ int main(int argc, char **argv) {
         return 0;
     }
     char err[1024];
-    running = agent_new(&cfg, err, sizeof(err));
+    agent *running = agent_new(&cfg, err, sizeof(err));
     if (!running) {
         log_error("%s", err);
         config_free(&cfg);
         return 1;
     }
-    struct sigaction sa = {.sa_handler = on_signal};
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    program_stop_on_signals(stop, running);
     rc = agent_run(running);
     agent_free(running);
     config_free(&cfg);

@@ -1,5 +1,4 @@
 /* main.c -- callbus-gateway command line: options, config, signals. */
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,12 +8,7 @@
 #include "log.h"
 #include "program.h"
 
-static gw *running;
-
-static void on_signal(int sig) {
-    (void)sig;
-    if (running) gw_stop(running);
-}
+static void stop(void *g) { gw_stop(g); }
 
 static const program_info info = {
     "callbus-gateway",
@@ -38,16 +32,13 @@ int main(int argc, char **argv) {
         config_free(&cfg);
         return 0;
     }
-    signal(SIGPIPE, SIG_IGN);
-    running = gw_new(&cfg, err, sizeof(err));
+    gw *running = gw_new(&cfg, err, sizeof(err));
     if (!running) {
         log_error("%s", err);
         config_free(&cfg);
         return 1;
     }
-    struct sigaction sa = {.sa_handler = on_signal};
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+    program_stop_on_signals(stop, running);
     rc = gw_run(running);
     gw_free(running);
     config_free(&cfg);

@@ -2,6 +2,7 @@
 #include "program.h"
 
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -69,4 +70,22 @@ int program_start(const program_info *p, int argc, char **argv, callbus_config *
     if (rc < 0) rc = load(p, *path, props, nprops, verbose, cfg);
     free(props);
     return rc;
+}
+
+static void (*stop_fn)(void *);
+static void *stop_arg;
+
+static void on_stop_signal(int sig) {
+    (void)sig;
+    if (stop_fn) stop_fn(stop_arg);
+}
+
+void program_stop_on_signals(void (*stop)(void *), void *arg) {
+    stop_fn = stop;
+    stop_arg = arg;
+    struct sigaction sa = {.sa_handler = on_stop_signal};
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    /* A peer that went away is an error return, not a death. */
+    signal(SIGPIPE, SIG_IGN);
 }

@@ -23,5 +23,8 @@ int program_start(const program_info *p, int argc, char **argv, callbus_config *
                   const char **path, int *check);
 /* Prints "<name>: <message>" for a config problem found later; returns 2. */
 int program_bad_config(const program_info *p, callbus_config *cfg, const char *message);
+/* SIGINT and SIGTERM call stop(arg), which must be async-signal-safe (set
+ * a flag); SIGPIPE is ignored. */
+void program_stop_on_signals(void (*stop)(void *), void *arg);
 
 #endif
