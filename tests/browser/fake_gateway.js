@@ -238,6 +238,7 @@ class FakeGateway {
   /* Abrupt loss of every connection (no close frame). */
   dropConnections() { for (const c of this.clients) c.ws.terminate(); }
   setAccepting(on) { this.accepting = on; }
+  setKafkaDown(on) { this.kafkaDown = on; }
 
   result(client, cmd, commandId, status, extra = {}) {
     this.emit('callbus.result', { command_id: commandId, command_type: cmd, status, sender: 'gateway:' + client.who.sub, ...extra }, [client.who.sub]);
@@ -252,7 +253,12 @@ class FakeGateway {
     if ((m.command === 'listen' || m.command === 'whisper') && !this.isSup(client)) return reject('forbidden', 'supervisors only');
     const c = d.call_id ? this.calls.get(d.call_id) : null;
     if (['answer', 'hangup', 'transfer'].includes(m.command) && (!c || !c.owners.includes(me))) return reject('forbidden', 'not your call');
-    this.sendTo(client, { type: 'command_ack', id: m.id, command_id: commandId });
+    this.sendTo(client, { type: 'command_ack', id: m.id, command: m.command, command_id: commandId });
+    if (this.kafkaDown) {   /* as callbus-gateway does once the command's TTL has passed */
+      await this.later(() => this.sendTo(client, { type: 'error', code: 'not_delivered', id: m.id, command_id: commandId, command: m.command,
+        message: 'Local: Message timed out: the command never reached Kafka and will not run' }));
+      return;
+    }
     await this.later(() => this.result(client, m.command, commandId, 'accepted'));
     const mi = { operator_id: me, interface: 'PJSIP/' + me, member_name: op.member_name };
     switch (m.command) {

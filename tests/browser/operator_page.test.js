@@ -186,6 +186,18 @@ test('a rejected command shows the error in the log', async () => {
   await shot('07-log');
 });
 
+test('a command Kafka never took is shown as not delivered', async () => {
+  gw.setKafkaDown(true);
+  try {
+    await page.getByLabel('Number to call').fill('5551234');
+    await page.getByRole('button', { name: 'Call', exact: true }).click();
+    await until(async () => /never reached Kafka/.test(await textOf('#log li:first-child')), 'not_delivered logged');
+    assert.match(await textOf('#log li:first-child'), /5551234|originate|call/i);
+  } finally {
+    gw.setKafkaDown(false);
+  }
+});
+
 test('supervisor signs in with the form and sees operators and active calls, Listen sends listen', async () => {
   const sctx = await browser.newContext({ viewport: { width: 1100, height: 900 } });
   const sp = await sctx.newPage();
