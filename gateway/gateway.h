@@ -110,6 +110,8 @@ struct gw {
     size_t nsessions, nauthed;
     gw_kafka_in *kin;
     gw_commands_out *cout;
+    int kafka_down;           /* the consumer has no broker: clients are told */
+    double kafka_down_since;
     volatile int stopping;
     int tls;
     int port;
@@ -131,6 +133,9 @@ void gw_sessions_sweep(gw *g, double now);
 void gw_deliver(void *ctx, const char *operator_id, json_t *msg);
 void gw_send_json(gw_session *s, json_t *msg);  /* steals nothing */
 void gw_send_to(gw *g, const char *operator_id, json_t *msg);  /* that identity's sessions */
+/* kafka_in.c reports whether the site's Kafka is reachable; every
+ * authenticated session hears of a change (a "status" message). */
+void gw_kafka_state(gw *g, int up);
 void gw_send_error(gw_session *s, const char *code, const char *message, json_t *id);
 void gw_close(gw_session *s, int code, const char *reason);
 /* Handles one complete text message of an authenticated or new session. */

@@ -29,35 +29,62 @@ struct gw_kafka_in {
 
 static const char *const kinds[NTOPICS] = {"calls", "operators", "results"};
 
+/* librdkafka says when every broker is down but not when one is back;
+ * its statistics (every statistics.interval.ms) list each broker's state. */
+static int on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque) {
+    (void)rk;
+    gw_kafka_in *k = opaque;
+    json_t *st = json_loadb(json, len, 0, NULL);
+    const char *name;
+    json_t *b;
+    int up = 0;
+    json_object_foreach(json_object_get(st, "brokers"), name, b) {
+        const char *state = json_string_value(json_object_get(b, "state"));
+        if (json_integer_value(json_object_get(b, "nodeid")) >= 0 && state && !strcmp(state, "UP")) up = 1;
+    }
+    if (st) gw_kafka_state(k->g, up);
+    json_decref(st);
+    return 0;
+}
+
 gw_kafka_in *gw_kafka_in_new(gw *g, char *err, size_t errlen) {
     const callbus_config *cfg = g->cfg;
     char e[512];
+    gw_kafka_in *k = calloc(1, sizeof(*k));
+    if (!k) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    k->g = g;
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     char group[128];
     snprintf(group, sizeof(group), "callbus-gateway-%s", cfg->gateway.id);
     const char *defaults[][2] = {{"group.id", group}, {"enable.auto.commit", "false"},
                                  {"enable.auto.offset.store", "false"}, {"auto.offset.reset", "earliest"},
                                  {"enable.partition.eof", "true"}, {"client.id", "callbus-gateway"},
-                                 {"fetch.wait.max.ms", "10"}};
+                                 {"fetch.wait.max.ms", "10"}, {"statistics.interval.ms", "5000"}};
     for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++)
         rd_kafka_conf_set(conf, defaults[i][0], defaults[i][1], e, sizeof(e));
     for (size_t i = 0; i < cfg->kafka_count; i++) {
         if (rd_kafka_conf_set(conf, cfg->kafka[i].key, cfg->kafka[i].value, e, sizeof(e)) != RD_KAFKA_CONF_OK) {
             snprintf(err, errlen, "kafka property %s: %s", cfg->kafka[i].key, e);
             rd_kafka_conf_destroy(conf);
+            free(k);
             return NULL;
         }
     }
+    rd_kafka_conf_set_stats_cb(conf, on_stats);
+    rd_kafka_conf_set_opaque(conf, k);
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, e, sizeof(e));
     if (!rk) {
         snprintf(err, errlen, "kafka consumer: %s", e);
+        rd_kafka_conf_destroy(conf);
+        free(k);
         return NULL;
     }
     /* Errors and logs come through the consumer queue too: one queue to
      * serve, one fd to wake on. */
     rd_kafka_poll_set_consumer(rk);
-    gw_kafka_in *k = calloc(1, sizeof(*k));
-    k->g = g;
     k->rk = rk;
     k->queue = rd_kafka_queue_get_consumer(rk);
     for (int i = 0; i < NTOPICS; i++) config_topic(cfg, kinds[i], k->topics[i], sizeof(k->topics[i]));
@@ -108,6 +135,7 @@ static int assign_new(gw_kafka_in *k, int timeout_ms) {
 static void handle(gw_kafka_in *k, rd_kafka_message_t *m, int live) {
     gw *g = k->g;
     if (m->err) {
+        if (m->err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) gw_kafka_state(g, 0);
         if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
             g->m.kafka_errors++;
             log_warn("gateway: kafka: %s", rd_kafka_message_errstr(m));
@@ -115,6 +143,7 @@ static void handle(gw_kafka_in *k, rd_kafka_message_t *m, int live) {
         return;
     }
     g->m.kafka_msgs++;
+    gw_kafka_state(g, 1);
     if (!m->payload) return;
     int n = view_apply(g->view, m->payload, m->len, live ? gw_deliver : NULL, g);
     if (n < 0) log_warn("gateway: %s/%d@%lld: not a usable CloudEvent", rd_kafka_topic_name(m->rkt), m->partition,

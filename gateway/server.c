@@ -50,6 +50,7 @@ static char *render_metrics(gw *g, size_t *len) {
 #define G(name, help, v) fprintf(f, "# HELP callbus_gateway_" name " " help "\n# TYPE callbus_gateway_" name " gauge\ncallbus_gateway_" name " %llu\n", (unsigned long long)(v))
     G("connections", "open WebSocket connections", g->nsessions);
     G("authenticated_connections", "authenticated WebSocket connections", g->nauthed);
+    G("kafka_up", "1 while the consumer reaches the site's Kafka, 0 while it does not", !g->kafka_down);
     C("connections_total", "WebSocket connections accepted", m->connections_total);
     C("auth_ok_total", "successful authentications", m->auth_ok);
     C("auth_failed_total", "refused tokens", m->auth_failed);
@@ -96,8 +97,9 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
             p->body = render_metrics(g, &p->len);
             p->status = HTTP_STATUS_OK;
         } else if (uri && !strcmp(uri, "/health")) {
-            p->len = (size_t)asprintf(&p->body, "{\"status\":\"ok\",\"site\":\"%s\",\"connections\":%zu}\n",
-                                      g->cfg->site, g->nsessions);
+            p->len = (size_t)asprintf(&p->body,
+                                      "{\"status\":\"ok\",\"site\":\"%s\",\"connections\":%zu,\"kafka\":\"%s\"}\n",
+                                      g->cfg->site, g->nsessions, g->kafka_down ? "down" : "up");
             p->status = HTTP_STATUS_OK;
         } else {
             return lws_callback_http_dummy(wsi, reason, user, in, len);

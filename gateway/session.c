@@ -113,6 +113,24 @@ void gw_send_to(gw *g, const char *operator_id, json_t *msg) {
         if (!s->close_code && !strcmp(s->id.operator_id, operator_id)) gw_send_json(s, msg);
 }
 
+static json_t *status_msg(gw *g) {
+    json_t *m = json_pack("{s:s, s:s}", "type", "status", "kafka", g->kafka_down ? "down" : "up");
+    if (g->kafka_down) json_object_set_new(m, "since", json_real(g->kafka_down_since));
+    return m;
+}
+
+void gw_kafka_state(gw *g, int up) {
+    if (up == !g->kafka_down) return;
+    g->kafka_down = !up;
+    g->kafka_down_since = up ? 0 : gw_now();
+    if (up) log_info("gateway: the site's Kafka is reachable again: live updates resume");
+    else log_warn("gateway: the site's Kafka is unreachable: operators are told their updates are delayed");
+    json_t *m = status_msg(g);
+    for (gw_session *s = g->sessions; s; s = s->next)
+        if (s->authed && !s->close_code) gw_send_json(s, m);
+    json_decref(m);
+}
+
 /* ---------- protocol ---------- */
 
 static const char *role_name(auth_role r) { return r == ROLE_SUPERVISOR ? "supervisor" : "operator"; }
@@ -138,9 +156,10 @@ static void on_auth(gw_session *s, json_t *msg) {
     gw_route_add(g, s);
     g->m.auth_ok++;
     log_info("gateway: %s authenticated as %s (%s)", s->peer, id.operator_id, role_name(id.role));
-    json_t *w = json_pack("{s:s, s:s, s:s, s:s, s:s, s:f}", "type", "welcome", "protocol", GW_PROTOCOL,
+    /* kafka: whether the snapshot that follows is live or may be stale. */
+    json_t *w = json_pack("{s:s, s:s, s:s, s:s, s:s, s:f, s:s}", "type", "welcome", "protocol", GW_PROTOCOL,
                           "operator_id", id.operator_id, "role", role_name(id.role), "site", id.site,
-                          "expires", id.expires);
+                          "expires", id.expires, "kafka", g->kafka_down ? "down" : "up");
     gw_send_json(s, w);
     json_decref(w);
     view_role vr = id.role == ROLE_SUPERVISOR ? VIEW_SUPERVISOR : VIEW_OPERATOR;

@@ -56,6 +56,7 @@
   var token = null;
   var ws = null;
   var connState = 'offline';   /* offline | connecting | connected | reconnecting */
+  var kafkaDown = false;       /* the gateway said it lost the site's Kafka: what we show may be stale */
   var attempt = 0;
   var reconnectTimer = null, reconnectTick = null, pingTimer = null, pongTimer = null;
   var renewTimer = null, pendingToken = null;
@@ -321,7 +322,8 @@
     connState = state;
     var el = $('conn');
     el.dataset.state = state;
-    $('conn-text').textContent = text;
+    el.dataset.kafka = kafkaDown && state === 'connected' ? 'down' : 'up';
+    $('conn-text').textContent = state === 'connected' && kafkaDown ? 'Connected — live updates delayed' : text;
     renderControls();
   }
 
@@ -403,6 +405,16 @@
     pingTimer = pongTimer = null;
   }
 
+  /* The gateway's view is only as live as its Kafka: say when it is not. */
+  function setKafka(down) {
+    if (down !== kafkaDown) {
+      kafkaDown = down;
+      note(down ? 'Live updates delayed: the gateway cannot reach the call centre\'s message bus. Calls still ring on your phone; commands may fail.'
+                : 'Live updates restored.', down ? 'error' : 'info');
+    }
+    if (connState === 'connected') setConn('connected', 'Connected');
+  }
+
   function synced() {
     attempt = 0;
     setConn('connected', 'Connected');
@@ -412,7 +424,11 @@
   function onMessage(m) {
     clearTimeout(pongTimer);
     switch (m.type) {
+      case 'status':
+        setKafka(m.kafka === 'down');
+        break;
       case 'welcome':
+        setKafka(m.kafka === 'down');
         if (S.me && m.operator_id && S.me !== m.operator_id) {
           /* Another operator's token: what we kept is not theirs. */
           resetState();

@@ -142,7 +142,7 @@ class FakeGateway {
         client.who = p;
         expireAt(p);
         this.op(p.sub);
-        this.sendTo(client, { type: 'welcome', protocol: 'callbus.v1', operator_id: p.sub, role: p.role || 'operator', site: this.site, expires: p.exp || null });
+        this.sendTo(client, { type: 'welcome', protocol: 'callbus.v1', operator_id: p.sub, role: p.role || 'operator', site: this.site, expires: p.exp || null, kafka: this.kafkaDown ? 'down' : 'up' });
         const first = m.resume ? this.resume(client, m.resume) : this.snapshot(client);
         this.replies.push({ operator: p.sub, type: first.type, recovered: first.recovered, resume: m.resume || null });
         this.sendTo(client, first);
@@ -239,6 +239,12 @@ class FakeGateway {
   dropConnections() { for (const c of this.clients) c.ws.terminate(); }
   setAccepting(on) { this.accepting = on; }
   setKafkaDown(on) { this.kafkaDown = on; }
+  /* As callbus-gateway does when its consumer loses or regains the site's Kafka. */
+  kafkaStatus(down) {
+    this.kafkaDown = down;
+    const m = down ? { type: 'status', kafka: 'down', since: Date.now() / 1000 } : { type: 'status', kafka: 'up' };
+    for (const c of this.clients) if (c.who) this.sendTo(c, m);
+  }
 
   result(client, cmd, commandId, status, extra = {}) {
     this.emit('callbus.result', { command_id: commandId, command_type: cmd, status, sender: 'gateway:' + client.who.sub, ...extra }, [client.who.sub]);

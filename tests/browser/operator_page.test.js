@@ -186,16 +186,23 @@ test('a rejected command shows the error in the log', async () => {
   await shot('07-log');
 });
 
-test('a command Kafka never took is shown as not delivered', async () => {
-  gw.setKafkaDown(true);
+test('a command Kafka never took is shown as not delivered, and the page says updates are delayed', async () => {
+  gw.kafkaStatus(true);
   try {
+    await page.locator('#conn[data-kafka="down"]').waitFor({ timeout: T });
+    assert.match(await textOf('#conn'), /live updates delayed/i);
+    assert.match(await textOf('#log li:first-child'), /cannot reach/);
+    await shot('08-kafka-down');
     await page.getByLabel('Number to call').fill('5551234');
     await page.getByRole('button', { name: 'Call', exact: true }).click();
     await until(async () => /never reached Kafka/.test(await textOf('#log li:first-child')), 'not_delivered logged');
     assert.match(await textOf('#log li:first-child'), /5551234|originate|call/i);
   } finally {
-    gw.setKafkaDown(false);
+    gw.kafkaStatus(false);
   }
+  await page.locator('#conn[data-kafka="up"]').waitFor({ timeout: T });
+  assert.equal(await textOf('#conn'), 'Connected');
+  assert.match(await textOf('#log li:first-child'), /restored/);
 });
 
 test('supervisor signs in with the form and sees operators and active calls, Listen sends listen', async () => {

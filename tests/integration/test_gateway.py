@@ -328,6 +328,11 @@ def rsa_pair(tmp_path, name):
     return key, pub
 
 
+def gw_health(url):
+    import urllib.request
+    return json.loads(urllib.request.urlopen(url + "/health", timeout=5).read())
+
+
 def gw_metrics(url):
     import urllib.request
     text = urllib.request.urlopen(url + "/metrics", timeout=5).read().decode()
@@ -425,10 +430,12 @@ def test_slow_reader_dropped_others_keep_receiving(procs, tmp_path, site, kafka_
 
 def test_site_broker_down_commands_are_answered_operators_stay(procs, tmp_path, site, private_broker):
     """The site's Kafka goes away under a connected operator: the operator
-    stays connected, a command sent meanwhile is acknowledged as queued and,
-    once its TTL has passed without Kafka taking it, answered with
-    not_delivered (it never reaches the commands topic, so it can never run);
-    when Kafka is back, commands flow again."""
+    stays connected and is told (status kafka down; a client connecting
+    meanwhile reads it in its welcome), a command sent meanwhile is
+    acknowledged as queued and, once its TTL has passed without Kafka taking
+    it, answered with not_delivered (it never reaches the commands topic, so
+    it can never run); when Kafka is back, clients are told and commands
+    flow again."""
     bs = private_broker.bootstrap
     for kind in ("calls", "operators", "results", "commands"):
         create_topic(bs, site.topic(kind), partitions=1)
@@ -442,7 +449,16 @@ def test_site_broker_down_commands_are_answered_operators_stay(procs, tmp_path, 
                                                                            idle=0.3)},
                timeout=30, what="the first command in Kafka")
 
+    assert gw_health(url)["kafka"] == "up"
+
     private_broker.stop()
+    st = c.recv_until(lambda m: m["type"] == "status", timeout=30, what="status kafka down", seen=False)
+    assert st["kafka"] == "down" and st["since"] <= time.time(), st
+    late = GwClient(url, operator_token(site, "op102"))
+    assert late.welcome["kafka"] == "down" and late.first["type"] == "snapshot"
+    assert c.welcome["kafka"] == "up"
+    assert gw_health(url)["kafka"] == "down"
+    assert gw_metrics(url)["callbus_gateway_kafka_up"] == 0
     down = command(c, "unpause", {}, cid="down")
     assert down["type"] == "command_ack"
     t0 = time.monotonic()
@@ -458,6 +474,10 @@ def test_site_broker_down_commands_are_answered_operators_stay(procs, tmp_path, 
     assert gw_metrics(url)["callbus_gateway_commands_failed_total"] == 1
 
     private_broker.start()
+    for client in (c, late):
+        st = client.recv_until(lambda m: m["type"] == "status", timeout=60, what="status kafka up", seen=False)
+        assert st["kafka"] == "up" and "since" not in st, st
+    assert gw_health(url)["kafka"] == "up"
     after = command(c, "unpause", {}, cid="after")
     assert after["type"] == "command_ack"
     wanted = {before["command_id"], after["command_id"]}
