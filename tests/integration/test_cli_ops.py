@@ -336,6 +336,30 @@ def test_lag_counts_exactly_what_the_centre_lacks(site, kafka_bootstrap, central
     assert [(x["messages"], x["seconds"]) for x in doc["replication"]] == [(0, 0)] * 3
 
 
+def test_lag_is_exact_when_the_site_wrote_an_event_twice(site, kafka_bootstrap, central, tmp_path):
+    """A producer retry at the site writes the last event twice, same id and
+    timestamp. Mirrored, the centre has everything: 0 behind, not 1. With
+    the second copy not mirrored yet it is exactly 1; with MM2 itself
+    duplicating it, 0."""
+    calls = site.topic("calls")
+    create_topic(kafka_bootstrap, calls, partitions=1)
+    create_topic(central, calls, partitions=1)
+    recs = events(site.id, "calls", 5, int(time.time() * 1000) - 60_000, partitions=1)
+    produce_records(kafka_bootstrap, calls, recs + [recs[-1]])
+    behind = mirror(kafka_bootstrap, central, calls, keep_last={0: 1})
+    conf = site_conf(tmp_path, site)
+    common = ["--central", central, "--site", f"{site.id}={kafka_bootstrap}", "--topics", "calls"]
+    c = row(lag_json(conf, *common), calls)
+    assert (c["messages"], c["exact"], c["partitions"][0]["next_source_offset"]) == (1, True, 5)
+    produce_records(central, calls, [dict(partition=0, key=b.key, value=b.value, timestamp=b.timestamp,
+                                          headers=b.headers) for b in behind])
+    c = row(lag_json(conf, *common), calls)
+    assert (c["messages"], c["exact"], c["partitions"][0]["next_source_offset"]) == (0, True, 6)
+    produce_records(central, calls, [recs[-1]])  # an at-least-once copy by MM2 on top
+    c = row(lag_json(conf, *common), calls)
+    assert (c["messages"], c["exact"]) == (0, True)
+
+
 def test_lag_of_a_topic_the_centre_has_not_seen_and_of_a_consumer_group(site, kafka_bootstrap, central, tmp_path):
     calls = site.topic("calls")
     create_topic(kafka_bootstrap, calls, partitions=2)
