@@ -424,6 +424,55 @@ def test_lag_refuses_bad_arguments_and_bounds_its_wait_on_a_dead_cluster(site, k
         assert time.time() - t0 < 20  # one bounded wait per cluster, not one per topic
 
 
+def test_per_cluster_kafka_properties(site, kafka_bootstrap, central, tmp_path):
+    """-X CLUSTER:name=value goes to that cluster only (after the plain -X,
+    which still goes to all). SSL against these plaintext brokers shows which
+    cluster a property reached: exactly that one becomes unreachable."""
+    calls = site.topic("calls")
+    for bs in (kafka_bootstrap, central):
+        create_topic(bs, calls, partitions=1)
+    produce_records(kafka_bootstrap, calls, events(site.id, "calls", 3, int(time.time() * 1000) - 60_000,
+                                                   partitions=1))
+    mirror(kafka_bootstrap, central, calls)
+    conf = site_conf(tmp_path, site)
+    common = ["--central", central, "--site", f"{site.id}={kafka_bootstrap}", "--topics", "calls", "--timeout", "3"]
+
+    def lag(*xs):
+        return cli(*conf, *[a for x in xs for a in ("-X", x)], "lag", *common, timeout=60)
+    r = lag("central:no.such.property=1")
+    assert r.returncode == 3 and "callbus lag: cluster central: kafka property no.such.property:" in r.stderr
+    r = lag(f"{site.id}:no.such.property=1")
+    assert r.returncode == 3 and f"callbus lag: cluster {site.id}: kafka property no.such.property:" in r.stderr
+    r = lag("central:security.protocol=SSL")
+    assert r.returncode == 3 and f"ERROR: central cluster {central}: cannot reach the cluster" in r.stdout
+    r = lag(f"{site.id}:security.protocol=SSL")
+    assert r.returncode == 3 and f"ERROR: site {site.id} cluster {kafka_bootstrap}: cannot reach" in r.stdout
+    assert "central cluster" not in r.stdout.split("\n", 1)[1]
+    r = lag("security.protocol=SSL", "central:security.protocol=PLAINTEXT")
+    assert r.returncode == 3 and f"ERROR: site {site.id} cluster {kafka_bootstrap}: cannot reach" in r.stdout
+    r = lag("security.protocol=SSL", "central:security.protocol=PLAINTEXT", f"{site.id}:security.protocol=PLAINTEXT")
+    assert r.returncode == 0 and "callbus lag at" in r.stdout
+    # A cluster the command does not have is a typo: refused, not ignored.
+    r = lag("centrl:security.protocol=SSL")
+    assert r.returncode == 2 and f'-X centrl:security.protocol=SSL: no cluster "centrl" here; its clusters: central, {site.id}' in r.stderr
+    r = cli("-X", f"bootstrap.servers={kafka_bootstrap}", "-X", "central:client.id=x", "tail", calls)
+    assert r.returncode == 2 and "tail talks to one cluster: use plain -X name=value" in r.stderr
+
+    # replay: "source" (the topic's cluster) and "target" (--to-bootstrap).
+    def replay(*xs, to=True):
+        more = ["--to-topic", calls, "--to-bootstrap", central] if to else []
+        return cli("-X", f"bootstrap.servers={kafka_bootstrap}", *[a for x in xs for a in ("-X", x)], "replay",
+                   calls, "--from", "-1h", *more, "--timeout", "3", timeout=60)
+    r = replay("target:no.such.property=1")
+    assert r.returncode == 3 and "callbus replay: cluster target: kafka property no.such.property:" in r.stderr
+    r = replay("target:security.protocol=SSL")
+    assert r.returncode == 3 and "cannot reach the cluster" in r.stderr
+    r = replay("security.protocol=SSL", "source:security.protocol=PLAINTEXT", "target:security.protocol=PLAINTEXT")
+    assert r.returncode == 0 and "DRY RUN: nothing written" in r.stdout
+    r = replay("target:security.protocol=SSL", to=False)
+    assert r.returncode == 2 and 'no cluster "target" here; its clusters: source' in r.stderr
+
+
 # ---------------------------------------------------------------- replay
 
 def iso(ms):

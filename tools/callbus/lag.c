@@ -371,7 +371,8 @@ static int usage(void) {
             "  central cluster. A --site without =BOOTSTRAP uses the configured cluster\n"
             "  (-c agent.conf or -X bootstrap.servers); no --site: the configured site.\n"
             "  --sites FILE: one \"NAME BOOTSTRAP\" a line (# comments).\n"
-            "  -X properties apply to every cluster.\n"
+            "  -X name=value applies to every cluster; -X central:name=value to the central\n"
+            "  cluster only, -X NAME:name=value to site NAME's only (e.g. security settings).\n"
             "  exit: 0 within thresholds, 1 over --max-lag / --max-seconds, 2 bad usage,\n"
             "        3 could not measure (cluster unreachable, ...)\n");
     return 2;
@@ -480,7 +481,9 @@ static int parse(cli_ctx *cx, int argc, char **argv, lag_opts *o) {
             return fprintf(stderr, "callbus lag: site %s: no cluster: --site %s=BOOTSTRAP (or -c agent.conf)\n",
                            o->sites[s].name, o->sites[s].name), -1;
     if (!o->nkinds) add_kinds(o, "ami,calls,operators,results,status,commands");
-    return 0;
+    const char *clusters[MAX_SITES + 1] = {"central"};
+    for (int s = 0; s < o->nsites; s++) clusters[s + 1] = o->sites[s].name;
+    return cli_check_clusters(cx, "lag", clusters, o->nsites + 1);
 }
 
 /* A row for every topic of a site whose cluster (or the centre) is down:
@@ -505,7 +508,7 @@ static json_t *measure(cli_ctx *cx, lag_opts *o, rd_kafka_t *central) {
     for (int s = 0; s < o->nsites; s++) {
         lag_site *site = &o->sites[s];
         const char *bs = site->bootstrap ? site->bootstrap : config_get_kafka(&cx->cfg, "bootstrap.servers");
-        if (!(site->rk = cli_client(cx, RD_KAFKA_CONSUMER, site->bootstrap, NULL, "lag"))) continue;
+        if (!(site->rk = cli_client(cx, RD_KAFKA_CONSUMER, site->bootstrap, NULL, "lag", site->name))) continue;
         if (central_ok && cli_probe(site->rk, err, sizeof(err)) < 0)
             snprintf(why, sizeof(why), "site %s cluster %s: %s", site->name, bs, err);
         else if (central_ok) {
@@ -530,7 +533,7 @@ static json_t *measure(cli_ctx *cx, lag_opts *o, rd_kafka_t *central) {
 int cmd_lag(cli_ctx *cx, int argc, char **argv) {
     lag_opts o;
     if (parse(cx, argc, argv, &o) < 0) return 2;
-    rd_kafka_t *central = cli_client(cx, RD_KAFKA_CONSUMER, o.central, NULL, "lag");
+    rd_kafka_t *central = cli_client(cx, RD_KAFKA_CONSUMER, o.central, NULL, "lag", "central");
     if (!central) return 3;
     json_t *doc = measure(cx, &o, central);
     int errors = 0, over = judge(json_object_get(doc, "replication"), &o, &errors);
