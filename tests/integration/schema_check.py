@@ -16,16 +16,19 @@ Besides the schema, validate_message checks what JSON Schema cannot: the id
 attributes and with the site in `source`.
 
 Needs: jsonschema >= 4.18 (with referencing). date-time is checked here
-(RFC 3339, no extra package needed).
+(RFC 3339, no extra package needed). `pattern` is matched with ECMA-262
+semantics, as JSON Schema says and as the C validator (tools/callbus/jschema.c,
+PCRE2) does, not with Python's: see ecma_regex.
 """
 
 import datetime
+import functools
 import json
 import re
 import sys
 from pathlib import Path
 
-from jsonschema import Draft202012Validator, FormatChecker
+from jsonschema import Draft202012Validator, FormatChecker, ValidationError, validators
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
@@ -41,7 +44,7 @@ def is_rfc3339(value):
     """Strict RFC 3339 date-time (with a real calendar date and offset)."""
     if not isinstance(value, str):
         return True  # format only applies to strings
-    m = _RFC3339.match(value)
+    m = _RFC3339.fullmatch(value)  # match's $ would accept a trailing newline
     if not m:
         return False
     y, mo, d, h, mi, s = (int(m.group(i)) for i in range(1, 7))
@@ -57,6 +60,41 @@ def is_rfc3339(value):
     return True
 
 
+@functools.lru_cache(maxsize=None)
+def ecma_regex(pattern):
+    """pattern compiled so that Python's re agrees with ECMA-262 (and with
+    PCRE2 as tools/callbus/jschema.c compiles it, DOLLAR_ENDONLY, no UCP):
+    `$` matches only at the very end (Python's also matches before a final
+    newline, so "abc\\n" would pass ^[a-z]+$), and \\d \\w \\s are ASCII
+    (Python's are Unicode for str patterns). A `$` outside a character class
+    and not escaped becomes \\Z."""
+    out, i, in_class = [], 0, False
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\":
+            out.append(pattern[i:i + 2])
+            i += 2
+            continue
+        if in_class:
+            in_class = c != "]"
+        elif c == "[":
+            in_class = True
+        elif c == "$":
+            c = r"\Z"
+        out.append(c)
+        i += 1
+    return re.compile("".join(out), re.ASCII)
+
+
+def _pattern(validator, patrn, instance, schema):
+    """The `pattern` keyword (also under propertyNames), with ecma_regex."""
+    if validator.is_type(instance, "string") and not ecma_regex(patrn).search(instance):
+        yield ValidationError(f"{instance!r} does not match {patrn!r}")
+
+
+StrictValidator = validators.extend(Draft202012Validator, {"pattern": _pattern})
+
+
 def format_checker():
     checker = FormatChecker()
     checker.checks("date-time")(is_rfc3339)
@@ -70,7 +108,7 @@ class SchemaSet:
         self.schemas_dir = Path(schemas_dir)
         self.registry = registry
         self.schemas = schemas          # file stem -> schema dict (every file)
-        self.validators = validators    # message type -> Draft202012Validator
+        self.validators = validators    # message type -> StrictValidator
 
     @property
     def types(self):
@@ -78,6 +116,14 @@ class SchemaSet:
 
 
 _current = None
+
+
+def _no_dialect(schema):
+    """schema without $schema (every file is 2020-12: test_schemas checks it).
+    Following a $ref, jsonschema picks the validator class by the target's
+    $schema, which would be the stock Draft202012Validator with Python's
+    `pattern`; without it, StrictValidator stays."""
+    return {k: v for k, v in schema.items() if k != "$schema"}
 
 
 def load_registry(schemas_dir=None):
@@ -95,7 +141,7 @@ def load_registry(schemas_dir=None):
     schemas = {}
     for path in files:
         schema = json.loads(path.read_text(encoding="utf-8"))
-        resource = Resource.from_contents(schema, default_specification=DRAFT202012)
+        resource = Resource.from_contents(_no_dialect(schema), default_specification=DRAFT202012)
         uris = {BASE_URI + path.name}
         if "$id" in schema:
             uris.add(schema["$id"])
@@ -103,12 +149,12 @@ def load_registry(schemas_dir=None):
         schemas[path.name[: -len(".schema.json")]] = schema
     registry = registry.crawl()
     checker = format_checker()
-    validators = {}
+    compiled = {}
     for stem, schema in schemas.items():
         if stem in NON_TYPE_SCHEMAS:
             continue
-        validators[stem] = Draft202012Validator(schema, registry=registry, format_checker=checker)
-    _current = SchemaSet(schemas_dir, registry, schemas, validators)
+        compiled[stem] = StrictValidator(_no_dialect(schema), registry=registry, format_checker=checker)
+    _current = SchemaSet(schemas_dir, registry, schemas, compiled)
     return _current
 
 

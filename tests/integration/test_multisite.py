@@ -38,7 +38,7 @@ import time
 import pytest
 
 from callbus_harness import GwClient, operator_token
-from conftest import produce, wait_until
+from conftest import mm2_errors, produce, wait_until
 from multisite import (ROOT, UP_KINDS, CentralView, Topology, end_offsets, kafka_reachable,
                        kafka_rtt_ms, port_accepts, read_upto, site_order_violations, wait_caught_up)
 
@@ -202,6 +202,11 @@ def test_steady_traffic_reaches_the_centre_in_order(topo, say):
                             order_violations=len(topo.view.order_violations),
                             seconds_to_centre=round(secs, 1))
     figures(say, "steady traffic", rows)
+    # MM2's log: the documented checkpoint connector ERROR for each flow,
+    # nothing else.
+    expected, other = mm2_errors(topo.mm2)
+    assert other == [], other[:10]
+    assert expected == {f"{s}->central" for s in topo.sites} | {f"central->{s}" for s in topo.sites}, expected
 
 
 def test_wan_cut_under_traffic(topo, say):

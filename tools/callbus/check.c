@@ -153,7 +153,7 @@ static int on_record(void *ud, const rd_kafka_message_t *m) {
 static int check_topic(cli_ctx *cx, check_state *st, const char *topic, const char *bootstrap, int64_t from,
                        int64_t to) {
     char err[512];
-    rd_kafka_t *rk = cli_client(cx, RD_KAFKA_CONSUMER, bootstrap, NULL, "check");
+    rd_kafka_t *rk = cli_client(cx, RD_KAFKA_CONSUMER, bootstrap, NULL, "check", NULL);
     if (!rk) return -1;
     int parts = cli_partition_count(rk, topic, err, sizeof(err)), rc = 0;
     if (parts == 0) snprintf(err, sizeof(err), "topic %s does not exist", topic);

@@ -9,7 +9,18 @@
 
 typedef struct cli_ctx {
     callbus_config cfg;
+    /* -X CLUSTER:name=value: for the cluster of that name only (lag:
+     * "central" and the site names; replay: "source" and "target"). */
+    const char **scoped;
+    int nscoped;
 } cli_ctx;
+
+/* Is arg the per-cluster form "CLUSTER:name=value"? (Property names never
+ * hold a colon; values, like host:port, may.) */
+int cli_is_scoped(const char *arg);
+/* Every -X CLUSTER: names one of the command's clusters (names, n); else an
+ * error naming them (-1). A typo must not silently drop a security setting. */
+int cli_check_clusters(const cli_ctx *cx, const char *who, const char *const *names, int n);
 
 /* "calls" -> "<prefix>.<site>.calls"; anything with a dot is taken as is. */
 void cli_topic(const cli_ctx *cx, const char *name, char *out, size_t outlen);
@@ -29,9 +40,10 @@ typedef struct cli_range {
 /* A client of the cluster at bootstrap (NULL: the configured one). Consumers
  * get group (NULL: "callbus-cli"; only ever used for committed-offset
  * look-ups, never joined) and report partition EOF. who names the
- * subcommand in messages. */
+ * subcommand in messages; cluster (or NULL) the cluster, whose -X CLUSTER:
+ * properties are applied after the plain ones. */
 rd_kafka_t *cli_client(cli_ctx *cx, rd_kafka_type_t type, const char *bootstrap, const char *group,
-                       const char *who);
+                       const char *who, const char *cluster);
 /* Producers from cli_client report each delivery into the cli_delivery
  * given as the message's opaque (RD_KAFKA_V_OPAQUE). */
 typedef struct cli_delivery {

@@ -20,6 +20,44 @@ static int set(rd_kafka_conf_t *conf, const char *k, const char *v, const char *
     return -1;
 }
 
+/* -X CLUSTER:name=value for this cluster, after the plain -X, so that it
+ * overrides them for this cluster alone. */
+static int set_scoped(const cli_ctx *cx, rd_kafka_conf_t *conf, const char *cluster, const char *who) {
+    int bad = 0;
+    size_t n = cluster ? strlen(cluster) : 0;
+    for (int i = 0; cluster && i < cx->nscoped; i++) {
+        const char *s = cx->scoped[i], *eq = strchr(s, '=');
+        if (strncmp(s, cluster, n) || s[n] != ':') continue;
+        char name[256], err[512];
+        snprintf(name, sizeof(name), "%.*s", (int)(eq - s - (int)n - 1), s + n + 1);
+        if (rd_kafka_conf_set(conf, name, eq + 1, err, sizeof(err)) != RD_KAFKA_CONF_OK) {
+            fprintf(stderr, "callbus %s: cluster %s: kafka property %s: %s\n", who, cluster, name, err);
+            bad = 1;
+        }
+    }
+    return bad;
+}
+
+int cli_is_scoped(const char *arg) {
+    const char *colon = strchr(arg, ':'), *eq = strchr(arg, '=');
+    return colon && eq && colon < eq;
+}
+
+int cli_check_clusters(const cli_ctx *cx, const char *who, const char *const *names, int n) {
+    for (int i = 0; i < cx->nscoped; i++) {
+        const char *s = cx->scoped[i];
+        size_t len = (size_t)(strchr(s, ':') - s);
+        int known = 0;
+        for (int k = 0; k < n; k++) known |= strlen(names[k]) == len && !strncmp(names[k], s, len);
+        if (known) continue;
+        fprintf(stderr, "callbus %s: -X %s: no cluster \"%.*s\" here", who, s, (int)len, s);
+        if (!n) fprintf(stderr, " (%s talks to one cluster: use plain -X name=value)\n", who);
+        for (int k = 0; k < n; k++) fprintf(stderr, "%s%s%s", k ? ", " : "; its clusters: ", names[k], k == n - 1 ? "\n" : "");
+        return -1;
+    }
+    return 0;
+}
+
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
     (void)rk, (void)opaque;
     cli_delivery *d = m->_private;
@@ -31,7 +69,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 }
 
 rd_kafka_t *cli_client(cli_ctx *cx, rd_kafka_type_t type, const char *bootstrap, const char *group,
-                       const char *who) {
+                       const char *who, const char *cluster) {
     char err[512];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     int bad = 0;
@@ -51,6 +89,7 @@ rd_kafka_t *cli_client(cli_ctx *cx, rd_kafka_type_t type, const char *bootstrap,
     }
     for (size_t i = 0; i < cx->cfg.kafka_count; i++)
         bad |= set(conf, cx->cfg.kafka[i].key, cx->cfg.kafka[i].value, who);
+    bad |= set_scoped(cx, conf, cluster, who);
     if (bootstrap) bad |= set(conf, "bootstrap.servers", bootstrap, who);
     if (!bad && !config_get_kafka(&cx->cfg, "bootstrap.servers") && !bootstrap) {
         fprintf(stderr, "callbus %s: no Kafka cluster given: -X bootstrap.servers=HOST:PORT, -c agent.conf or --bootstrap\n", who);

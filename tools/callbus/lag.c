@@ -17,10 +17,15 @@
  * it; the id search is exact, needs nothing but read access to both
  * clusters, and also works when MM2 itself is the thing that is down. When
  * the last target record carries no id (not a callbus message) the count
- * falls back to timestamps and is marked approximate. One known overcount:
- * when the source holds the same event twice (an agent re-sending from its
- * spool) and the target's last record is the second copy, the first copy
- * is matched; it lasts until the next record is replicated.
+ * falls back to timestamps and is marked approximate.
+ *
+ * Duplicates: a producer retry at the site can write the same event twice
+ * with the same timestamp, so "the record with that id" is ambiguous. Copies
+ * are matched by count instead: if the target holds c records with the id
+ * from the timestamp on, its last record is the c-th copy in the source
+ * (MM2 copies in order). In the normal case c is 1 and this is the first
+ * match, as before; were MM2 itself to duplicate (c larger than the copies
+ * at the source), the last copy is taken.
  *
  * Consumer group lag (--group, on the central cluster): committed offset vs
  * end offset, and the age of the first record not yet consumed. */
@@ -106,8 +111,10 @@ static int keep_first(void *ud, const rd_kafka_message_t *m) {
 
 typedef struct id_search {
     const char *id;
-    int64_t at;
-    long left;
+    int64_t at;   /* offset of the last copy matched, -1: none */
+    long want;    /* copies still to match; 0: read on (just count) */
+    long copies;  /* copies seen */
+    long left;    /* records still to read (--scan-limit) */
 } id_search;
 
 static int match_id(void *ud, const rd_kafka_message_t *m) {
@@ -116,9 +123,22 @@ static int match_id(void *ud, const rd_kafka_message_t *m) {
     rec_id(m, id, sizeof(id));
     if (!strcmp(id, s->id)) {
         s->at = m->offset;
-        return 1;
+        s->copies++;
+        if (s->want && --s->want == 0) return 1;
     }
     return --s->left > 0 ? 0 : 1;
+}
+
+/* Records with the target's last id from its timestamp on, at the target:
+ * how many copies of that event the target holds (normally 1). */
+static int target_copies(rd_kafka_t *dst, const char *topic, int p, const last_rec *last, int64_t dhi,
+                         const lag_opts *o, long *copies, char *err, size_t errlen) {
+    id_search s = {.id = last->id, .at = -1, .left = o->scan_limit};
+    int64_t from;
+    if (cli_offset_for_time(dst, topic, p, last->ts, dhi, &from, err, errlen) < 0) return -1;
+    if (cli_read_range(dst, topic, p, from, dhi, match_id, &s, err, errlen) < 0) return -1;
+    *copies = s.copies > 0 ? s.copies : 1;
+    return 0;
 }
 
 /* Timestamp of the record at offset `from` (or the next one there is). */
@@ -148,12 +168,15 @@ static int partition_lag(rd_kafka_t *src, rd_kafka_t *dst, int dst_parts, const 
         next = slo;  /* nothing replicated (or all of it expired at the centre) */
         method = dhi > 0 ? "target empty" : "nothing replicated";
     } else {
-        id_search s = {.id = last.id, .at = -1, .left = o->scan_limit};
+        id_search s = {.id = last.id, .at = -1, .want = 1, .left = o->scan_limit};
         int64_t at_ts;
+        if (*last.id && target_copies(dst, topic, p, &last, dhi, o, &s.want, err, errlen) < 0) return -1;
         if (cli_offset_for_time(src, topic, p, last.ts, shi, &at_ts, err, errlen) < 0) return -1;
         if (*last.id && cli_read_range(src, topic, p, at_ts, shi, match_id, &s, err, errlen) < 0) return -1;
         if (s.at >= 0) {
             next = s.at + 1;
+            /* --scan-limit ran out between copies: a later copy may be the one. */
+            if (s.want && !s.left) method = "id, duplicates past --scan-limit (approximate)";
         } else {
             /* No id, or not found within --scan-limit records: count what is
              * stamped after the target's last record. */
@@ -348,7 +371,8 @@ static int usage(void) {
             "  central cluster. A --site without =BOOTSTRAP uses the configured cluster\n"
             "  (-c agent.conf or -X bootstrap.servers); no --site: the configured site.\n"
             "  --sites FILE: one \"NAME BOOTSTRAP\" a line (# comments).\n"
-            "  -X properties apply to every cluster.\n"
+            "  -X name=value applies to every cluster; -X central:name=value to the central\n"
+            "  cluster only, -X NAME:name=value to site NAME's only (e.g. security settings).\n"
             "  exit: 0 within thresholds, 1 over --max-lag / --max-seconds, 2 bad usage,\n"
             "        3 could not measure (cluster unreachable, ...)\n");
     return 2;
@@ -457,7 +481,9 @@ static int parse(cli_ctx *cx, int argc, char **argv, lag_opts *o) {
             return fprintf(stderr, "callbus lag: site %s: no cluster: --site %s=BOOTSTRAP (or -c agent.conf)\n",
                            o->sites[s].name, o->sites[s].name), -1;
     if (!o->nkinds) add_kinds(o, "ami,calls,operators,results,status,commands");
-    return 0;
+    const char *clusters[MAX_SITES + 1] = {"central"};
+    for (int s = 0; s < o->nsites; s++) clusters[s + 1] = o->sites[s].name;
+    return cli_check_clusters(cx, "lag", clusters, o->nsites + 1);
 }
 
 /* A row for every topic of a site whose cluster (or the centre) is down:
@@ -482,7 +508,7 @@ static json_t *measure(cli_ctx *cx, lag_opts *o, rd_kafka_t *central) {
     for (int s = 0; s < o->nsites; s++) {
         lag_site *site = &o->sites[s];
         const char *bs = site->bootstrap ? site->bootstrap : config_get_kafka(&cx->cfg, "bootstrap.servers");
-        if (!(site->rk = cli_client(cx, RD_KAFKA_CONSUMER, site->bootstrap, NULL, "lag"))) continue;
+        if (!(site->rk = cli_client(cx, RD_KAFKA_CONSUMER, site->bootstrap, NULL, "lag", site->name))) continue;
         if (central_ok && cli_probe(site->rk, err, sizeof(err)) < 0)
             snprintf(why, sizeof(why), "site %s cluster %s: %s", site->name, bs, err);
         else if (central_ok) {
@@ -507,7 +533,7 @@ static json_t *measure(cli_ctx *cx, lag_opts *o, rd_kafka_t *central) {
 int cmd_lag(cli_ctx *cx, int argc, char **argv) {
     lag_opts o;
     if (parse(cx, argc, argv, &o) < 0) return 2;
-    rd_kafka_t *central = cli_client(cx, RD_KAFKA_CONSUMER, o.central, NULL, "lag");
+    rd_kafka_t *central = cli_client(cx, RD_KAFKA_CONSUMER, o.central, NULL, "lag", "central");
     if (!central) return 3;
     json_t *doc = measure(cx, &o, central);
     int errors = 0, over = judge(json_object_get(doc, "replication"), &o, &errors);

@@ -8,7 +8,7 @@
 
 static void usage(FILE *out) {
     fprintf(out,
-            "usage: callbus [-c agent.conf] [-X name=value]... COMMAND [args]\n"
+            "usage: callbus [-c agent.conf] [-X [CLUSTER:]name=value]... COMMAND [args]\n"
             "\n"
             "  tail TOPIC      follow a topic (ami, calls, operators, status, ...)\n"
             "  send TYPE k=v   send a command and print its results (callbus send for help)\n"
@@ -18,7 +18,9 @@ static void usage(FILE *out) {
             "  check TOPIC     validate messages (or --file F) against the JSON Schemas\n"
             "\n"
             "  -c FILE         the same configuration file as the agent (site, topic prefix, kafka)\n"
-            "  -X name=value   librdkafka property, passed through untouched\n"
+            "  -X name=value   librdkafka property, passed through untouched, for every cluster\n"
+            "  -X CLUSTER:name=value  the same for one cluster of a command that talks to\n"
+            "                  several: lag (central, or a site's name), replay (source, target)\n"
             "  -h, --help      this text;  -V, --version  version\n");
 }
 
@@ -49,49 +51,48 @@ rd_kafka_t *cli_consumer(cli_ctx *cx) {
     return rk;
 }
 
+/* The dispatch; -X CLUSTER: properties only mean something to lag and replay. */
+static int run(cli_ctx *cx, const char *cmd, int argc, char **argv) {
+    static const char *const commands[] = {"tail", "send", "check", NULL};
+    for (int c = 0; commands[c]; c++)
+        if (!strcmp(cmd, commands[c]) && cli_check_clusters(cx, cmd, NULL, 0) < 0) return 2;
+    if (!strcmp(cmd, "tail")) return cmd_tail(cx, argc, argv);
+    if (!strcmp(cmd, "send")) return cmd_send(cx, argc, argv);
+    if (!strcmp(cmd, "lag")) return cmd_lag(cx, argc, argv);
+    if (!strcmp(cmd, "replay")) return cmd_replay(cx, argc, argv);
+    if (!strcmp(cmd, "check")) return cmd_check(cx, argc, argv);
+    fprintf(stderr, "callbus: unknown command \"%s\"\n", cmd);
+    usage(stderr);
+    return 2;
+}
+
 int main(int argc, char **argv) {
     cli_ctx cx;
     char err[1024];
     const char *path = NULL;
-    int i = 1;
-    char **props = calloc((size_t)argc, sizeof(char *));
-    int nprops = 0;
-    for (; i < argc && argv[i][0] == '-'; i++) {
-        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) { usage(stdout); free(props); return 0; }
-        if (!strcmp(argv[i], "-V") || !strcmp(argv[i], "--version")) {
-            printf("callbus %s\n", CALLBUS_VERSION);
-            free(props);
-            return 0;
-        }
-        if ((!strcmp(argv[i], "-c") || !strcmp(argv[i], "-X")) && i + 1 < argc) {
-            if (argv[i][1] == 'c') path = argv[++i];
-            else props[nprops++] = argv[++i];
-            continue;
-        }
-        usage(stderr);
+    int i = 1, nprops = 0, rc = 0;
+    /* -X name=value in the first half, -X CLUSTER:name=value in the second. */
+    char **props = calloc(2 * (size_t)argc, sizeof(char *));
+    cx.scoped = (const char **)props + argc;
+    cx.nscoped = 0;
+    for (; rc == 0 && i < argc && argv[i][0] == '-'; i++) {
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) usage(stdout), rc = -1;
+        else if (!strcmp(argv[i], "-V") || !strcmp(argv[i], "--version")) printf("callbus %s\n", CALLBUS_VERSION), rc = -1;
+        else if (!strcmp(argv[i], "-c") && i + 1 < argc) path = argv[++i];
+        else if (!strcmp(argv[i], "-X") && i + 1 < argc && cli_is_scoped(argv[i + 1])) cx.scoped[cx.nscoped++] = argv[++i];
+        else if (!strcmp(argv[i], "-X") && i + 1 < argc) props[nprops++] = argv[++i];
+        else usage(stderr), rc = 2;
+    }
+    if (rc) {
         free(props);
-        return 2;
+        return rc < 0 ? 0 : rc;
     }
     if (i >= argc) { usage(stderr); free(props); return 2; }
-    int rc = config_load(&cx.cfg, path, err, sizeof(err));
+    rc = config_load(&cx.cfg, path, err, sizeof(err));
     for (int p = 0; rc == 0 && p < nprops; p++) rc = config_set_kafka(&cx.cfg, props[p], err, sizeof(err));
-    free(props);
-    if (rc < 0) {
-        fprintf(stderr, "callbus: %s\n", err);
-        config_free(&cx.cfg);
-        return 2;
-    }
-    const char *cmd = argv[i];
-    if (!strcmp(cmd, "tail")) rc = cmd_tail(&cx, argc - i, argv + i);
-    else if (!strcmp(cmd, "send")) rc = cmd_send(&cx, argc - i, argv + i);
-    else if (!strcmp(cmd, "lag")) rc = cmd_lag(&cx, argc - i, argv + i);
-    else if (!strcmp(cmd, "replay")) rc = cmd_replay(&cx, argc - i, argv + i);
-    else if (!strcmp(cmd, "check")) rc = cmd_check(&cx, argc - i, argv + i);
-    else {
-        fprintf(stderr, "callbus: unknown command \"%s\"\n", cmd);
-        usage(stderr);
-        rc = 2;
-    }
+    if (rc < 0) fprintf(stderr, "callbus: %s\n", err), rc = 2;
+    else rc = run(&cx, argv[i], argc - i, argv + i);
     config_free(&cx.cfg);
+    free(props);
     return rc;
 }

@@ -115,7 +115,8 @@ static int to_topic(cli_ctx *cx, rd_kafka_t *rk, const replay_opts *o, const cli
         return 2;
     }
     copy_state cs = {.topic = o->to_topic};
-    rd_kafka_t *pk = cli_client(cx, RD_KAFKA_PRODUCER, o->to_bootstrap ? o->to_bootstrap : o->bootstrap, NULL, "replay");
+    rd_kafka_t *pk = cli_client(cx, RD_KAFKA_PRODUCER, o->to_bootstrap ? o->to_bootstrap : o->bootstrap, NULL, "replay",
+                                o->to_bootstrap ? "target" : "source");
     if (!pk) return 3;
     int tn = cli_partition_count(pk, o->to_topic, err, errlen), rc = 0;
     if (tn == 0) snprintf(err, errlen, "target topic %s does not exist on %s: create it first (%d partitions)", o->to_topic, where, n);
@@ -194,6 +195,8 @@ static int usage(void) {
             "  --to-topic copies keys, headers, partitions and timestamps (the topic must exist);\n"
             "  --reset-group sets G's offsets on TOPIC to the window start (G must be inactive).\n"
             "  Both are dry runs until --execute.   --timeout S  bound on every Kafka wait (15)\n"
+            "  -X source:name=value / -X target:name=value: a property for the cluster read\n"
+            "  from (TOPIC's) / written to (--to-bootstrap) only; plain -X applies to both.\n"
             "  exit: 0 done (or dry run), 1 refused or not all delivered, 2 bad usage, 3 Kafka error\n");
     return 2;
 }
@@ -243,6 +246,8 @@ static int parse(cli_ctx *cx, int argc, char **argv, replay_opts *o) {
         usage();
         return -1;
     }
+    static const char *const clusters[] = {"source", "target"};
+    if (cli_check_clusters(cx, "replay", clusters, o->to_bootstrap ? 2 : 1) < 0) return -1;
     cli_topic(cx, argv[optind], topic, sizeof(topic));
     o->topic = topic;
     return 0;
@@ -252,7 +257,7 @@ int cmd_replay(cli_ctx *cx, int argc, char **argv) {
     replay_opts o;
     char err[1024];
     if (parse(cx, argc, argv, &o) < 0) return 2;
-    rd_kafka_t *rk = cli_client(cx, RD_KAFKA_CONSUMER, o.bootstrap, NULL, "replay");
+    rd_kafka_t *rk = cli_client(cx, RD_KAFKA_CONSUMER, o.bootstrap, NULL, "replay", "source");
     if (!rk) return 3;
     cli_range *r = NULL;
     int n = plan(rk, &o, &r, err, sizeof(err)), rc;
