@@ -1,5 +1,6 @@
 """callbus-agent's command line: --help, --version, --check-config on the
-shipped example and on broken files."""
+shipped example and on broken files; and the callbus CLI's per-command
+--help."""
 
 import subprocess
 from pathlib import Path
@@ -23,6 +24,17 @@ def test_example_config_is_valid():
 def test_help_and_version():
     assert "--check-config" in run("--help").stdout
     assert run("--version").stdout.startswith("callbus-agent ")
+
+
+def test_every_callbus_command_has_help():
+    """`callbus CMD --help` prints that command's usage on stdout and exits 0;
+    an unknown option prints it on stderr and exits 2."""
+    cli = str(build_path("callbus"))
+    for cmd in ("tail", "send", "lag", "replay", "check"):
+        r = subprocess.run([cli, cmd, "--help"], capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0 and r.stdout.startswith(f"usage: callbus {cmd}"), (cmd, r)
+        r = subprocess.run([cli, cmd, "--no-such-option"], capture_output=True, text=True, timeout=30)
+        assert r.returncode == 2 and f"usage: callbus {cmd}" in r.stderr and not r.stdout, (cmd, r)
 
 
 def test_bad_configs_are_explained(tmp_path):

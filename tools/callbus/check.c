@@ -169,14 +169,16 @@ static int check_topic(cli_ctx *cx, check_state *st, const char *topic, const ch
     return rc;
 }
 
-static int usage(void) {
-    fprintf(stderr,
+static const char usage_text[] =
             "usage: callbus check [--schemas DIR] [--json] [--bootstrap B] [--from T] [--to T] TOPIC\n"
             "       callbus check [--schemas DIR] [--json] --file FILE   (JSON lines; - = stdin)\n"
             "  TOPIC: ami, calls, ... or a full topic name; T: 2026-11-26T05:00:00Z, -2h, now\n"
             "  A line may be a message or a record printed by `callbus replay`.\n"
             "  schemas: --schemas, $CALLBUS_SCHEMAS, " CALLBUS_SCHEMAS_DIR ", <binary>/../schemas\n"
-            "  exit: 0 all valid, 1 violations, 2 bad usage or schemas, 3 Kafka or file error\n");
+            "  exit: 0 all valid, 1 violations, 2 bad usage or schemas, 3 Kafka or file error\n";
+
+static int usage(void) {
+    fputs(usage_text, stderr);
     return 2;
 }
 
@@ -184,14 +186,15 @@ int cmd_check(cli_ctx *cx, int argc, char **argv) {
     static const struct option opts[] = {{"schemas", required_argument, 0, 's'}, {"json", no_argument, 0, 'j'},
                                          {"file", required_argument, 0, 'f'},    {"from", required_argument, 0, 'F'},
                                          {"to", required_argument, 0, 'T'},      {"bootstrap", required_argument, 0, 'b'},
-                                         {"timeout", required_argument, 0, 't'}, {0, 0, 0, 0}};
+                                         {"timeout", required_argument, 0, 't'}, {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
     const char *given = NULL, *file = NULL, *bootstrap = NULL;
     int64_t from = CLI_NO_TIME, to = CLI_NO_TIME, now = (int64_t)time(NULL) * 1000;
     check_state st = {0};
     char err[512], buf[4096];
     int opt;
     optind = 1;
-    while ((opt = getopt_long(argc, argv, "s:jf:F:T:b:t:", opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "s:jf:F:T:b:t:h", opts, NULL)) != -1) {
         switch (opt) {
         case 's': given = optarg; break;
         case 'j': st.json = 1; break;
@@ -205,6 +208,7 @@ int cmd_check(cli_ctx *cx, int argc, char **argv) {
                 return 2;
             }
             break;
+        case 'h': fputs(usage_text, stdout); return 0;
         default: return usage();
         }
     }

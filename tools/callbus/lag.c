@@ -360,8 +360,7 @@ static void print_text(json_t *doc, const lag_opts *o) {
 
 /* ------------------------------------------------------------ command line */
 
-static int usage(void) {
-    fprintf(stderr,
+static const char usage_text[] =
             "usage: callbus lag --central BOOTSTRAP [--site NAME[=BOOTSTRAP]]... [--sites FILE] [--group G]...\n"
             "                   [--topics ami,calls,...] [--max-lag N] [--max-seconds S] [--json]\n"
             "                   [--timeout S] [--scan-limit N]\n"
@@ -374,7 +373,10 @@ static int usage(void) {
             "  -X name=value applies to every cluster; -X central:name=value to the central\n"
             "  cluster only, -X NAME:name=value to site NAME's only (e.g. security settings).\n"
             "  exit: 0 within thresholds, 1 over --max-lag / --max-seconds, 2 bad usage,\n"
-            "        3 could not measure (cluster unreachable, ...)\n");
+            "        3 could not measure (cluster unreachable, ...)\n";
+
+static int usage(void) {
+    fputs(usage_text, stderr);
     return 2;
 }
 
@@ -443,12 +445,12 @@ static int parse(cli_ctx *cx, int argc, char **argv, lag_opts *o) {
         {"max-lag", required_argument, 0, 'm'},     {"max-seconds", required_argument, 0, 'S'},
         {"json", no_argument, 0, 'j'},              {"timeout", required_argument, 0, 't'},
         {"scan-limit", required_argument, 0, 'l'},  {"sites", required_argument, 0, 'f'},
-        {0, 0, 0, 0}};
+        {"help", no_argument, 0, 'h'},              {0, 0, 0, 0}};
     int opt;
     char *end;
     *o = (lag_opts){.max_lag = -1, .max_seconds = -1, .scan_limit = 100000};
     optind = 1;
-    while ((opt = getopt_long(argc, argv, "C:s:g:k:m:S:jt:l:f:", opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "C:s:g:k:m:S:jt:l:f:h", opts, NULL)) != -1) {
         switch (opt) {
         case 'C': o->central = optarg; break;
         case 's': if (add_site(o, optarg) < 0) return -1; break;
@@ -469,6 +471,7 @@ static int parse(cli_ctx *cx, int argc, char **argv, lag_opts *o) {
         case 'j': o->json = 1; break;
         case 't': cli_timeout_ms = atoi(optarg) * 1000; break;
         case 'l': o->scan_limit = atol(optarg); break;
+        case 'h': return fputs(usage_text, stdout), 1;
         default: return usage(), -1;
         }
     }
@@ -532,7 +535,8 @@ static json_t *measure(cli_ctx *cx, lag_opts *o, rd_kafka_t *central) {
 
 int cmd_lag(cli_ctx *cx, int argc, char **argv) {
     lag_opts o;
-    if (parse(cx, argc, argv, &o) < 0) return 2;
+    int parsed = parse(cx, argc, argv, &o);
+    if (parsed != 0) return parsed < 0 ? 2 : 0;
     rd_kafka_t *central = cli_client(cx, RD_KAFKA_CONSUMER, o.central, NULL, "lag", "central");
     if (!central) return 3;
     json_t *doc = measure(cx, &o, central);

@@ -186,8 +186,7 @@ static int reset_group(rd_kafka_t *rk, const replay_opts *o, const cli_range *r,
     return rc;
 }
 
-static int usage(void) {
-    fprintf(stderr,
+static const char usage_text[] =
             "usage: callbus replay TOPIC --from T [--to T] [--bootstrap B]                  JSON lines to stdout\n"
             "       callbus replay TOPIC --from T [--to T] --to-topic T2 [--to-bootstrap B2] [--execute]\n"
             "       callbus replay TOPIC --from T --reset-group G [--execute]\n"
@@ -197,7 +196,10 @@ static int usage(void) {
             "  Both are dry runs until --execute.   --timeout S  bound on every Kafka wait (15)\n"
             "  -X source:name=value / -X target:name=value: a property for the cluster read\n"
             "  from (TOPIC's) / written to (--to-bootstrap) only; plain -X applies to both.\n"
-            "  exit: 0 done (or dry run), 1 refused or not all delivered, 2 bad usage, 3 Kafka error\n");
+            "  exit: 0 done (or dry run), 1 refused or not all delivered, 2 bad usage, 3 Kafka error\n";
+
+static int usage(void) {
+    fputs(usage_text, stderr);
     return 2;
 }
 
@@ -207,14 +209,14 @@ static int parse(cli_ctx *cx, int argc, char **argv, replay_opts *o) {
         {"bootstrap", required_argument, 0, 'b'},    {"to-topic", required_argument, 0, 'o'},
         {"to-bootstrap", required_argument, 0, 'B'}, {"reset-group", required_argument, 0, 'g'},
         {"execute", no_argument, 0, 'x'},            {"timeout", required_argument, 0, 't'},
-        {0, 0, 0, 0}};
+        {"help", no_argument, 0, 'h'},               {0, 0, 0, 0}};
     int64_t now = (int64_t)time(NULL) * 1000;
     char err[512];
     int opt;
     static char topic[256];
     *o = (replay_opts){.from = CLI_NO_TIME, .to = CLI_NO_TIME};
     optind = 1;
-    while ((opt = getopt_long(argc, argv, "F:T:b:o:B:g:xt:", opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "F:T:b:o:B:g:xt:h", opts, NULL)) != -1) {
         switch (opt) {
         case 'F':
         case 'T':
@@ -229,6 +231,7 @@ static int parse(cli_ctx *cx, int argc, char **argv, replay_opts *o) {
         case 'g': o->group = optarg; break;
         case 'x': o->execute = 1; break;
         case 't': cli_timeout_ms = atoi(optarg) * 1000; break;
+        case 'h': return fputs(usage_text, stdout), 1;
         default: return usage(), -1;
         }
     }
@@ -256,7 +259,8 @@ static int parse(cli_ctx *cx, int argc, char **argv, replay_opts *o) {
 int cmd_replay(cli_ctx *cx, int argc, char **argv) {
     replay_opts o;
     char err[1024];
-    if (parse(cx, argc, argv, &o) < 0) return 2;
+    int parsed = parse(cx, argc, argv, &o);
+    if (parsed != 0) return parsed < 0 ? 2 : 0;
     rd_kafka_t *rk = cli_client(cx, RD_KAFKA_CONSUMER, o.bootstrap, NULL, "replay", "source");
     if (!rk) return 3;
     cli_range *r = NULL;

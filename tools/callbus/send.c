@@ -146,35 +146,39 @@ static int await_results(rd_kafka_t *rk, const char *id, double wait_s) {
     return 4;
 }
 
+static const char usage_text[] =
+    "usage: callbus send [--id ID] [--sender WHO] [--expires-in S] [--wait S] [--no-wait] TYPE key=value...\n"
+    "  TYPE: originate, answer, hangup, transfer, pause, unpause, queue_login, queue_logout,\n"
+    "        listen, whisper; var.NAME=value sets an originate channel variable\n"
+    "  e.g.  callbus send originate operator_id=op101 number=5552001\n"
+    "  exit: 0 succeeded, 3 another final result, 4 no final result in time\n";
+
 int cmd_send(cli_ctx *cx, int argc, char **argv) {
     static const struct option opts[] = {{"id", required_argument, 0, 'i'},
                                          {"sender", required_argument, 0, 's'},
                                          {"expires-in", required_argument, 0, 'e'},
                                          {"wait", required_argument, 0, 'w'},
                                          {"no-wait", no_argument, 0, 'n'},
+                                         {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     char id[160] = "", sender[128];
     double expires_in = 30, wait_s = 60;
     int no_wait = 0, opt;
     snprintf(sender, sizeof(sender), "cli:%s", getenv("USER") ? getenv("USER") : "ops");
     optind = 1;
-    while ((opt = getopt_long(argc, argv, "+i:s:e:w:n", opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "+i:s:e:w:nh", opts, NULL)) != -1) {
         switch (opt) {
         case 'i': snprintf(id, sizeof(id), "%s", optarg); break;
         case 's': snprintf(sender, sizeof(sender), "%s", optarg); break;
         case 'e': expires_in = atof(optarg); break;
         case 'w': wait_s = atof(optarg); break;
         case 'n': no_wait = 1; break;
-        default: return 2;
+        case 'h': fputs(usage_text, stdout); return 0;
+        default: fputs(usage_text, stderr); return 2;
         }
     }
     if (optind >= argc) {
-        fprintf(stderr,
-                "usage: callbus send [--id ID] [--sender WHO] [--expires-in S] [--wait S] [--no-wait] TYPE key=value...\n"
-                "  TYPE: originate, answer, hangup, transfer, pause, unpause, queue_login, queue_logout,\n"
-                "        listen, whisper; var.NAME=value sets an originate channel variable\n"
-                "  e.g.  callbus send originate operator_id=op101 number=5552001\n"
-                "  exit: 0 succeeded, 3 another final result, 4 no final result in time\n");
+        fputs(usage_text, stderr);
         return 2;
     }
     const char *type = argv[optind];

@@ -67,28 +67,33 @@ static int assign_all(rd_kafka_t *rk, const char *topic, int from_beginning) {
     return err ? -1 : 0;
 }
 
+static const char usage_text[] =
+    "usage: callbus tail [--from-beginning] [--json] [--count N] [--idle-exit S] TOPIC\n"
+    "  TOPIC: ami, calls, operators, status, commands, results, or a full topic name\n";
+
 int cmd_tail(cli_ctx *cx, int argc, char **argv) {
     static const struct option opts[] = {{"from-beginning", no_argument, 0, 'b'},
                                          {"json", no_argument, 0, 'j'},
                                          {"count", required_argument, 0, 'n'},
                                          {"idle-exit", required_argument, 0, 'i'},
+                                         {"help", no_argument, 0, 'h'},
                                          {0, 0, 0, 0}};
     int from_beginning = 0, json = 0, opt;
     long count = 0;
     double idle_exit = 0;
     optind = 1;
-    while ((opt = getopt_long(argc, argv, "bjn:i:", opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "bjn:i:h", opts, NULL)) != -1) {
         switch (opt) {
         case 'b': from_beginning = 1; break;
         case 'j': json = 1; break;
         case 'n': count = atol(optarg); break;
         case 'i': idle_exit = atof(optarg); break;
-        default: return 2;
+        case 'h': fputs(usage_text, stdout); return 0;
+        default: fputs(usage_text, stderr); return 2;
         }
     }
     if (optind >= argc) {
-        fprintf(stderr, "usage: callbus tail [--from-beginning] [--json] [--count N] [--idle-exit S] TOPIC\n"
-                        "  TOPIC: ami, calls, operators, status, commands, results, or a full topic name\n");
+        fputs(usage_text, stderr);
         return 2;
     }
     char topic[256];
