@@ -29,28 +29,34 @@ static const char *kind_names[TOPIC_KINDS] = {"ami", "calls", "operators", "stat
 
 const char *topic_kind_name(topic_kind t) { return kind_names[t]; }
 
+static int kind_of(const publisher *p, const rd_kafka_topic_t *rkt) {
+    for (int t = 0; t < TOPIC_KINDS; t++)
+        if (strcmp(rd_kafka_topic_name(rkt), p->topic_names[t]) == 0) return t;
+    return TOPIC_AMI;
+}
+
 /* Messages that librdkafka gives back at shutdown go to the front of the
- * spool; permanent errors are counted as failed. */
+ * spool; permanent errors are counted as failed. A message that came from
+ * the spool releases its place there either way, once it is safe. */
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
     publisher *p = opaque;
+    spool_hold *from_spool = m->_private;
     (void)rk;
     if (!m->err) {
         p->stats.delivered++;
         p->broker_up = 1;
-        return;
+    } else if ((m->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE || m->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT) &&
+               spool_append_front(p->spool, &(spool_record){.topic = (uint8_t)kind_of(p, m->rkt),
+                                                             .key = m->key, .keylen = m->key_len,
+                                                             .payload = m->payload, .len = m->len}) == 0) {
+        p->stats.spooled++;
+    } else {
+        p->stats.failed++;
+        p->dropped_unreported++;
+        log_error("kafka: delivery to %s failed: %s", rd_kafka_topic_name(m->rkt),
+                  rd_kafka_err2str(m->err));
     }
-    if (m->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE || m->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT) {
-        spool_record r = {.topic = (uint8_t)(uintptr_t)m->_private, .key = m->key,
-                          .keylen = m->key_len, .payload = m->payload, .len = m->len};
-        if (p->spool && spool_append_front(p->spool, &r) == 0) {
-            p->stats.spooled++;
-            return;
-        }
-    }
-    p->stats.failed++;
-    p->dropped_unreported++;
-    log_error("kafka: delivery to %s failed: %s", rd_kafka_topic_name(m->rkt),
-              rd_kafka_err2str(m->err));
+    if (from_spool) spool_release(p->spool, from_spool);
 }
 
 static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
@@ -130,10 +136,9 @@ fail:
 
 /* 0 queued, 1 librdkafka's queue is full, -1 permanent error. */
 static int produce(publisher *p, topic_kind t, const char *key, size_t keylen,
-                   const char *payload, size_t len) {
+                   const char *payload, size_t len, spool_hold *from_spool) {
     int rc = rd_kafka_produce(p->topics[t], RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY,
-                              (void *)payload, len, keylen ? key : NULL, keylen,
-                              (void *)(uintptr_t)t);
+                              (void *)payload, len, keylen ? key : NULL, keylen, from_spool);
     if (rc == 0) return 0;
     rd_kafka_resp_err_t e = rd_kafka_last_error();
     if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) return 1;
@@ -158,7 +163,7 @@ int publisher_send(publisher *p, topic_kind t, const char *key, size_t keylen,
                    const char *payload, size_t len) {
     p->stats.sent++;
     if (spool_empty(p->spool)) {
-        int rc = produce(p, t, key, keylen, payload, len);
+        int rc = produce(p, t, key, keylen, payload, len, NULL);
         if (rc == 0) return 0;
         if (rc < 0) {
             p->stats.failed++;
@@ -187,10 +192,13 @@ static void drain_spool(publisher *p) {
     spool_record r;
     int n = 0;
     while (spool_peek(p->spool, &r) == 1) {
-        int rc = produce(p, (topic_kind)r.topic, r.key, r.keylen, r.payload, r.len);
+        int rc = produce(p, (topic_kind)r.topic, r.key, r.keylen, r.payload, r.len, r.hold);
         if (rc == 1) break;
-        if (rc < 0) p->stats.failed++;
         spool_consume(p->spool);
+        if (rc < 0) {
+            p->stats.failed++;
+            spool_release(p->spool, r.hold);
+        }
         p->stats.unspooled++;
         n++;
     }

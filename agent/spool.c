@@ -2,7 +2,13 @@
  *
  * Record layout: u32 total length, u8 topic, 3 bytes zero, u32 key length,
  * key, payload; host byte order, since a spool never leaves its machine. A
- * record cut short by a crash is detected by its length and ignored. */
+ * record cut short by a crash is detected by its length and ignored.
+ *
+ * A segment the reader has passed is deleted only when the broker has taken
+ * every record read from it (spool_release): until then those records live
+ * only in librdkafka's memory, and a crash would lose them. After a crash the
+ * next start reads every remaining segment from its beginning, so records
+ * may be sent twice (same ids), never lost. */
 #include "spool.h"
 
 #include <dirent.h>
@@ -33,7 +39,21 @@ struct spool {
     size_t pending_len;      /* length of the record last peeked */
     sbuf rec;
     int empty;
+    spool_hold *holds;       /* segments with records read and not yet released */
+    int64_t resume_seg;      /* on reaching this segment, start at resume_off */
+    long long resume_off;
 };
+
+/* Records read from one segment and not yet released; the segment is
+ * deleted when the reader has left it and the count is back to zero. */
+struct spool_hold {
+    int64_t seg;
+    uint64_t outstanding;
+    int left;
+    spool_hold *next;
+};
+
+#define NO_SEGMENT INT64_MIN
 
 static void seg_path(const spool *s, int64_t seg, char *out, size_t n) {
     snprintf(out, n, "%s/seg-%020lld.spool", s->dir, (long long)seg + (1LL << 40));
@@ -78,8 +98,9 @@ static void load_read_offset(spool *s) {
     snprintf(path, sizeof(path), "%s/read.offset", s->dir);
     FILE *f = fopen(path, "r");
     long long seg, off;
-    if (f && fscanf(f, "%lld %lld", &seg, &off) == 2 && seg == s->read_seg) {
-        s->read_off = off;
+    if (f && fscanf(f, "%lld %lld", &seg, &off) == 2 && seg >= s->read_seg && seg <= s->write_seg) {
+        s->resume_seg = seg;
+        s->resume_off = off;
         s->size = s->size > (uint64_t)off ? s->size - (uint64_t)off : 0;
     }
     if (f) fclose(f);
@@ -108,6 +129,7 @@ spool *spool_open(const char *dir, long long max_bytes, char *err, size_t errlen
     s->max_bytes = max_bytes;
     s->rfd = -1;
     s->front_seg = -1;
+    s->resume_seg = NO_SEGMENT;
     sbuf_init(&s->rec);
     scan_segments(s);
     load_read_offset(s);
@@ -137,6 +159,10 @@ static int write_record(FILE *f, const spool_record *r) {
 int spool_append(spool *s, const spool_record *r) {
     size_t need = HEADER_LEN + r->keylen + r->len;
     if ((long long)(s->size + need) > s->max_bytes) return -1;
+    if (!s->wf) {
+        char err[256];
+        if (open_writer(s, err, sizeof(err)) < 0) return -1;   /* the disk may be back */
+    }
     if (s->write_off >= SEGMENT_MAX) {
         char err[256];
         fclose(s->wf);
@@ -155,7 +181,10 @@ int spool_begin_front(spool *s) {
     char path[4200];
     if (s->rfd >= 0) close(s->rfd);
     s->rfd = -1;
-    s->front_seg = s->read_seg - 1;
+    int64_t lowest = s->read_seg;
+    for (spool_hold *h = s->holds; h; h = h->next)
+        if (h->seg < lowest) lowest = h->seg;
+    s->front_seg = lowest - 1;
     seg_path(s, s->front_seg, path, sizeof(path));
     s->ff = fopen(path, "wb");
     return s->ff ? 0 : -1;
@@ -180,40 +209,73 @@ int spool_sync(spool *s) {
     return fdatasync(fileno(s->wf));
 }
 
+static void unlink_segment(const spool *s, int64_t seg) {
+    char path[4200];
+    seg_path(s, seg, path, sizeof(path));
+    unlink(path);
+}
+
+static spool_hold *hold_of(spool *s, int64_t seg) {
+    for (spool_hold *h = s->holds; h; h = h->next)
+        if (h->seg == seg) return h;
+    spool_hold *h = calloc(1, sizeof(*h));
+    h->seg = seg;
+    h->next = s->holds;
+    s->holds = h;
+    return h;
+}
+
+static void drop_hold(spool *s, spool_hold *gone) {
+    for (spool_hold **h = &s->holds; *h; h = &(*h)->next)
+        if (*h == gone) {
+            *h = gone->next;
+            free(gone);
+            return;
+        }
+}
+
+/* The reader is done with its segment: delete it now, or when the last
+ * record read from it is released. */
+static void leave_segment(spool *s) {
+    if (s->rfd >= 0) close(s->rfd);
+    s->rfd = -1;
+    spool_hold *h = hold_of(s, s->read_seg);
+    h->left = 1;
+    if (h->outstanding == 0) {
+        unlink_segment(s, h->seg);
+        drop_hold(s, h);
+    }
+}
+
 static int open_reader(spool *s) {
     char path[4200];
     seg_path(s, s->read_seg, path, sizeof(path));
     s->rfd = open(path, O_RDONLY);
+    if (s->rfd >= 0 && s->read_seg == s->resume_seg) {
+        s->read_off = s->resume_off;
+        s->resume_seg = NO_SEGMENT;
+    }
     return s->rfd;
 }
 
-/* The reader reached the end of a segment that is not being written: drop it. */
 static void next_segment(spool *s) {
-    char path[4200];
-    close(s->rfd);
-    s->rfd = -1;
-    seg_path(s, s->read_seg, path, sizeof(path));
-    unlink(path);
+    leave_segment(s);
     s->read_seg++;
     s->read_off = 0;
 }
 
-/* The whole spool has been read: start again from an empty tail segment. */
-static void reset_when_drained(spool *s) {
+/* Everything has been read: new records go to a fresh segment, so the one
+ * just read can be deleted once the broker has it all. */
+static void start_fresh_segment(spool *s) {
     char err[256];
-    if (s->rfd >= 0) close(s->rfd);
-    s->rfd = -1;
-    fclose(s->wf);
-    for (int64_t seg = s->read_seg; seg <= s->write_seg; seg++) {
-        char path[4200];
-        seg_path(s, seg, path, sizeof(path));
-        unlink(path);
-    }
-    s->read_seg = s->write_seg = 0;
+    if (s->wf) fclose(s->wf);
+    leave_segment(s);
+    s->write_seg++;
+    if (open_writer(s, err, sizeof(err)) < 0) s->wf = NULL;
+    s->read_seg = s->write_seg;
     s->read_off = 0;
     s->size = 0;
     s->empty = 1;
-    if (open_writer(s, err, sizeof(err)) < 0) s->wf = NULL;
 }
 
 int spool_peek(spool *s, spool_record *r) {
@@ -222,7 +284,7 @@ int spool_peek(spool *s, spool_record *r) {
     spool_flush(s);
     for (;;) {
         if (s->rfd < 0 && open_reader(s) < 0) {
-            if (s->read_seg >= s->write_seg) { reset_when_drained(s); return 0; }
+            if (s->read_seg >= s->write_seg) { start_fresh_segment(s); return 0; }
             s->read_seg++;
             continue;
         }
@@ -240,7 +302,7 @@ int spool_peek(spool *s, spool_record *r) {
             }
         }
         /* End of this segment (or a record torn by a crash). */
-        if (s->read_seg >= s->write_seg) { reset_when_drained(s); return 0; }
+        if (s->read_seg >= s->write_seg) { start_fresh_segment(s); return 0; }
         next_segment(s);
     }
 decode:;
@@ -252,13 +314,23 @@ decode:;
     r->keylen = keylen;
     r->payload = r->key + keylen;
     r->len = s->pending_len - HEADER_LEN - keylen;
+    r->hold = hold_of(s, s->read_seg);
     return 1;
 }
 
 void spool_consume(spool *s) {
+    hold_of(s, s->read_seg)->outstanding++;
     s->read_off += (long long)s->pending_len;
     s->size = s->size > s->pending_len ? s->size - s->pending_len : 0;
     s->pending_len = 0;
+}
+
+void spool_release(spool *s, spool_hold *h) {
+    if (h->outstanding > 0) h->outstanding--;
+    if (h->outstanding == 0 && h->left) {
+        unlink_segment(s, h->seg);
+        drop_hold(s, h);
+    }
 }
 
 int spool_empty(const spool *s) { return s->empty; }
@@ -269,16 +341,19 @@ void spool_close(spool *s) {
     if (s->wf) { fflush(s->wf); fsync(fileno(s->wf)); fclose(s->wf); }
     if (s->ff) { fflush(s->ff); fsync(fileno(s->ff)); fclose(s->ff); }
     if (s->rfd >= 0) close(s->rfd);
-    if (!s->empty) {
-        /* A front segment is read first and from its start; otherwise keep
-         * the reader's place in the lowest segment. */
-        int64_t seg = s->ff ? s->front_seg : s->read_seg;
-        long long off = s->ff ? 0 : s->read_off;
+    /* Where the reader stopped, unless records read from that segment are
+     * still unconfirmed: then it is read again from its start. A front
+     * segment, numbered lower, is read first either way. */
+    spool_hold *h = s->holds;
+    while (h && h->seg != s->read_seg) h = h->next;
+    if (!s->empty && s->read_off > 0 && !(h && h->outstanding)) {
         char path[4200];
         snprintf(path, sizeof(path), "%s/read.offset", s->dir);
         FILE *f = fopen(path, "w");
-        if (f) { fprintf(f, "%lld %lld\n", (long long)seg, off); fclose(f); }
+        if (f) { fprintf(f, "%lld %lld\n", (long long)s->read_seg, s->read_off); fclose(f); }
     }
+    /* Segments with unreleased records stay on disk for the next start. */
+    while (s->holds) drop_hold(s, s->holds);
     sbuf_free(&s->rec);
     free(s);
 }

@@ -11,6 +11,9 @@
 #include <stdint.h>
 
 typedef struct spool spool;
+/* What a record read from the spool owes it: released when the broker has
+ * it (or it has been given up), so its segment can be deleted. */
+typedef struct spool_hold spool_hold;
 
 typedef struct spool_record {
     uint8_t topic;
@@ -18,6 +21,7 @@ typedef struct spool_record {
     size_t keylen;
     const char *payload;
     size_t len;
+    spool_hold *hold;       /* set by spool_peek */
 } spool_record;
 
 spool *spool_open(const char *dir, long long max_bytes, char *err, size_t errlen);
@@ -30,14 +34,18 @@ int spool_append_front(spool *s, const spool_record *r);
 /* Next record without consuming it: 1 found, 0 empty, -1 error. The record
  * stays valid until the next spool call. */
 int spool_peek(spool *s, spool_record *r);
+/* The peeked record is taken: its segment stays on disk until every record
+ * taken from it is released. */
 void spool_consume(spool *s);
+void spool_release(spool *s, spool_hold *h);
 int spool_empty(const spool *s);
 uint64_t spool_size(const spool *s);
 /* Flushes written records to the kernel (cheap; called once per loop turn). */
 void spool_flush(spool *s);
 /* Flushes and fsyncs: the records written so far survive a crash. */
 int spool_sync(spool *s);
-/* Records where reading stopped, so a restart does not send twice. */
+/* Records where reading stopped, so a restart does not send twice; segments
+ * with records not yet released are kept and read again. */
 void spool_close(spool *s);
 
 #endif

@@ -1,10 +1,12 @@
-/* test_spool.c -- the disk spool keeps order, survives a restart, and is bounded. */
+/* test_spool.c -- the disk spool keeps order, survives a restart and a crash,
+ * and is bounded. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <dirent.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -34,8 +36,9 @@ static void put(spool *s, int i) {
     assert_int_equal(spool_append(s, &r), 0);
 }
 
-/* Reads up to max records and checks they are numbered from first on. */
-static int take(spool *s, int first, int max) {
+/* Reads up to max records and checks they are numbered from first on; each
+ * is released at once, as if the broker took it, unless keep is set. */
+static int take_some(spool *s, int first, int max, int keep) {
     spool_record r;
     int n = 0;
     while (n < max && spool_peek(s, &r) == 1) {
@@ -45,9 +48,30 @@ static int take(spool *s, int first, int max) {
         assert_memory_equal(r.payload, want, r.len);
         assert_int_equal(r.topic, (first + n) % 4);
         spool_consume(s);
+        if (!keep) spool_release(s, r.hold);
         n++;
     }
     return n;
+}
+
+static int take(spool *s, int first, int max) { return take_some(s, first, max, 0); }
+
+static int segment_files(void) {
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    int n = 0;
+    while ((e = readdir(d)))
+        if (strncmp(e->d_name, "seg-", 4) == 0) n++;
+    closedir(d);
+    return n;
+}
+
+static void put_front(spool *s, int i) {
+    char payload[64];
+    snprintf(payload, sizeof(payload), "{\"n\":%d}", i);
+    spool_record r = {.topic = (uint8_t)(i % 4), .key = "k", .keylen = 1, .payload = payload,
+                      .len = strlen(payload)};
+    assert_int_equal(spool_append_front(s, &r), 0);
 }
 
 static void test_fifo_interleaved(void **state) {
@@ -86,16 +110,76 @@ static void test_front_segment_read_first(void **state) {
     for (int i = 10; i < 20; i++) put(s, i);
     /* Messages older than the whole spool (purged from librdkafka). */
     assert_int_equal(spool_begin_front(s), 0);
-    for (int i = 0; i < 10; i++) {
-        char key[8] = "k", payload[64];
-        snprintf(payload, sizeof(payload), "{\"n\":%d}", i);
-        spool_record r = {.topic = (uint8_t)(i % 4), .key = key, .keylen = 1, .payload = payload,
-                          .len = strlen(payload)};
-        assert_int_equal(spool_append_front(s, &r), 0);
-    }
+    for (int i = 0; i < 10; i++) put_front(s, i);
     spool_close(s);
     s = spool_open(dir, 1 << 20, err, sizeof(err));
     assert_int_equal(take(s, 0, 1000), 20);
+    spool_close(s);
+}
+
+/* A clean stop while the broker is away, half way through the spool: the
+ * records librdkafka still held go to the front, the rest of the spool
+ * follows from where reading stopped, nothing twice. */
+static void test_stop_mid_spool_no_duplicates(void **state) {
+    (void)state;
+    char err[256];
+    spool *s = spool_open(dir, 1 << 20, err, sizeof(err));
+    for (int i = 0; i < 20; i++) put(s, i);
+    spool_record r;
+    assert_int_equal(take(s, 0, 5), 5);              /* delivered */
+    assert_int_equal(take_some(s, 5, 5, 1), 5);      /* handed to librdkafka */
+    assert_int_equal(spool_peek(s, &r), 1);
+    spool_hold *h = r.hold;
+    assert_int_equal(spool_begin_front(s), 0);       /* shutdown purges them */
+    for (int i = 5; i < 10; i++) {
+        put_front(s, i);
+        spool_release(s, h);
+    }
+    spool_close(s);
+    s = spool_open(dir, 1 << 20, err, sizeof(err));
+    assert_int_equal(take(s, 5, 1000), 15);
+    assert_true(spool_empty(s));
+    spool_close(s);
+}
+
+/* Records read but not yet taken by the broker live only in librdkafka's
+ * memory: their segment stays until they are released, so a crash (here: a
+ * second open without closing the first) finds them again. */
+static void test_unreleased_records_survive_a_crash(void **state) {
+    (void)state;
+    char err[256];
+    spool *s = spool_open(dir, 1 << 20, err, sizeof(err));
+    for (int i = 0; i < 10; i++) put(s, i);
+    assert_int_equal(take_some(s, 0, 1000, 1), 10);
+    assert_true(spool_empty(s));
+    spool *after_crash = spool_open(dir, 1 << 20, err, sizeof(err));
+    assert_false(spool_empty(after_crash));
+    assert_int_equal(take(after_crash, 0, 1000), 10);     /* sent again: same records */
+    spool_close(after_crash);
+    spool_close(s);
+    s = spool_open(dir, 1 << 20, err, sizeof(err));
+    assert_true(spool_empty(s));
+    spool_close(s);
+}
+
+/* Once every record read from a segment is released, the segment is gone. */
+static void test_released_segment_deleted(void **state) {
+    (void)state;
+    char err[256];
+    spool *s = spool_open(dir, 1 << 20, err, sizeof(err));
+    for (int i = 0; i < 10; i++) put(s, i);
+    spool_record r;
+    assert_int_equal(spool_peek(s, &r), 1);
+    spool_hold *h = r.hold;
+    assert_int_equal(take_some(s, 0, 1000, 1), 10);
+    assert_int_equal(segment_files(), 2);                 /* the read one and a fresh one */
+    for (int i = 0; i < 9; i++) spool_release(s, h);
+    assert_int_equal(segment_files(), 2);
+    spool_release(s, h);
+    assert_int_equal(segment_files(), 1);
+    for (int i = 10; i < 15; i++) put(s, i);
+    assert_int_equal(take(s, 10, 1000), 5);
+    assert_int_equal(segment_files(), 1);
     spool_close(s);
 }
 
@@ -169,6 +253,9 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_fifo_interleaved, setup, teardown),
         cmocka_unit_test_setup_teardown(test_survives_restart_without_duplicates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_front_segment_read_first, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stop_mid_spool_no_duplicates, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unreleased_records_survive_a_crash, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_released_segment_deleted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_torn_tail_ignored, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keyless_record, setup, teardown),
