@@ -82,7 +82,8 @@ kafka-jars:
 # ASan+UBSan programs (a sanitizer report in any process fails its test).
 SAN_INTEGRATION := capture or ids_are or malformed or restart_ends or link_cut or graceful \
                    or originate or queue_commands or refusals or same_id or wait_for_ami \
-                   or (cli_ops and not mirrormaker2) or test_gateway
+                   or (cli_ops and not mirrormaker2) \
+                   or (test_gateway and not site_broker_down and not slow_reader)
 test: deps
 	@$(MAKE) --no-print-directory all unit
 	@$(MAKE) --no-print-directory SAN=1 all unit

@@ -21,6 +21,8 @@ struct publisher {
     spool *spool;
     int closing;
     int broker_up;
+    int write_ahead;
+    int write_ahead_failing;
     publisher_stats stats;
     uint64_t dropped_unreported;
 };
@@ -41,15 +43,17 @@ static int kind_of(const publisher *p, const rd_kafka_topic_t *rkt) {
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
     publisher *p = opaque;
     spool_hold *from_spool = m->_private;
+    int purged = m->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE || m->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT;
     (void)rk;
     if (!m->err) {
         p->stats.delivered++;
         p->broker_up = 1;
-    } else if ((m->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE || m->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT) &&
-               spool_append_front(p->spool, &(spool_record){.topic = (uint8_t)kind_of(p, m->rkt),
-                                                             .key = m->key, .keylen = m->key_len,
-                                                             .payload = m->payload, .len = m->len}) == 0) {
+    } else if (purged && spool_append_front(p->spool, &(spool_record){.topic = (uint8_t)kind_of(p, m->rkt),
+                                                                     .key = m->key, .keylen = m->key_len,
+                                                                     .payload = m->payload, .len = m->len}) == 0) {
         p->stats.spooled++;
+    } else if (purged && from_spool) {
+        return;   /* not released: it stays in its segment and is sent again next start */
     } else {
         p->stats.failed++;
         p->dropped_unreported++;
@@ -128,6 +132,7 @@ publisher *publisher_new(const callbus_config *c, char *err, size_t errlen) {
         log_info("spool: %llu bytes from an earlier run will be sent first",
                  (unsigned long long)spool_size(p->spool));
     p->broker_up = 1;
+    p->write_ahead = c->agent.spool_write_ahead;
     return p;
 fail:
     publisher_free(p);
@@ -159,19 +164,41 @@ static int to_spool(publisher *p, topic_kind t, const char *key, size_t keylen,
     return -1;
 }
 
+/* Write-ahead: the message is on disk before librdkafka has it, and stays
+ * there until the broker acknowledges it, so a crash loses nothing. */
+static spool_hold *write_ahead(publisher *p, topic_kind t, const char *key, size_t keylen,
+                               const char *payload, size_t len) {
+    if (!p->write_ahead) return NULL;
+    spool_record r = {.topic = (uint8_t)t, .key = key, .keylen = keylen, .payload = payload, .len = len};
+    spool_hold *h = spool_write_ahead(p->spool, &r);
+    if ((h == NULL) != p->write_ahead_failing) {
+        p->write_ahead_failing = !h;
+        if (h) log_info("spool: write-ahead works again");
+        else log_error("spool: write-ahead failed (disk full or unwritable?): a crash now loses what librdkafka holds");
+    }
+    return h;
+}
+
 int publisher_send(publisher *p, topic_kind t, const char *key, size_t keylen,
                    const char *payload, size_t len) {
     p->stats.sent++;
     if (spool_empty(p->spool)) {
-        int rc = produce(p, t, key, keylen, payload, len, NULL);
+        spool_hold *ahead = write_ahead(p, t, key, keylen, payload, len);
+        int rc = produce(p, t, key, keylen, payload, len, ahead);
         if (rc == 0) return 0;
         if (rc < 0) {
+            if (ahead) spool_release(p->spool, ahead);
             p->stats.failed++;
             p->dropped_unreported++;
             return -1;
         }
         if (p->stats.spooled == p->stats.unspooled)
             log_warn("kafka: in-memory queue full (broker slow or away): spooling to disk");
+        if (ahead) {
+            spool_give_back(p->spool, ahead);
+            p->stats.spooled++;
+            return 0;
+        }
     }
     return to_spool(p, t, key, keylen, payload, len);
 }

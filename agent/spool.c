@@ -23,6 +23,9 @@
 #include "sbuf.h"
 
 #define SEGMENT_MAX (64LL << 20)
+/* Write-ahead segments are short, so delivered records are deleted soon and
+ * a crash sends little again. */
+#define WRITE_AHEAD_SEGMENT (1LL << 20)
 #define HEADER_LEN 12
 
 struct spool {
@@ -42,6 +45,7 @@ struct spool {
     spool_hold *holds;       /* segments with records read and not yet released */
     int64_t resume_seg;      /* on reaching this segment, start at resume_off */
     long long resume_off;
+    size_t ahead_len;        /* length of the record last written ahead */
 };
 
 /* Records read from one segment and not yet released; the segment is
@@ -57,6 +61,12 @@ struct spool_hold {
 
 static void seg_path(const spool *s, int64_t seg, char *out, size_t n) {
     snprintf(out, n, "%s/seg-%020lld.spool", s->dir, (long long)seg + (1LL << 40));
+}
+
+static void unlink_segment(const spool *s, int64_t seg) {
+    char path[4200];
+    seg_path(s, seg, path, sizeof(path));
+    unlink(path);
 }
 
 static int mkdir_p(const char *dir) {
@@ -115,6 +125,7 @@ static int open_writer(spool *s, char *err, size_t errlen) {
         snprintf(err, errlen, "spool %s: %s", path, strerror(errno));
         return -1;
     }
+    setvbuf(s->wf, NULL, _IOFBF, 256 << 10);   /* write-ahead: one write per loop turn, not per 4 KiB */
     s->write_off = ftell(s->wf);
     return 0;
 }
@@ -133,6 +144,13 @@ spool *spool_open(const char *dir, long long max_bytes, char *err, size_t errlen
     sbuf_init(&s->rec);
     scan_segments(s);
     load_read_offset(s);
+    if (s->size == 0) {
+        /* Nothing left to send: start on a fresh segment, so that the reader
+         * and the writer stand at the same place. */
+        for (int64_t seg = s->read_seg; seg <= s->write_seg; seg++) unlink_segment(s, seg);
+        s->read_seg = s->write_seg = 0;
+        s->resume_seg = NO_SEGMENT;
+    }
     if (open_writer(s, err, errlen) < 0) {
         free(s);
         return NULL;
@@ -207,12 +225,6 @@ void spool_flush(spool *s) {
 int spool_sync(spool *s) {
     if (!s->wf || fflush(s->wf) != 0) return -1;
     return fdatasync(fileno(s->wf));
-}
-
-static void unlink_segment(const spool *s, int64_t seg) {
-    char path[4200];
-    seg_path(s, seg, path, sizeof(path));
-    unlink(path);
 }
 
 static spool_hold *hold_of(spool *s, int64_t seg) {
@@ -325,6 +337,30 @@ void spool_consume(spool *s) {
     s->pending_len = 0;
 }
 
+spool_hold *spool_write_ahead(spool *s, const spool_record *r) {
+    if (!s->empty) return NULL;
+    if (s->write_off >= WRITE_AHEAD_SEGMENT) start_fresh_segment(s);
+    if (!s->wf) {
+        char err[256];
+        if (open_writer(s, err, sizeof(err)) < 0) return NULL;
+    }
+    int n = write_record(s->wf, r);
+    if (n < 0) return NULL;
+    s->write_off += n;
+    s->read_off = s->write_off;   /* the caller hands it to the broker: nothing to read */
+    s->ahead_len = (size_t)n;
+    spool_hold *h = hold_of(s, s->write_seg);
+    h->outstanding++;
+    return h;
+}
+
+void spool_give_back(spool *s, spool_hold *h) {
+    if (h->outstanding > 0) h->outstanding--;
+    s->read_off -= (long long)s->ahead_len;
+    s->size += s->ahead_len;
+    s->empty = 0;
+}
+
 void spool_release(spool *s, spool_hold *h) {
     if (h->outstanding > 0) h->outstanding--;
     if (h->outstanding == 0 && h->left) {
@@ -352,6 +388,9 @@ void spool_close(spool *s) {
         FILE *f = fopen(path, "w");
         if (f) { fprintf(f, "%lld %lld\n", (long long)s->read_seg, s->read_off); fclose(f); }
     }
+    /* Everything sent and acknowledged (write-ahead records included): the
+     * next start has nothing to send again. */
+    if (s->empty && !(h && h->outstanding)) unlink_segment(s, s->read_seg);
     /* Segments with unreleased records stay on disk for the next start. */
     while (s->holds) drop_hold(s, s->holds);
     sbuf_free(&s->rec);

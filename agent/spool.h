@@ -38,6 +38,13 @@ int spool_peek(spool *s, spool_record *r);
  * taken from it is released. */
 void spool_consume(spool *s);
 void spool_release(spool *s, spool_hold *h);
+/* Write-ahead: only while the spool is empty, writes a record the caller
+ * hands to the broker itself, so it is on disk until released. NULL when
+ * the spool is not empty or the write failed. */
+spool_hold *spool_write_ahead(spool *s, const spool_record *r);
+/* The record just written ahead was not taken after all: it is left in the
+ * spool to be read and sent like any spooled record. */
+void spool_give_back(spool *s, spool_hold *h);
 int spool_empty(const spool *s);
 uint64_t spool_size(const spool *s);
 /* Flushes written records to the kernel (cheap; called once per loop turn). */

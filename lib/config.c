@@ -24,6 +24,7 @@ static void set_defaults(callbus_config *c) {
     c->agent.reconnect_min_ms = 500;
     c->agent.reconnect_max_ms = 30000;
     c->agent.spool_max_bytes = 1024LL * 1024 * 1024;
+    c->agent.spool_write_ahead = 1;
     c->agent.max_line = 65536;
     c->agent.max_headers = 1024;
     c->agent.status_interval_s = 30;
@@ -202,6 +203,7 @@ static int load_agent(callbus_config *c, config_t *cf, char *err, size_t errlen)
         copy_int(cf, "agent.ami.max_headers", &max_headers, 128, 1 << 20, err, errlen) ||
         copy_string(cf, "agent.spool.dir", c->agent.spool_dir, sizeof(c->agent.spool_dir), err, errlen) ||
         copy_int(cf, "agent.spool.max_mb", &spool_mb, 1, 1 << 20, err, errlen) ||
+        copy_bool(cf, "agent.spool.write_ahead", &c->agent.spool_write_ahead, err, errlen) ||
         copy_string(cf, "agent.http.listen", c->agent.http_listen, sizeof(c->agent.http_listen), err, errlen) ||
         copy_int(cf, "agent.status_interval", &c->agent.status_interval_s, 1, 86400, err, errlen))
         return -1;

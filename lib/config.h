@@ -45,6 +45,7 @@ typedef struct callbus_config {
         int reconnect_max_ms;
         char spool_dir[PATH_MAX];
         long long spool_max_bytes;
+        int spool_write_ahead;  /* every message on disk until the broker has it */
         char http_listen[128];  /* "" disables metrics/health */
         long max_line;
         long max_headers;

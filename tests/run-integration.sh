@@ -57,7 +57,7 @@ else
 fi
 
 set +e
-"$PYTHON" -m pytest -q tests/integration "$@"
+"$PYTHON" -m pytest -q --durations=12 tests/integration "$@"
 rc=$?
 set -e
 exit "$rc"

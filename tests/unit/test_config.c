@@ -83,6 +83,7 @@ static void test_errors_are_clear(void **state) {
     /* A wrong type is an error, not the default: these must not leave commands on. */
     expect_error("commands: { enabled = 0; };", "commands.enabled must be true or false");
     expect_error("commands: { enabled = \"false\"; };", "commands.enabled must be true or false");
+    expect_error("agent: { spool: { write_ahead = 0; }; };", "agent.spool.write_ahead must be true or false");
     expect_error("operators = ( { id = \"a\"; interface = \"PJSIP/1\"; name = 7; } );", "operators[0].name");
     expect_error("operators = ( { id = \"a\"; interface = \"1001\"; } );", "operators[0].interface");
     expect_error("operators = ( { id = \"a\"; interface = \"PJSIP/1\\r\\nAction: Hangup\"; } );",
@@ -90,17 +91,19 @@ static void test_errors_are_clear(void **state) {
     expect_error("operators = ( { id = \"a\"; interface = \"PJSIP/ 1\"; } );", "operators[0].interface");
 }
 
-static void test_commands_can_be_turned_off(void **state) {
+static void test_switches_can_be_turned_off(void **state) {
     (void)state;
-    write_conf("commands: { enabled = false; };");
+    write_conf("commands: { enabled = false; };\nagent: { spool: { write_ahead = false; }; };");
     callbus_config c;
     char err[256];
     assert_int_equal(config_load(&c, path, err, sizeof(err)), 0);
     assert_int_equal(c.commands.enabled, 0);
+    assert_int_equal(c.agent.spool_write_ahead, 0);
     config_free(&c);
     unlink(path);
     assert_int_equal(config_load(&c, NULL, err, sizeof(err)), 0);
     assert_int_equal(c.commands.enabled, 1);
+    assert_int_equal(c.agent.spool_write_ahead, 1);
     config_free(&c);
 }
 
@@ -126,7 +129,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults), cmocka_unit_test(test_full_file),
         cmocka_unit_test(test_errors_are_clear), cmocka_unit_test(test_secret_file),
-        cmocka_unit_test(test_commands_can_be_turned_off),
+        cmocka_unit_test(test_switches_can_be_turned_off),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -183,6 +183,70 @@ static void test_released_segment_deleted(void **state) {
     spool_close(s);
 }
 
+static spool_hold *ahead(spool *s, int i) {
+    char key[32], payload[64];
+    snprintf(key, sizeof(key), "call-%d", i % 7);
+    snprintf(payload, sizeof(payload), "{\"n\":%d}", i);
+    spool_record r = {.topic = (uint8_t)(i % 4), .key = key, .keylen = strlen(key),
+                      .payload = payload, .len = strlen(payload)};
+    return spool_write_ahead(s, &r);
+}
+
+/* Write-ahead records are on disk while librdkafka holds them: a crash
+ * (a second open, the first never closed) finds them, in order. */
+static void test_write_ahead_survives_a_crash(void **state) {
+    (void)state;
+    char err[256];
+    spool *s = spool_open(dir, 1 << 20, err, sizeof(err));
+    for (int i = 0; i < 5; i++) assert_non_null(ahead(s, i));
+    assert_true(spool_empty(s));                      /* nothing for the reader */
+    spool_flush(s);                                   /* the loop turn ends */
+    spool *after_crash = spool_open(dir, 1 << 20, err, sizeof(err));
+    assert_int_equal(take(after_crash, 0, 1000), 5);
+    spool_close(after_crash);
+    spool_close(s);
+}
+
+/* Acknowledged write-ahead records are not sent again after a clean stop. */
+static void test_write_ahead_released_not_sent_again(void **state) {
+    (void)state;
+    char err[256];
+    spool *s = spool_open(dir, 1 << 20, err, sizeof(err));
+    for (int i = 0; i < 5; i++) spool_release(s, ahead(s, i));
+    spool_close(s);
+    s = spool_open(dir, 1 << 20, err, sizeof(err));
+    assert_true(spool_empty(s));
+    assert_int_equal(take(s, 0, 1000), 0);
+    spool_close(s);
+    assert_int_equal(segment_files(), 0);            /* a clean, empty stop leaves no files */
+}
+
+/* librdkafka's queue was full: the record written ahead becomes an ordinary
+ * spooled record, read before anything appended after it. */
+static void test_write_ahead_given_back(void **state) {
+    (void)state;
+    char err[256];
+    spool *s = spool_open(dir, 1 << 20, err, sizeof(err));
+    spool_release(s, ahead(s, 0));
+    spool_give_back(s, ahead(s, 1));
+    assert_false(spool_empty(s));
+    assert_null(ahead(s, 2));                         /* order: no writing ahead of it */
+    put(s, 2);
+    assert_int_equal(take(s, 1, 1000), 2);
+    assert_true(spool_empty(s));
+    spool_close(s);
+}
+
+/* Delivered write-ahead segments are deleted as they fill, not kept. */
+static void test_write_ahead_segments_deleted(void **state) {
+    (void)state;
+    char err[256];
+    spool *s = spool_open(dir, 1 << 20, err, sizeof(err));
+    for (int i = 0; i < 100000; i++) spool_release(s, ahead(s, i));
+    assert_true(segment_files() <= 2);
+    spool_close(s);
+}
+
 static void test_bounded(void **state) {
     (void)state;
     char err[256];
@@ -256,6 +320,10 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_stop_mid_spool_no_duplicates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unreleased_records_survive_a_crash, setup, teardown),
         cmocka_unit_test_setup_teardown(test_released_segment_deleted, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_write_ahead_survives_a_crash, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_write_ahead_released_not_sent_again, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_write_ahead_given_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_write_ahead_segments_deleted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_torn_tail_ignored, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keyless_record, setup, teardown),
