@@ -117,12 +117,14 @@ static int to_topic(cli_ctx *cx, rd_kafka_t *rk, const replay_opts *o, const cli
     copy_state cs = {.topic = o->to_topic};
     rd_kafka_t *pk = cli_client(cx, RD_KAFKA_PRODUCER, o->to_bootstrap ? o->to_bootstrap : o->bootstrap, NULL, "replay",
                                 o->to_bootstrap ? "target" : "source");
+    err[0] = '\0';   /* cli_client has said why; nothing more to print */
     if (!pk) return 3;
     int tn = cli_partition_count(pk, o->to_topic, err, errlen), rc = 0;
     if (tn == 0) snprintf(err, errlen, "target topic %s does not exist on %s: create it first (%d partitions)", o->to_topic, where, n);
     else if (tn > 0 && tn < n) snprintf(err, errlen, "target topic %s has %d partitions, fewer than the %d of %s", o->to_topic, tn, n, o->topic);
     if (tn < n) {
         fprintf(stderr, "callbus replay: %s\n", err);
+        err[0] = '\0';
         rd_kafka_destroy(pk);
         return 3;
     }
@@ -258,7 +260,7 @@ static int parse(cli_ctx *cx, int argc, char **argv, replay_opts *o) {
 
 int cmd_replay(cli_ctx *cx, int argc, char **argv) {
     replay_opts o;
-    char err[1024];
+    char err[1024] = "";
     int parsed = parse(cx, argc, argv, &o);
     if (parsed != 0) return parsed < 0 ? 2 : 0;
     rd_kafka_t *rk = cli_client(cx, RD_KAFKA_CONSUMER, o.bootstrap, NULL, "replay", "source");
@@ -274,7 +276,7 @@ int cmd_replay(cli_ctx *cx, int argc, char **argv) {
         print_window(&o);
         rc = o.group ? reset_group(rk, &o, r, n, err, sizeof(err)) : to_topic(cx, rk, &o, r, n, err, sizeof(err));
     }
-    if (rc == 3 && n >= 0) fprintf(stderr, "callbus replay: %s\n", err);
+    if (rc == 3 && n >= 0 && err[0]) fprintf(stderr, "callbus replay: %s\n", err);
     free(r);
     rd_kafka_destroy(rk);
     return rc;
