@@ -2,9 +2,11 @@
  * and Kafka (see agent.h).
  *
  * Every AMI message is published to the ami topic first and then given to
- * the call model, whose derived events go to the calls and operators topics.
- * After each (re)connect the agent announces the gap, asks Asterisk for its
- * channels and queues, and lets the model end the calls that vanished. */
+ * the call model, whose derived events go to the calls and operators topics
+ * and into the live state (state.c), whose changed records go to the state
+ * topics at the end of every loop turn. After each (re)connect the agent
+ * announces the gap, asks Asterisk for its channels and queues, and lets the
+ * model end the calls that vanished. */
 #include "agent.h"
 
 #include <errno.h>
@@ -21,22 +23,27 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "ami_client.h"
 #include "callmodel.h"
-#include "commands.h"
+#include "executor.h"
+#include "clock.h"
 #include "cloudevent.h"
 #include "http.h"
 #include "identity.h"
 #include "log.h"
 #include "publisher.h"
 #include "sbuf.h"
+#include "sdnotify.h"
+#include "state.h"
+#include "state_load.h"
 
 /* Refused input is published, but only its first bytes: a runaway line can
  * be megabytes and the point is to show what went wrong. */
 #define REFUSED_KEEP 65536
 
 typedef struct agent_counters {
-    uint64_t events, responses, other, refused, gaps, derived;
+    uint64_t events, responses, other, refused, forged, gaps, derived, state_records;
 } agent_counters;
 
 struct agent {
@@ -45,14 +52,16 @@ struct agent {
     publisher *pub;
     ami_client *ami;
     callmodel *cm;
-    commands *cmds;         /* NULL when commands are disabled */
+    state *st;              /* the live state, published to the state topics */
+    executor *cmds;         /* NULL when commands are disabled */
     identity_map *ids;
     http_server *http;
     ce_source src;
     uint64_t seq[TOPIC_KINDS];
     sbuf buf;
-    double now;
-    double started;
+    double now;             /* wall clock: the time of what happens (clock.h) */
+    double mono;            /* monotonic clock: every deadline and duration */
+    double started;         /* monotonic */
     agent_counters n;
 
     /* AMI link history, for gap announcements and restart detection. */
@@ -60,18 +69,20 @@ struct agent {
     double down_since;
     char down_reason[128];
     int shutdown_seen;
-    double boot_time;       /* Asterisk start time estimated from FullyBooted */
+    double boot_time;       /* Asterisk start (monotonic) estimated from FullyBooted */
     int restarted;
     int gap_pending;        /* reconnected; gap announced when the resync ends */
     char asterisk_version[64];
     char ami_version[32];
 
     /* Resync in progress: ActionIDs of the list actions still answering. */
-    char resync_ids[2][32];
+    char resync_ids[2][AMI_ACTION_ID_MAX];
     int resync_pending;
-    char settings_id[32];
+    size_t resync_members;  /* QueueMember items the resync listed */
+    char settings_id[AMI_ACTION_ID_MAX];
 
-    double next_status;
+    double next_status;     /* monotonic */
+    double next_stats;      /* monotonic: the queue figures are republished then */
     double next_drop_report;
     uint64_t gap_seq;
 };
@@ -109,8 +120,8 @@ static void publish_gap(agent *a, double from, double to, const char *reason, co
     snprintf(key, sizeof(key), "%s:gap:%lld:%llu", a->cfg->agent.id, (long long)a->src.epoch,
              (unsigned long long)++a->gap_seq);
     json_t *d = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "agent_id", a->cfg->agent.id,
-                          "site", a->cfg->site, "from", cm_rfc3339(from, f, sizeof(f)),
-                          "to", cm_rfc3339(to, t, sizeof(t)), "reason", reason, "detail",
+                          "site", a->cfg->site, "from", rfc3339(from, 6, f, sizeof(f)),
+                          "to", rfc3339(to, 6, t, sizeof(t)), "reason", reason, "detail",
                           detail ? detail : "");
     a->n.gaps++;
     log_warn("gap %s: %s %s", key, reason, detail ? detail : "");
@@ -122,8 +133,9 @@ static void publish_status(agent *a, const char *reason) {
     publisher_get_stats(a->pub, &ps);
     const ami_parser_stats *st = ami_client_parser_stats(a->ami);
     json_t *counters = json_pack(
-        "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "ami_events", (json_int_t)a->n.events,
+        "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "ami_events", (json_int_t)a->n.events,
         "ami_responses", (json_int_t)a->n.responses, "ami_refused", (json_int_t)a->n.refused,
+        "ami_forged", (json_int_t)a->n.forged,
         "ami_bytes", (json_int_t)st->bytes, "derived_events", (json_int_t)a->n.derived,
         "gaps", (json_int_t)a->n.gaps, "kafka_delivered", (json_int_t)ps.delivered,
         "kafka_spooled", (json_int_t)ps.spooled, "kafka_dropped", (json_int_t)(ps.dropped + ps.failed),
@@ -131,9 +143,9 @@ static void publish_status(agent *a, const char *reason) {
     json_t *d = json_pack("{s:s, s:s, s:s, s:s, s:s, s:f, s:s, s:o}", "agent_id", a->cfg->agent.id,
                           "site", a->cfg->site, "ami", ami_client_is_up(a->ami) ? "up" : "down",
                           "asterisk_version", a->asterisk_version, "ami_version", a->ami_version,
-                          "uptime_s", a->now - a->started, "reason", reason, "counters", counters);
+                          "uptime_s", a->mono - a->started, "reason", reason, "counters", counters);
     publish_json(a, TOPIC_STATUS, "callbus.agent.status", a->cfg->agent.id, a->now, d);
-    a->next_status = a->now + a->cfg->agent.status_interval_s;
+    a->next_status = a->mono + a->cfg->agent.status_interval_s;
 }
 
 /* The ami topic: headers in wire order, plus the exact bytes whenever the
@@ -146,7 +158,10 @@ static void publish_ami(agent *a, const ami_msg *m, double time) {
     if (key && strcmp(key, "<unknown>") == 0) key = NULL;
     sbuf_reset(&a->buf);
     ce_begin(&a->buf, &a->src, "ami", ++a->seq[TOPIC_AMI], "callbus.ami.event", key, time);
-    sbuf_printf(&a->buf, "{\"kind\":\"%s\",\"headers\":[", kinds[ami_msg_kind(m)]);
+    /* puts, not printf: vfprintf's set-up is a visible share of each event */
+    sbuf_puts(&a->buf, "{\"kind\":\"");
+    sbuf_puts(&a->buf, kinds[ami_msg_kind(m)]);
+    sbuf_puts(&a->buf, "\",\"headers\":[");
     int lossy = m->noncanonical;
     for (size_t i = 0; i < m->count; i++) {
         if (i) sbuf_putc(&a->buf, ',');
@@ -179,7 +194,60 @@ static void on_model_event(void *ctx, cm_topic topic, const char *type, const ch
                            double time, json_t *data) {
     agent *a = ctx;
     a->n.derived++;
+    state_apply(a->st, type, key, time, data);
     publish_json(a, topic == CM_TOPIC_CALLS ? TOPIC_CALLS : TOPIC_OPERATORS, type, key, time, data);
+}
+
+/* ---- The live state ------------------------------------------------------- */
+
+static const topic_kind state_topics[STATE_KINDS] = {TOPIC_STATE_CALLS, TOPIC_STATE_OPERATORS,
+                                                     TOPIC_STATE_QUEUES};
+
+/* A changed record, or a tombstone (json NULL) for a call that ended. */
+static void on_state_record(void *ctx, state_kind kind, const char *key, double time, const char *json,
+                            size_t len) {
+    agent *a = ctx;
+    topic_kind t = state_topics[kind];
+    a->n.state_records++;
+    if (json) publish(a, t, state_kind_type(kind), key, time, json, len, 0);
+    else publisher_send(a->pub, t, key, strlen(key), NULL, 0);
+}
+
+/* Once per loop turn: what the turn's events changed, each record once. */
+static void publish_state(agent *a) {
+    if (a->mono >= a->next_stats) {
+        state_tick(a->st, a->now);
+        a->next_stats = a->mono + a->cfg->agent.state_stats_interval_s;
+    }
+    state_flush(a->st, on_state_record, a);
+}
+
+static state *new_state(const callbus_config *c) {
+    state_settings set = {.timezone = c->timezone, .service_level_s = c->agent.state_service_level_s};
+    return state_new(&set);
+}
+
+/* Today's counters and the live state continue from the state topics; when
+ * they cannot be read, the agent starts from nothing and says so. */
+static void recover_state(agent *a, int broker_answered) {
+    char err[256] = "the broker did not answer at start";
+    double started = wall_now(), took = mono_now();
+    /* A broker that is away must not hold AMI back for the whole load
+     * timeout: Asterisk does not keep events for a client not logged in. */
+    long n = broker_answered ? state_load(a->cfg, a->st, a->cfg->agent.state_load_timeout_s, err, sizeof(err)) : -1;
+    took = mono_now() - took;
+    if (n < 0) {
+        state_free(a->st);
+        a->st = new_state(a->cfg);
+        log_warn("state: not recovered (%s): today's counters start from zero", err);
+        publish_gap(a, started, wall_now(), "state_not_recovered", err);
+        return;
+    }
+    state_restore_end(a->st, wall_now());
+    state_stats st;
+    state_get_stats(a->st, &st);
+    log_info("state: %ld records read back in %.1f s: %zu operators, %zu queues, %zu calls", n, took,
+             st.operators, st.queues, st.calls);
 }
 
 /* ---- AMI ------------------------------------------------------------------ */
@@ -187,12 +255,13 @@ static void on_model_event(void *ctx, cm_topic topic, const char *type, const ch
 static void start_resync(agent *a) {
     callmodel_resync_begin(a->cm);
     a->resync_pending = 0;
+    a->resync_members = 0;
     if (ami_client_send(a->ami, "CoreShowChannels", NULL, a->resync_ids[0], sizeof(a->resync_ids[0])) == 0)
         a->resync_pending++;
     if (ami_client_send(a->ami, "QueueStatus", NULL, a->resync_ids[1], sizeof(a->resync_ids[1])) == 0)
         a->resync_pending++;
     ami_client_send(a->ami, "CoreSettings", NULL, a->settings_id, sizeof(a->settings_id));
-    if (a->cmds) commands_on_ami_up(a->cmds);
+    if (a->cmds) executor_on_ami_up(a->cmds);
 }
 
 static void finish_resync(agent *a) {
@@ -202,6 +271,9 @@ static void finish_resync(agent *a) {
     size_t after = callmodel_active_calls(a->cm);
     log_info("resync done: %zu calls active, %zu ended (%s)", after,
              before > after ? before - after : 0, reason);
+    /* Recovered calls the resync did not confirm ended while we were away. */
+    size_t gone = state_reconcile(a->st, a->now, a->resync_members > 0);
+    if (gone) log_info("state: %zu recovered calls ended while the agent was away", gone);
     if (a->gap_pending)
         publish_gap(a, a->down_since, a->now, a->restarted ? "asterisk_restarted" : "ami_disconnected",
                     a->down_reason);
@@ -224,6 +296,9 @@ static void on_ami_up(void *ctx, const char *banner) {
     a->shutdown_seen = 0;
     start_resync(a);
     publish_status(a, "ami_up");
+    /* Ready means logged in to Asterisk; later logins repeat it harmlessly. */
+    sdnotify("READY=1");
+    sdnotify_status("AMI up (%s:%d, %s)", a->cfg->agent.ami_host, a->cfg->agent.ami_port, banner);
 }
 
 static void on_ami_down(void *ctx, const char *reason) {
@@ -234,8 +309,10 @@ static void on_ami_down(void *ctx, const char *reason) {
         snprintf(a->down_reason, sizeof(a->down_reason), "%s", reason);
     }
     a->resync_pending = 0;
-    if (a->cmds) commands_on_ami_down(a->cmds, reason);
+    if (a->cmds) executor_on_ami_down(a->cmds, reason);
     publish_status(a, "ami_down");
+    sdnotify_status("AMI down (%s:%d: %s), reconnecting", a->cfg->agent.ami_host, a->cfg->agent.ami_port,
+                    reason);
 }
 
 /* Uptime lower than the time since the boot we knew means Asterisk started
@@ -245,7 +322,7 @@ static void on_fully_booted(agent *a, const ami_msg *m) {
     if (!up) return;
     /* Uptime has whole seconds and arrives a little late: more than 1.5 s
      * between the two boot estimates cannot be rounding. */
-    double boot = a->now - atof(up);
+    double boot = a->mono - atof(up);
     if (a->boot_time > 0 && boot > a->boot_time + 1.5) {
         a->restarted = 1;
         log_warn("ami: Asterisk restarted (uptime %s s)", up);
@@ -266,6 +343,7 @@ static void on_event(agent *a, const ami_msg *m) {
         if (list && strcasecmp(list, "Complete") == 0) {
             if (--a->resync_pending == 0) finish_resync(a);
         } else {
+            if (strcasecmp(name, "QueueMember") == 0) a->resync_members++;
             callmodel_resync_item(a->cm, m);
         }
         return;
@@ -294,12 +372,27 @@ static void on_response(agent *a, const ami_msg *m) {
 static void on_ami_message(void *ctx, ami_msg *m) {
     agent *a = ctx;
     publish_ami(a, m, cm_event_time(m, a->now));
-    if (a->cmds && commands_on_ami_message(a->cmds, m)) return;
+    if (a->cmds && executor_on_ami_message(a->cmds, m)) return;
     switch (ami_msg_kind(m)) {
     case AMI_EVENT: a->n.events++; on_event(a, m); break;
     case AMI_RESPONSE: a->n.responses++; on_response(a, m); break;
     default: a->n.other++; break;
     }
+}
+
+/* Refused input goes to the ami topic as kind refused (its first bytes) and
+ * is announced as a parse_error gap: an event may be missing there. */
+static void publish_refused(agent *a, const char *what, const char *raw, size_t len, const char *why) {
+    sbuf_reset(&a->buf);
+    ce_begin(&a->buf, &a->src, "ami", ++a->seq[TOPIC_AMI], "callbus.ami.event", NULL, a->now);
+    sbuf_printf(&a->buf, "{\"kind\":\"refused\",\"error\":\"%s\",\"raw_len\":%zu,\"raw_base64\":\"", what, len);
+    sbuf_base64(&a->buf, (const unsigned char *)raw, len < REFUSED_KEEP ? len : REFUSED_KEEP);
+    sbuf_puts(&a->buf, "\"}");
+    ce_end(&a->buf);
+    publisher_send(a->pub, TOPIC_AMI, NULL, 0, a->buf.data, a->buf.len);
+    char detail[256];
+    snprintf(detail, sizeof(detail), "%s: %zu bytes refused%s%s", what, len, why ? ": " : "", why ? why : "");
+    publish_gap(a, a->now, a->now, "parse_error", detail);
 }
 
 static void on_ami_refused(void *ctx, ami_error err, const char *raw, size_t len) {
@@ -309,16 +402,15 @@ static void on_ami_refused(void *ctx, ami_error err, const char *raw, size_t len
     /* Lines without a colon are kept inside their message: nothing is lost. */
     if (err == AMI_ERR_NO_COLON) return;
     a->n.refused++;
-    sbuf_reset(&a->buf);
-    ce_begin(&a->buf, &a->src, "ami", ++a->seq[TOPIC_AMI], "callbus.ami.event", NULL, a->now);
-    sbuf_printf(&a->buf, "{\"kind\":\"refused\",\"error\":\"%s\",\"raw_len\":%zu,\"raw_base64\":\"", what, len);
-    sbuf_base64(&a->buf, (const unsigned char *)raw, len < REFUSED_KEEP ? len : REFUSED_KEEP);
-    sbuf_puts(&a->buf, "\"}");
-    ce_end(&a->buf);
-    publisher_send(a->pub, TOPIC_AMI, NULL, 0, a->buf.data, a->buf.len);
-    char detail[96];
-    snprintf(detail, sizeof(detail), "%s: %zu bytes refused", what, len);
-    publish_gap(a, a->now, a->now, "parse_error", detail);
+    publish_refused(a, what, raw, len, NULL);
+}
+
+/* A message only dialplan data injected into the stream can make: neither
+ * the call model nor the executor ever sees it. */
+static void on_ami_forged(void *ctx, const ami_msg *m, const char *error, const char *detail) {
+    agent *a = ctx;
+    a->n.forged++;
+    publish_refused(a, error, m->raw, m->raw_len, detail);
 }
 
 /* ---- Metrics and health ----------------------------------------------------- */
@@ -344,49 +436,54 @@ static int http_handler_fn(void *ctx, const char *path, sbuf *body, const char *
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     *ctype = "text/plain; version=0.0.4";
-    sbuf_printf(body,
-                "# TYPE callbus_agent_ami_up gauge\ncallbus_agent_ami_up %d\n"
-                "# TYPE callbus_agent_kafka_up gauge\ncallbus_agent_kafka_up %d\n"
-                "# TYPE callbus_agent_ami_events_total counter\ncallbus_agent_ami_events_total %llu\n"
-                "# TYPE callbus_agent_ami_responses_total counter\ncallbus_agent_ami_responses_total %llu\n"
-                "# TYPE callbus_agent_ami_bytes_total counter\ncallbus_agent_ami_bytes_total %llu\n"
-                "# TYPE callbus_agent_ami_refused_total counter\ncallbus_agent_ami_refused_total %llu\n"
-                "# TYPE callbus_agent_gaps_total counter\ncallbus_agent_gaps_total %llu\n"
-                "# TYPE callbus_agent_derived_events_total counter\ncallbus_agent_derived_events_total %llu\n"
-                "# TYPE callbus_agent_active_calls gauge\ncallbus_agent_active_calls %zu\n"
-                "# TYPE callbus_agent_kafka_sent_total counter\ncallbus_agent_kafka_sent_total %llu\n"
-                "# TYPE callbus_agent_kafka_delivered_total counter\ncallbus_agent_kafka_delivered_total %llu\n"
-                "# TYPE callbus_agent_kafka_failed_total counter\ncallbus_agent_kafka_failed_total %llu\n"
-                "# TYPE callbus_agent_kafka_queued gauge\ncallbus_agent_kafka_queued %llu\n"
-                "# TYPE callbus_agent_spooled_total counter\ncallbus_agent_spooled_total %llu\n"
-                "# TYPE callbus_agent_dropped_total counter\ncallbus_agent_dropped_total %llu\n"
-                "# TYPE callbus_agent_spool_bytes gauge\ncallbus_agent_spool_bytes %llu\n"
-                "# TYPE callbus_agent_max_rss_bytes gauge\ncallbus_agent_max_rss_bytes %ld\n",
-                up, ps.broker_up, (unsigned long long)a->n.events, (unsigned long long)a->n.responses,
-                (unsigned long long)st->bytes, (unsigned long long)a->n.refused,
-                (unsigned long long)a->n.gaps, (unsigned long long)a->n.derived,
-                callmodel_active_calls(a->cm), (unsigned long long)ps.sent,
-                (unsigned long long)ps.delivered, (unsigned long long)ps.failed,
-                (unsigned long long)ps.queued, (unsigned long long)ps.spooled,
-                (unsigned long long)ps.dropped, (unsigned long long)ps.spool_bytes,
-                ru.ru_maxrss * 1024L);
+#define M(type, name, help, fmt, v) \
+    sbuf_printf(body, "# HELP callbus_agent_" name " " help "\n# TYPE callbus_agent_" name " " type \
+                "\ncallbus_agent_" name " " fmt "\n", v)
+#define C(name, help, v) M("counter", name, help, "%llu", (unsigned long long)(v))
+#define G(name, help, v) M("gauge", name, help, "%llu", (unsigned long long)(v))
+    G("ami_up", "1 when logged in to AMI", up);
+    G("kafka_up", "0 after librdkafka reported all brokers down, 1 again at the next delivery", ps.broker_up);
+    C("ami_events_total", "AMI events received", a->n.events);
+    C("ami_responses_total", "AMI action responses received (not Login and keep-alive Ping replies)",
+      a->n.responses);
+    C("ami_bytes_total", "bytes read from AMI", st->bytes);
+    C("ami_refused_total", "AMI input refused (over max_line or max_headers)", a->n.refused);
+    C("ami_forged_total", "AMI messages refused as injected by dialplan data (not from Asterisk itself)",
+      a->n.forged);
+    C("gaps_total", "callbus.agent.gap events published", a->n.gaps);
+    C("derived_events_total", "call and operator events derived", a->n.derived);
+    G("active_calls", "calls in progress in the call model", callmodel_active_calls(a->cm));
+    state_stats ss;
+    state_get_stats(a->st, &ss);
+    C("state_records_total", "records published to the state topics (tombstones included)", a->n.state_records);
+    G("state_operators", "operators in the live state", ss.operators);
+    G("state_queues", "queues in the live state", ss.queues);
+    C("kafka_sent_total", "messages handed to the publisher", ps.sent);
+    C("kafka_delivered_total", "messages acknowledged by Kafka", ps.delivered);
+    C("kafka_failed_total", "permanent produce or delivery failures", ps.failed);
+    G("kafka_queued", "messages in librdkafka's queue now", ps.queued);
+    C("spooled_total", "messages written to the disk spool", ps.spooled);
+    C("dropped_total", "messages lost because the spool was full or unwritable", ps.dropped);
+    G("spool_bytes", "current spool size", ps.spool_bytes);
+    M("gauge", "max_rss_bytes", "peak resident memory of the agent", "%ld", ru.ru_maxrss * 1024L);
+#undef C
+#undef G
+#undef M
     if (a->cmds) {
-        commands_stats cs;
-        commands_get_stats(a->cmds, &cs);
-        sbuf_printf(body,
-                    "# TYPE callbus_agent_commands_total counter\n"
-                    "callbus_agent_commands_total{result=\"received\"} %llu\n"
-                    "callbus_agent_commands_total{result=\"accepted\"} %llu\n"
-                    "callbus_agent_commands_total{result=\"succeeded\"} %llu\n"
-                    "callbus_agent_commands_total{result=\"failed\"} %llu\n"
-                    "callbus_agent_commands_total{result=\"rejected\"} %llu\n"
-                    "callbus_agent_commands_total{result=\"expired\"} %llu\n"
-                    "callbus_agent_commands_total{result=\"duplicate\"} %llu\n"
-                    "# TYPE callbus_agent_commands_inflight gauge\ncallbus_agent_commands_inflight %llu\n",
-                    (unsigned long long)cs.received, (unsigned long long)cs.accepted,
-                    (unsigned long long)cs.succeeded, (unsigned long long)cs.failed,
-                    (unsigned long long)cs.rejected, (unsigned long long)cs.expired,
-                    (unsigned long long)cs.duplicate, (unsigned long long)cs.inflight);
+        executor_stats cs;
+        executor_get_stats(a->cmds, &cs);
+        static const char *const results[] = {"received", "accepted", "succeeded", "failed",
+                                               "rejected", "expired", "duplicate"};
+        const uint64_t counts[] = {cs.received, cs.accepted, cs.succeeded, cs.failed,
+                                   cs.rejected, cs.expired, cs.duplicate};
+        sbuf_puts(body, "# HELP callbus_agent_commands_total commands by outcome\n"
+                        "# TYPE callbus_agent_commands_total counter\n");
+        for (int i = 0; i < 7; i++)
+            sbuf_printf(body, "callbus_agent_commands_total{result=\"%s\"} %llu\n", results[i],
+                        (unsigned long long)counts[i]);
+        sbuf_printf(body, "# HELP callbus_agent_commands_inflight actions sent and not yet answered\n"
+                          "# TYPE callbus_agent_commands_inflight gauge\ncallbus_agent_commands_inflight %llu\n",
+                    (unsigned long long)cs.inflight);
     }
     return 200;
 }
@@ -396,7 +493,7 @@ static int http_handler_fn(void *ctx, const char *path, sbuf *body, const char *
 /* The epoch only grows, even when the clock steps back: it is persisted and
  * every start takes max(last + 1, now). */
 static long long next_epoch(const char *state_dir) {
-    long long now = (long long)time(NULL), last = 0;
+    long long now = (long long)wall_now(), last = 0;
     if (!state_dir[0]) return now;
     char path[PATH_MAX + 16];
     snprintf(path, sizeof(path), "%s/epoch", state_dir);
@@ -424,27 +521,31 @@ static identity_map *build_identities(const callbus_config *c) {
 }
 
 agent *agent_new(callbus_config *c, char *err, size_t errlen) {
-    agent *a = calloc(1, sizeof(*a));
+    agent *a = xcalloc(1, sizeof(*a));
     a->cfg = c;
-    a->now = a->started = ce_now();
+    a->now = wall_now();
+    a->mono = a->started = mono_now();
     sbuf_init(&a->buf);
     if (c->state_dir[0]) mkdir(c->state_dir, 0750);
     ce_source_init(&a->src, c->site, "agent", c->agent.id, next_epoch(c->state_dir));
     a->pub = publisher_new(c, err, errlen);
     if (!a->pub) goto fail;
     a->ids = build_identities(c);
+    a->st = new_state(c);
     a->cm = callmodel_new(a->ids, on_model_event, a);
     ami_client_handlers h = {.on_up = on_ami_up, .on_down = on_ami_down,
-                             .on_message = on_ami_message, .on_refused = on_ami_refused};
-    a->ami = ami_client_new(c, &h, a);
+                             .on_message = on_ami_message, .on_refused = on_ami_refused,
+                             .on_forged = on_ami_forged};
+    a->ami = ami_client_new(c, &h, a, err, errlen);
+    if (!a->ami) goto fail;
     /* Topics first: a consumer subscribed to a missing topic only notices
      * it much later. */
     char commands_topic[256];
     config_topic(c, "commands", commands_topic, sizeof(commands_topic));
-    publisher_create_topics(a->pub, c->commands.enabled ? commands_topic : NULL, 6, 5000);
+    recover_state(a, publisher_create_topics(a->pub, c->commands.enabled ? commands_topic : NULL, 6, 5000));
     if (c->commands.enabled) {
-        commands_env env = {.cfg = c, .ami = a->ami, .cm = a->cm, .publish_result = on_command_result, .ctx = a};
-        a->cmds = commands_new(&env, err, errlen);
+        executor_env env = {.cfg = c, .ami = a->ami, .cm = a->cm, .publish_result = on_command_result, .ctx = a};
+        a->cmds = executor_new(&env, err, errlen);
         if (!a->cmds) goto fail;
     }
     if (c->agent.http_listen[0]) {
@@ -463,14 +564,30 @@ fail:
 /* Losses are announced at most every 10 s: while the spool is full, the
  * announcement itself may be lost too and is counted in the next one. */
 static void report_drops(agent *a) {
-    if (a->now < a->next_drop_report) return;
-    uint64_t lost = publisher_take_dropped(a->pub);
+    if (a->mono < a->next_drop_report) return;
+    uint64_t by_kind[TOPIC_KINDS];
+    uint64_t lost = publisher_take_dropped(a->pub, by_kind);
     if (!lost) return;
-    char detail[96];
-    snprintf(detail, sizeof(detail), "%llu messages could not be kept (spool full or unwritable)",
-             (unsigned long long)lost);
+    /* By topic: a consumer of one topic learns how many of its own it lost
+     * (on the compacted state topics, holes in seq cannot show it). */
+    char detail[512];
+    int len = snprintf(detail, sizeof(detail), "%llu messages could not be kept (spool full or unwritable):",
+                       (unsigned long long)lost);
+    for (int t = 0; t < TOPIC_KINDS && len < (int)sizeof(detail); t++)
+        if (by_kind[t])
+            len += snprintf(detail + len, sizeof(detail) - (size_t)len, " %s %llu", topic_kind_name(t),
+                            (unsigned long long)by_kind[t]);
     publish_gap(a, a->now, a->now, "kafka_undeliverable", detail);
-    a->next_drop_report = a->now + 10;
+    /* The announcement itself could not be kept (refused, or its spool
+     * write failed: hence the flush now): the next one counts what this
+     * one would have, and itself. */
+    publisher_flush_spool(a->pub);
+    uint64_t gap_lost[TOPIC_KINDS];
+    if (publisher_take_dropped(a->pub, gap_lost)) {
+        for (int t = 0; t < TOPIC_KINDS; t++) by_kind[t] += gap_lost[t];
+        publisher_keep_dropped(a->pub, by_kind);
+    }
+    a->next_drop_report = a->mono + 10;
 }
 
 static void loop_once(agent *a) {
@@ -478,30 +595,40 @@ static void loop_once(agent *a) {
     int n = 0;
     int ami_fd = ami_client_fd(a->ami);
     if (ami_fd >= 0) fds[n++] = (struct pollfd){.fd = ami_fd, .events = ami_client_poll_events(a->ami)};
-    if (a->cmds && commands_fd(a->cmds) >= 0)
-        fds[n++] = (struct pollfd){.fd = commands_fd(a->cmds), .events = POLLIN};
+    if (a->cmds && executor_fd(a->cmds) >= 0)
+        fds[n++] = (struct pollfd){.fd = executor_fd(a->cmds), .events = POLLIN};
     int http_at = n;
     if (a->http) n += http_server_fill_pollfds(a->http, fds + n, 24 - n);
-    double wait = ami_client_tick(a->ami, a->now);
+    double wait = ami_client_tick(a->ami, a->mono);
     int timeout = wait > 0.1 ? 100 : (int)(wait * 1000);
     if (poll(fds, (nfds_t)n, timeout) < 0 && errno != EINTR) log_error("poll: %s", strerror(errno));
-    a->now = ce_now();
-    if (ami_fd >= 0 && fds[0].revents) ami_client_handle(a->ami, fds[0].revents, a->now);
+    a->now = wall_now();
+    a->mono = mono_now();
+    if (ami_fd >= 0 && fds[0].revents) ami_client_handle(a->ami, fds[0].revents, a->mono);
     if (a->http) http_server_handle(a->http, fds + http_at, n - http_at);
-    if (a->cmds) commands_poll(a->cmds, a->now);
+    if (a->cmds) executor_poll(a->cmds, a->now, a->mono);
+    publish_state(a);
     publisher_poll(a->pub);
     report_drops(a);
-    if (a->now >= a->next_status) publish_status(a, "periodic");
+    if (a->mono >= a->next_status) publish_status(a, "periodic");
+    sdnotify_watchdog();
 }
 
 int agent_run(agent *a) {
     log_info("agent %s of site %s starting (epoch %lld), AMI %s:%d", a->cfg->agent.id, a->cfg->site,
              (long long)a->src.epoch, a->cfg->agent.ami_host, a->cfg->agent.ami_port);
+    /* Starting may have taken seconds (topics, state): deadlines run from now. */
+    a->now = wall_now();
+    a->mono = mono_now();
     publish_status(a, "started");
+    sdnotify_status("connecting to AMI %s:%d", a->cfg->agent.ami_host, a->cfg->agent.ami_port);
     while (!a->stop) loop_once(a);
+    sdnotify("STOPPING=1\nSTATUS=stopping: logging off and flushing Kafka");
     log_info("stopping: logging off and flushing Kafka");
     ami_client_logoff(a->ami);
-    a->now = ce_now();
+    a->now = wall_now();
+    a->mono = mono_now();
+    state_flush(a->st, on_state_record, a);
     publish_status(a, "stopped");
     publisher_close(a->pub, 5000);
     return 0;
@@ -512,9 +639,10 @@ void agent_stop(agent *a) { a->stop = 1; }
 void agent_free(agent *a) {
     if (!a) return;
     http_server_free(a->http);
-    commands_free(a->cmds);
+    executor_free(a->cmds);
     ami_client_free(a->ami);
     callmodel_free(a->cm);
+    state_free(a->st);
     identity_map_free(a->ids);
     publisher_free(a->pub);
     sbuf_free(&a->buf);

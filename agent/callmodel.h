@@ -59,7 +59,7 @@ typedef struct cm_call_view {
 int callmodel_call_view(callmodel *cm, const char *call_id, cm_call_view *out);
 
 /* ---- Internal to the model: the operator half (operators.c), used by
- * calls.c. Not for the agent runtime. */
+ * callmodel.c. Not for the agent runtime. */
 typedef struct cm_ops cm_ops;
 
 cm_ops *cm_ops_new(const identity_map *ids, cm_emit_fn emit, void *ctx);
@@ -79,7 +79,5 @@ void cm_ops_resync_end(cm_ops *ops, double now);
 /* Shared helpers. */
 double cm_event_time(const ami_msg *m, double now);
 double cm_round_ms(double seconds);
-/* RFC 3339 UTC with microseconds into buf (>= 40 bytes). */
-const char *cm_rfc3339(double t, char *buf, size_t len);
 
 #endif

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <ctype.h>
 #include <uthash.h>
+#include "alloc.h"
 #include "identity.h"
 
 typedef struct id_entry {
@@ -21,7 +22,7 @@ struct identity_map {
 };
 
 identity_map *identity_map_new(void) {
-    return calloc(1, sizeof(identity_map));
+    return xcalloc(1, sizeof(identity_map));
 }
 
 static void entry_free(id_entry *e) {
@@ -33,15 +34,10 @@ static void entry_free(id_entry *e) {
 
 int identity_map_add(identity_map *map, const char *interface, const char *operator_id, const char *name) {
     if (!map || !interface || !*interface || !operator_id || !*operator_id) return -1;
-    id_entry *e = calloc(1, sizeof(*e));
-    if (!e) return -1;
-    e->interface = strdup(interface);
-    e->operator_id = strdup(operator_id);
-    e->name = name ? strdup(name) : NULL;
-    if (!e->interface || !e->operator_id || (name && !e->name)) {
-        entry_free(e);
-        return -1;
-    }
+    id_entry *e = xcalloc(1, sizeof(*e));
+    e->interface = xstrdup(interface);
+    e->operator_id = xstrdup(operator_id);
+    e->name = name ? xstrdup(name) : NULL;
     id_entry *old = NULL;
     HASH_FIND_STR(map->entries, interface, old);
     if (old) {
@@ -83,12 +79,12 @@ const char *identity_map_name(const identity_map *map, const char *interface) {
 char *identity_operator_of_interface(const identity_map *map, const char *interface) {
     if (!interface || !*interface) return NULL;
     const id_entry *e = map_find(map, interface);
-    if (e) return strdup(e->operator_id);
+    if (e) return xstrdup(e->operator_id);
     const char *start = strchr(interface, '/');
     start = start ? start + 1 : interface;
     size_t len = strcspn(start, "@/");
-    if (len == 0) return strdup(interface);
-    return strndup(start, len);
+    if (len == 0) return xstrdup(interface);
+    return xstrndup(start, len);
 }
 
 /* Asterisk names channels "<interface>-<8 hex digits>" and Local channels
@@ -107,5 +103,5 @@ char *identity_interface_of_channel(const char *channel) {
         while (p < channel + len && isxdigit((unsigned char)*p)) p++;
         if (p == channel + len) len = (size_t)(dash - channel);
     }
-    return strndup(channel, len);
+    return xstrndup(channel, len);
 }

@@ -26,6 +26,7 @@ typedef struct membership {
     char *queue;
     int paused;
     char *reason;
+    int announced;   /* logged_in was emitted for it */
     UT_hash_handle hh;
 } membership;
 
@@ -274,9 +275,11 @@ static int int_or(const char *s, int def) {
     return end == s ? def : (int)v;
 }
 
-/* Apply one member snapshot; login announces a membership we did not know
- * (QueueMemberAdded, resync), otherwise it is learnt silently: static
- * members never get a QueueMemberAdded. */
+/* Apply one member snapshot; login announces a membership not announced
+ * yet (QueueMemberAdded, resync), otherwise it is learnt silently: static
+ * members never get a QueueMemberAdded, and the first QueueStatus after a
+ * connect (login) announces them, even when their QueueMemberStatus came
+ * before its reply. */
 static void apply_member(cm_ops *ops, op_rec *op, const member_update *u, int login, double time) {
     const char *announced = NULL;
     membership *m = NULL;
@@ -291,7 +294,10 @@ static void apply_member(cm_ops *ops, op_rec *op, const member_update *u, int lo
             }
             HASH_ADD_KEYPTR(hh, op->members, m->queue, strlen(m->queue), m);
             is_new = 1;
-            if (login) emit_op(ops, op, "callbus.operator.logged_in", m->queue, NULL, time);
+        }
+        if (login && !m->announced) {
+            m->announced = 1;
+            emit_op(ops, op, "callbus.operator.logged_in", m->queue, NULL, time);
         }
         if (u->status >= 0) op->status = u->status;
         if (u->incall >= 0) op->incall = u->incall;

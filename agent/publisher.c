@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
+#include "kafka_conf.h"
 #include "log.h"
 #include "spool.h"
 
@@ -24,10 +26,35 @@ struct publisher {
     int write_ahead;
     int write_ahead_failing;
     publisher_stats stats;
-    uint64_t dropped_unreported;
+    uint64_t dropped_unreported[TOPIC_KINDS];   /* by topic, for the gap's detail */
+    /* Topic creation; retried from publisher_poll until the broker answers. */
+    rd_kafka_queue_t *admin_q;
+    char commands_topic[256];
+    int partitions, admin_timeout_ms;
+    int create_failed;      /* said once per outage */
 };
 
-static const char *kind_names[TOPIC_KINDS] = {"ami", "calls", "operators", "status", "results"};
+static void on_admin(publisher *p, rd_kafka_event_t *ev);
+
+static const char *kind_names[TOPIC_KINDS] = {"ami", "calls", "operators", "status", "results",
+                                              "state.calls", "state.operators", "state.queues"};
+
+/* A state topic holds the latest record per key: a reader reads it to its
+ * end at start. Short segments and an eager cleaner keep the uncompacted
+ * tail it must skip to a few minutes; tombstones stay an hour so a reader
+ * that was briefly behind still sees a call end. One partition: total order
+ * per topic at a few hundred records a second at most. */
+static const char *state_topic_config[][2] = {
+    {"cleanup.policy", "compact"},
+    {"segment.ms", "60000"},
+    {"min.cleanable.dirty.ratio", "0.1"},
+    {"max.compaction.lag.ms", "120000"},
+    {"delete.retention.ms", "3600000"},
+};
+
+static int is_state_topic(topic_kind t) {
+    return t == TOPIC_STATE_CALLS || t == TOPIC_STATE_OPERATORS || t == TOPIC_STATE_QUEUES;
+}
 
 const char *topic_kind_name(topic_kind t) { return kind_names[t]; }
 
@@ -56,11 +83,19 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
         return;   /* not released: it stays in its segment and is sent again next start */
     } else {
         p->stats.failed++;
-        p->dropped_unreported++;
+        p->dropped_unreported[kind_of(p, m->rkt)]++;
         log_error("kafka: delivery to %s failed: %s", rd_kafka_topic_name(m->rkt),
                   rd_kafka_err2str(m->err));
     }
     if (from_spool) spool_release(p->spool, from_spool);
+}
+
+/* A spooled message that never reached the disk (full, or an I/O error):
+ * dropped like one refused by a full spool, and announced the same way. */
+static void on_spool_lost(void *ctx, uint8_t topic) {
+    publisher *p = ctx;
+    p->stats.dropped++;
+    p->dropped_unreported[topic < TOPIC_KINDS ? topic : TOPIC_AMI]++;
 }
 
 static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
@@ -70,19 +105,9 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque) 
     log_warn("kafka: %s", reason);
 }
 
-static int set_prop(rd_kafka_conf_t *conf, const char *k, const char *v, char *err, size_t errlen) {
-    char e[512];
-    if (rd_kafka_conf_set(conf, k, v, e, sizeof(e)) != RD_KAFKA_CONF_OK) {
-        snprintf(err, errlen, "kafka property %s: %s", k, e);
-        return -1;
-    }
-    return 0;
-}
-
-/* Our defaults first, then the user's properties untouched, so any of them
- * can be overridden from the config. */
+/* Our defaults; the user's properties override any of them (kafka_conf.h). */
 static rd_kafka_conf_t *build_conf(const callbus_config *c, publisher *p, char *err, size_t errlen) {
-    static const char *defaults[][2] = {
+    static const kafka_prop defaults[] = {
         {"enable.idempotence", "true"},
         {"acks", "all"},
         {"message.timeout.ms", "0"},          /* never give up on a message */
@@ -92,42 +117,38 @@ static rd_kafka_conf_t *build_conf(const callbus_config *c, publisher *p, char *
         {"queue.buffering.max.messages", "200000"},
         {"queue.buffering.max.kbytes", "131072"},
         {"client.id", "callbus-agent"},
+        /* The agent creates its topics itself (publisher_create_topics), the
+         * state topics compacted: a broker that auto-creates a topic on the
+         * producer's first metadata request would give it its defaults. */
+        {"allow.auto.create.topics", "false"},
     };
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++)
-        if (set_prop(conf, defaults[i][0], defaults[i][1], err, errlen)) goto fail;
-    for (size_t i = 0; i < c->kafka_count; i++)
-        if (set_prop(conf, c->kafka[i].key, c->kafka[i].value, err, errlen)) goto fail;
+    rd_kafka_conf_t *conf = kafka_conf_new(defaults, sizeof(defaults) / sizeof(defaults[0]), c, err, errlen);
+    if (!conf) return NULL;
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
     rd_kafka_conf_set_error_cb(conf, on_error);
     rd_kafka_conf_set_opaque(conf, p);
     return conf;
-fail:
-    rd_kafka_conf_destroy(conf);
-    return NULL;
 }
 
 publisher *publisher_new(const callbus_config *c, char *err, size_t errlen) {
-    publisher *p = calloc(1, sizeof(*p));
+    publisher *p = xcalloc(1, sizeof(*p));
     rd_kafka_conf_t *conf = build_conf(c, p, err, errlen);
     if (!conf) goto fail;
-    char e[512];
-    p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, e, sizeof(e));
-    if (!p->rk) {
-        snprintf(err, errlen, "kafka producer: %s", e);
-        rd_kafka_conf_destroy(conf);
-        goto fail;
-    }
-    for (int t = 0; t < TOPIC_KINDS; t++) {
+    p->rk = kafka_client_new(RD_KAFKA_PRODUCER, conf, err, errlen);
+    if (!p->rk) goto fail;
+    /* The topic handles come with the first message: a handle makes
+     * librdkafka ask the broker for the topic's metadata, and a broker that
+     * auto-creates topics would create it then with its defaults, before
+     * publisher_create_topics could create it compacted. */
+    for (int t = 0; t < TOPIC_KINDS; t++)
         config_topic(c, kind_names[t], p->topic_names[t], sizeof(p->topic_names[t]));
-        p->topics[t] = rd_kafka_topic_new(p->rk, p->topic_names[t], NULL);
-    }
     char dir[PATH_MAX + 16];
     if (c->agent.spool_dir[0]) snprintf(dir, sizeof(dir), "%s", c->agent.spool_dir);
     else if (c->state_dir[0]) snprintf(dir, sizeof(dir), "%s/spool", c->state_dir);
     else snprintf(dir, sizeof(dir), "/var/lib/callbus/spool");
     p->spool = spool_open(dir, c->agent.spool_max_bytes, err, errlen);
     if (!p->spool) goto fail;
+    spool_set_lost_handler(p->spool, on_spool_lost, p);
     if (!spool_empty(p->spool))
         log_info("spool: %llu bytes from an earlier run will be sent first",
                  (unsigned long long)spool_size(p->spool));
@@ -142,6 +163,7 @@ fail:
 /* 0 queued, 1 librdkafka's queue is full, -1 permanent error. */
 static int produce(publisher *p, topic_kind t, const char *key, size_t keylen,
                    const char *payload, size_t len, spool_hold *from_spool) {
+    if (!p->topics[t]) p->topics[t] = rd_kafka_topic_new(p->rk, p->topic_names[t], NULL);
     int rc = rd_kafka_produce(p->topics[t], RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY,
                               (void *)payload, len, keylen ? key : NULL, keylen, from_spool);
     if (rc == 0) return 0;
@@ -160,7 +182,7 @@ static int to_spool(publisher *p, topic_kind t, const char *key, size_t keylen,
         return 0;
     }
     p->stats.dropped++;
-    p->dropped_unreported++;
+    p->dropped_unreported[t]++;
     return -1;
 }
 
@@ -189,7 +211,7 @@ int publisher_send(publisher *p, topic_kind t, const char *key, size_t keylen,
         if (rc < 0) {
             if (ahead) spool_release(p->spool, ahead);
             p->stats.failed++;
-            p->dropped_unreported++;
+            p->dropped_unreported[t]++;
             return -1;
         }
         if (p->stats.spooled == p->stats.unspooled)
@@ -234,47 +256,122 @@ static void drain_spool(publisher *p) {
 
 void publisher_poll(publisher *p) {
     rd_kafka_poll(p->rk, 0);
+    if (p->admin_q) {
+        rd_kafka_event_t *ev;
+        while ((ev = rd_kafka_queue_poll(p->admin_q, 0))) on_admin(p, ev);
+    }
     spool_flush(p->spool);
     if (!spool_empty(p->spool)) drain_spool(p);
 }
 
-void publisher_create_topics(publisher *p, const char *commands_topic, int partitions, int timeout_ms) {
-    /* The commands topic is created here too: the agent consumes it, and a
-     * consumer does not create topics. */
+static rd_kafka_NewTopic_t *new_topic(publisher *p, topic_kind t, int partitions) {
+    char e[256];
+    rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(p->topic_names[t], is_state_topic(t) ? 1 : partitions,
+                                                    -1, e, sizeof(e));
+    if (t == TOPIC_STATUS) rd_kafka_NewTopic_set_config(nt, "cleanup.policy", "compact");
+    if (is_state_topic(t))
+        for (size_t i = 0; i < sizeof(state_topic_config) / sizeof(state_topic_config[0]); i++)
+            rd_kafka_NewTopic_set_config(nt, state_topic_config[i][0], state_topic_config[i][1]);
+    return nt;
+}
+
+/* A state topic made by hand without compaction grows with the day and
+ * makes every reader's start slow: say so (it is not changed for the
+ * operator). */
+static void request_configs(publisher *p) {
+    rd_kafka_ConfigResource_t *res[3];
+    size_t n = 0;
+    for (int t = 0; t < TOPIC_KINDS; t++)
+        if (is_state_topic(t)) res[n++] = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, p->topic_names[t]);
+    rd_kafka_AdminOptions_t *opt = rd_kafka_AdminOptions_new(p->rk, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS);
+    char e[256];
+    rd_kafka_AdminOptions_set_request_timeout(opt, p->admin_timeout_ms, e, sizeof(e));
+    rd_kafka_DescribeConfigs(p->rk, res, n, opt, p->admin_q);
+    rd_kafka_AdminOptions_destroy(opt);
+    rd_kafka_ConfigResource_destroy_array(res, n);
+}
+
+static void on_configs(const rd_kafka_DescribeConfigs_result_t *r) {
+    size_t cnt = 0;
+    const rd_kafka_ConfigResource_t **got = rd_kafka_DescribeConfigs_result_resources(r, &cnt);
+    for (size_t i = 0; i < cnt; i++) {
+        size_t ne;
+        const rd_kafka_ConfigEntry_t **entries = rd_kafka_ConfigResource_configs(got[i], &ne);
+        for (size_t k = 0; k < ne; k++) {
+            const char *v = rd_kafka_ConfigEntry_value(entries[k]);
+            if (strcmp(rd_kafka_ConfigEntry_name(entries[k]), "cleanup.policy") == 0 && (!v || !strstr(v, "compact")))
+                log_warn("kafka: topic %s has cleanup.policy=%s: a state topic must be compacted "
+                         "(docs/operations.md), or readers replay its whole history",
+                         rd_kafka_ConfigResource_name(got[i]), v ? v : "");
+        }
+    }
+}
+
+/* The commands topic is created here too: the agent consumes it, and a
+ * consumer does not create topics. */
+static void request_topics(publisher *p) {
     rd_kafka_NewTopic_t *nt[TOPIC_KINDS + 1];
     char e[256];
     size_t n = 0;
-    for (int t = 0; t < TOPIC_KINDS; t++) {
-        nt[n] = rd_kafka_NewTopic_new(p->topic_names[t], partitions, -1, e, sizeof(e));
-        if (t == TOPIC_STATUS) rd_kafka_NewTopic_set_config(nt[n], "cleanup.policy", "compact");
-        n++;
-    }
-    if (commands_topic) nt[n++] = rd_kafka_NewTopic_new(commands_topic, partitions, -1, e, sizeof(e));
-    rd_kafka_queue_t *q = rd_kafka_queue_new(p->rk);
+    for (int t = 0; t < TOPIC_KINDS; t++) nt[n++] = new_topic(p, (topic_kind)t, p->partitions);
+    if (p->commands_topic[0]) nt[n++] = rd_kafka_NewTopic_new(p->commands_topic, p->partitions, -1, e, sizeof(e));
     rd_kafka_AdminOptions_t *opt = rd_kafka_AdminOptions_new(p->rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
-    rd_kafka_AdminOptions_set_operation_timeout(opt, timeout_ms, e, sizeof(e));
-    rd_kafka_AdminOptions_set_request_timeout(opt, timeout_ms, e, sizeof(e));
-    rd_kafka_CreateTopics(p->rk, nt, n, opt, q);
-    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, timeout_ms + 1000);
-    const rd_kafka_CreateTopics_result_t *res = ev ? rd_kafka_event_CreateTopics_result(ev) : NULL;
-    if (!res) {
-        log_warn("kafka: could not create topics (broker not answering); relying on auto-creation");
-    } else {
-        size_t cnt;
-        const rd_kafka_topic_result_t **tr = rd_kafka_CreateTopics_result_topics(res, &cnt);
-        for (size_t i = 0; i < cnt; i++) {
-            rd_kafka_resp_err_t te = rd_kafka_topic_result_error(tr[i]);
-            if (te == RD_KAFKA_RESP_ERR_NO_ERROR)
-                log_info("kafka: created topic %s", rd_kafka_topic_result_name(tr[i]));
-            else if (te != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
-                log_warn("kafka: topic %s: %s", rd_kafka_topic_result_name(tr[i]),
-                         rd_kafka_topic_result_error_string(tr[i]));
-        }
-    }
-    if (ev) rd_kafka_event_destroy(ev);
+    rd_kafka_AdminOptions_set_operation_timeout(opt, p->admin_timeout_ms, e, sizeof(e));
+    rd_kafka_AdminOptions_set_request_timeout(opt, p->admin_timeout_ms, e, sizeof(e));
+    rd_kafka_CreateTopics(p->rk, nt, n, opt, p->admin_q);
     rd_kafka_AdminOptions_destroy(opt);
-    rd_kafka_queue_destroy(q);
     rd_kafka_NewTopic_destroy_array(nt, n);
+}
+
+/* A broker that did not answer: ask again (every request timeout) until it
+ * does, so topics get created, the state topics compacted, when it is back. */
+static void on_created(publisher *p, rd_kafka_event_t *ev) {
+    if (rd_kafka_event_error(ev)) {
+        if (!p->create_failed++)
+            log_warn("kafka: could not create topics (%s): trying again until the broker answers",
+                     rd_kafka_event_error_string(ev));
+        request_topics(p);
+        return;
+    }
+    size_t cnt;
+    const rd_kafka_topic_result_t **tr =
+        rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &cnt);
+    for (size_t i = 0; i < cnt; i++) {
+        rd_kafka_resp_err_t te = rd_kafka_topic_result_error(tr[i]);
+        if (te == RD_KAFKA_RESP_ERR_NO_ERROR)
+            log_info("kafka: created topic %s", rd_kafka_topic_result_name(tr[i]));
+        else if (te != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
+            log_warn("kafka: topic %s: %s", rd_kafka_topic_result_name(tr[i]),
+                     rd_kafka_topic_result_error_string(tr[i]));
+    }
+    p->create_failed = 0;
+    request_configs(p);
+}
+
+static void on_admin(publisher *p, rd_kafka_event_t *ev) {
+    if (rd_kafka_event_CreateTopics_result(ev)) on_created(p, ev);
+    else if (rd_kafka_event_DescribeConfigs_result(ev) && !rd_kafka_event_error(ev))
+        on_configs(rd_kafka_event_DescribeConfigs_result(ev));
+    rd_kafka_event_destroy(ev);
+}
+
+int publisher_create_topics(publisher *p, const char *commands_topic, int partitions, int timeout_ms) {
+    snprintf(p->commands_topic, sizeof(p->commands_topic), "%s", commands_topic ? commands_topic : "");
+    p->partitions = partitions;
+    p->admin_timeout_ms = timeout_ms;
+    p->admin_q = rd_kafka_queue_new(p->rk);
+    request_topics(p);
+    /* At start, wait for the answers (creation, then the configs). */
+    int answered = 0;
+    for (int i = 0; i < 2; i++) {
+        rd_kafka_event_t *ev = rd_kafka_queue_poll(p->admin_q, timeout_ms + 1000);
+        if (!ev) break;
+        int created = rd_kafka_event_CreateTopics_result(ev) && !rd_kafka_event_error(ev);
+        answered |= created;
+        on_admin(p, ev);
+        if (!created) break;
+    }
+    return answered;
 }
 
 void publisher_close(publisher *p, int timeout_ms) {
@@ -297,9 +394,19 @@ void publisher_get_stats(publisher *p, publisher_stats *out) {
     out->broker_up = p->broker_up;
 }
 
-uint64_t publisher_take_dropped(publisher *p) {
-    uint64_t n = p->dropped_unreported;
-    p->dropped_unreported = 0;
+void publisher_keep_dropped(publisher *p, const uint64_t by_kind[TOPIC_KINDS]) {
+    for (int t = 0; t < TOPIC_KINDS; t++) p->dropped_unreported[t] += by_kind[t];
+}
+
+void publisher_flush_spool(publisher *p) { spool_flush(p->spool); }
+
+uint64_t publisher_take_dropped(publisher *p, uint64_t by_kind[TOPIC_KINDS]) {
+    uint64_t n = 0;
+    for (int t = 0; t < TOPIC_KINDS; t++) {
+        by_kind[t] = p->dropped_unreported[t];
+        n += by_kind[t];
+        p->dropped_unreported[t] = 0;
+    }
     return n;
 }
 
@@ -307,6 +414,7 @@ void publisher_free(publisher *p) {
     if (!p) return;
     for (int t = 0; t < TOPIC_KINDS; t++)
         if (p->topics[t]) rd_kafka_topic_destroy(p->topics[t]);
+    if (p->admin_q) rd_kafka_queue_destroy(p->admin_q);
     if (p->rk) rd_kafka_destroy(p->rk);
     spool_close(p->spool);
     free(p);

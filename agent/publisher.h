@@ -21,6 +21,9 @@ typedef enum topic_kind {
     TOPIC_OPERATORS,
     TOPIC_STATUS,
     TOPIC_RESULTS,
+    TOPIC_STATE_CALLS,       /* compacted: the live state (agent/state.h) */
+    TOPIC_STATE_OPERATORS,
+    TOPIC_STATE_QUEUES,
     TOPIC_KINDS
 } topic_kind;
 
@@ -40,7 +43,8 @@ typedef struct publisher publisher;
 
 const char *topic_kind_name(topic_kind t);
 publisher *publisher_new(const callbus_config *c, char *err, size_t errlen);
-/* Queues one message; returns 0, or -1 when it had to be dropped. */
+/* Queues one message; returns 0, or -1 when it had to be dropped. payload
+ * NULL (len 0) is a tombstone: the key's end in a compacted topic. */
 int publisher_send(publisher *p, topic_kind t, const char *key, size_t keylen,
                    const char *payload, size_t len);
 /* Queues one message that must survive a crash of the agent from the
@@ -51,15 +55,25 @@ int publisher_send_durable(publisher *p, topic_kind t, const char *key, size_t k
 /* Serves delivery reports and moves spooled messages back into librdkafka.
  * Call it on every turn of the event loop. */
 void publisher_poll(publisher *p);
-/* Creates the topics (status compacted), plus commands_topic when given,
- * when they do not exist. Best effort: auto-creation may still do it. */
-void publisher_create_topics(publisher *p, const char *commands_topic, int partitions, int timeout_ms);
+/* Creates the topics (status compacted; the state topics compacted, one
+ * partition, with the settings of docs/operations.md), plus commands_topic
+ * when given, when they do not exist. An existing topic is left as it is
+ * (a state topic that is not compacted is warned about). Best effort:
+ * auto-creation may still do it. Returns 1 when the broker answered within
+ * timeout_ms, 0 when it did not (the creation is retried in the background). */
+int publisher_create_topics(publisher *p, const char *commands_topic, int partitions, int timeout_ms);
 /* Delivers what it can within timeout_ms; the rest goes to the spool so the
  * next start sends it. */
 void publisher_close(publisher *p, int timeout_ms);
 void publisher_get_stats(publisher *p, publisher_stats *out);
-/* Messages lost since the last call (for gap announcements). */
-uint64_t publisher_take_dropped(publisher *p);
+/* Messages lost since the last call (for gap announcements): the total,
+ * and by topic in by_kind. */
+uint64_t publisher_take_dropped(publisher *p, uint64_t by_kind[TOPIC_KINDS]);
+/* Puts them back: an announcement of them that was itself lost. */
+void publisher_keep_dropped(publisher *p, const uint64_t by_kind[TOPIC_KINDS]);
+/* Writes what the spool holds in memory now, so that a write it cannot
+ * make (disk full) is counted as dropped at once, not at the next turn. */
+void publisher_flush_spool(publisher *p);
 void publisher_free(publisher *p);
 
 #endif

@@ -19,7 +19,7 @@ typedef struct spool_record {
     uint8_t topic;
     const char *key;
     size_t keylen;
-    const char *payload;
+    const char *payload;    /* NULL: a tombstone (len 0) */
     size_t len;
     spool_hold *hold;       /* set by spool_peek */
 } spool_record;
@@ -47,7 +47,11 @@ spool_hold *spool_write_ahead(spool *s, const spool_record *r);
 void spool_give_back(spool *s, spool_hold *h);
 int spool_empty(const spool *s);
 uint64_t spool_size(const spool *s);
-/* Flushes written records to the kernel (cheap; called once per loop turn). */
+/* Called for each spooled record that a failed write (disk full, I/O
+ * error) lost, with its topic: the caller counts and announces it. */
+typedef void (*spool_lost_fn)(void *ctx, uint8_t topic);
+void spool_set_lost_handler(spool *s, spool_lost_fn fn, void *ctx);
+/* Writes buffered records to the kernel (cheap; called once per loop turn). */
 void spool_flush(spool *s);
 /* Flushes and fsyncs: the records written so far survive a crash. */
 int spool_sync(spool *s);

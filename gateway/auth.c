@@ -229,6 +229,17 @@ static auth_result check_times(const auth_config *cfg, json_t *claims, double no
     return AUTH_OK;
 }
 
+/* RFC 7519 4.1.3: aud is one string or an array of them; ours must be one. */
+static int audience_ok(json_t *aud, const char *want) {
+    if (json_is_string(aud)) return !strcmp(json_string_value(aud), want);
+    size_t i;
+    json_t *v;
+    json_array_foreach(aud, i, v) {
+        if (json_is_string(v) && !strcmp(json_string_value(v), want)) return 1;
+    }
+    return 0;
+}
+
 static auth_result check_claims(const auth_config *cfg, json_t *claims, double now,
                                 auth_identity *out) {
     const char *sub = json_string_value(json_object_get(claims, "sub"));
@@ -242,6 +253,8 @@ static auth_result check_claims(const auth_config *cfg, json_t *claims, double n
         if (!iss || strcmp(iss, cfg->issuer)) return AUTH_WRONG_ISSUER;
     }
     if (strcmp(site, cfg->site)) return AUTH_WRONG_SITE;
+    if (cfg->audience && !audience_ok(json_object_get(claims, "aud"), cfg->audience))
+        return AUTH_WRONG_AUDIENCE;
     auth_result r = check_times(cfg, claims, now);
     if (r != AUTH_OK) return r;
     if (!strcmp(role, "operator")) out->role = ROLE_OPERATOR;
@@ -251,6 +264,7 @@ static auth_result check_claims(const auth_config *cfg, json_t *claims, double n
     strcpy(out->operator_id, sub);          /* length checked above */
     strcpy(out->site, cfg->site);           /* length checked in check_config */
     out->expires = json_number_value(json_object_get(claims, "exp"));
+    out->issued = json_number_value(json_object_get(claims, "iat"));   /* 0 when absent */
     const char *name = json_string_value(json_object_get(claims, "name"));
     copy_name(out->name, sizeof(out->name), name ? name : "");
     return AUTH_OK;
@@ -285,6 +299,10 @@ auth_result auth_renew(const auth_config *cfg, const auth_identity *current,
         memset(out, 0, sizeof(*out));
         return AUTH_SUBJECT_CHANGED;
     }
+    if (current->issued > 0 && out->issued < current->issued) {
+        memset(out, 0, sizeof(*out));
+        return AUTH_OLDER_TOKEN;
+    }
     return AUTH_OK;
 }
 
@@ -300,7 +318,9 @@ const char *auth_result_text(auth_result r) {
     case AUTH_MISSING_CLAIM: return "token lacks a usable sub, site, role or exp claim (sub: letters, digits, _ . -, under 64)";
     case AUTH_BAD_ROLE: return "token role is neither \"operator\" nor \"supervisor\"";
     case AUTH_WRONG_ISSUER: return "token issuer (iss) is not the one the gateway is configured to trust";
+    case AUTH_WRONG_AUDIENCE: return "token audience (aud) does not name this gateway's jwt_audience";
     case AUTH_SUBJECT_CHANGED: return "renewal token names another operator or site than the connection";
+    case AUTH_OLDER_TOKEN: return "renewal token was issued (iat) before the one in use: get a fresh one from the CRM";
     case AUTH_BAD_CONFIG: return "gateway authentication settings are unusable: see auth_config_problem at startup";
     }
     return "unknown authentication result";

@@ -19,8 +19,11 @@
  *   role  required, "operator" or "supervisor"
  *   exp   required, seconds since the epoch
  *   nbf   optional; the token is refused before it
- *   iat   optional; a token issued in the future is refused
+ *   iat   optional; a token issued in the future is refused, and a renewal
+ *         may not go back to a token issued before the one in use
  *   iss   checked only when the configuration names an issuer
+ *   aud   checked only when the configuration names an audience: a string
+ *         equal to it, or an array holding it (RFC 7519 4.1.3)
  *   name  optional display name, truncated to fit
  * Time checks allow leeway_s of clock skew either way.
  *
@@ -62,6 +65,7 @@ typedef struct auth_identity {
     char site[64];
     auth_role role;
     double expires;            /* exp, seconds since the epoch */
+    double issued;             /* iat, seconds since the epoch; 0 when absent */
     char name[128];            /* display name, "" when the token has none */
 } auth_identity;
 
@@ -72,6 +76,7 @@ typedef struct auth_config {
     const char *site;          /* this gateway's site */
     double leeway_s;           /* allowed clock skew, seconds */
     const char *issuer;        /* optional: required iss when set */
+    const char *audience;      /* optional: required in aud when set */
 } auth_config;
 
 typedef enum {
@@ -85,7 +90,9 @@ typedef enum {
     AUTH_MISSING_CLAIM,
     AUTH_BAD_ROLE,
     AUTH_WRONG_ISSUER,
+    AUTH_WRONG_AUDIENCE,
     AUTH_SUBJECT_CHANGED,      /* auth_renew: token names another operator */
+    AUTH_OLDER_TOKEN,          /* auth_renew: issued before the one in use */
     AUTH_BAD_CONFIG            /* the auth_config itself is unusable */
 } auth_result;
 
@@ -102,8 +109,11 @@ auth_result auth_verify(const auth_config *cfg, const char *token, double now,
 
 /* Token renewal on a live connection: verifies token as auth_verify does and
  * also requires it to name the same operator and site as *current, since a
- * connection never changes hands. The role may change (a promotion takes
- * effect on the next renewal). On AUTH_OK the caller replaces *current with
+ * connection never changes hands, and not to be older: when the token in
+ * use has an iat, the new one needs one at least as late, or a token
+ * captured earlier (say, from before a demotion) could be renewed back
+ * into. The role may change (a promotion takes effect on the next
+ * renewal). On AUTH_OK the caller replaces *current with
  * *out; on failure it closes the connection with auth_close_code(). */
 auth_result auth_renew(const auth_config *cfg, const auth_identity *current,
                        const char *token, double now, auth_identity *out);

@@ -5,27 +5,39 @@
  * listen/whisper) is filled from it, and a command naming another operator
  * is refused. An operator may originate/pause/unpause only for themselves,
  * answer only the call currently offered to them, hang up or transfer only
- * their own call in progress; listen and whisper are for supervisors. A
- * refused command is answered with an error and nothing is produced. The
+ * their own call in progress (as their state record in the view says; the
+ * view may lag, so every command carries operator_id and the agent checks
+ * again when it runs);
+ * listen and whisper are for supervisors. A refused command is answered
+ * with an error and nothing is produced. The
  * agent's results come back through the view (callbus.result, routed by
- * the command's sender "gateway:<operator_id>"). */
+ * the command's sender "gateway:<operator_id>").
+ *
+ * It answers nobody itself: gw_command returns an outcome that session.c
+ * sends, and a delivery failure known later goes out through gw_clients. */
 #include "gateway.h"
 
 #include <librdkafka/rdkafka.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "alloc.h"
+#include "clock.h"
+#include "cloudevent.h"
+#include "kafka_conf.h"
 #include "log.h"
 
 struct gw_commands_out {
-    gw *g;
+    const callbus_config *cfg;
+    const view *view;          /* the operators' own calls */
+    gw_metrics *m;
+    gw_clients clients;        /* delivery failures, to the sender's sessions */
     rd_kafka_t *rk;
     rd_kafka_queue_t *main_q;   /* delivery reports, for the wake-up fd */
     char topic[256];
     char source[192];
-    long long epoch;
+    long long epoch;   /* this run's start, in microseconds: ids stay unique across restarts */
     int closing;   /* gw_commands_out_free: nobody left to tell */
     unsigned long long seq;
 };
@@ -48,7 +60,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
     gw_commands_out *c = opaque;
     pending *p = m->_private;
     if (m->err) {
-        c->g->m.commands_failed++;
+        c->m->commands_failed++;
         int maybe = rd_kafka_message_status(m) != RD_KAFKA_MSG_STATUS_NOT_PERSISTED;
         log_warn("gateway: command %s (%s of %s) not delivered to Kafka%s: %s", p ? p->command_id : "?",
                  p ? p->command : "?", p ? p->operator_id : "?", maybe ? " (may have reached it)" : "",
@@ -62,7 +74,7 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
                                   maybe ? "delivery_unknown" : "not_delivered", "message", why, "command_id",
                                   p->command_id, "command", p->command);
             if (p->client_id) json_object_set(e, "id", p->client_id);
-            gw_send_to(c->g, p->operator_id, e);
+            c->clients.to_identity(c->clients.ctx, p->operator_id, e);
             json_decref(e);
         }
     }
@@ -74,49 +86,32 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 
 gw_commands_out *gw_commands_out_new(gw *g, char *err, size_t errlen) {
     const callbus_config *cfg = g->cfg;
-    char e[512];
-    gw_commands_out *c = calloc(1, sizeof(*c));
-    c->g = g;
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_conf_set(conf, "enable.idempotence", "true", e, sizeof(e));
-    rd_kafka_conf_set(conf, "linger.ms", "0", e, sizeof(e));
-    rd_kafka_conf_set(conf, "client.id", "callbus-gateway-commands", e, sizeof(e));
+    gw_commands_out *c = xcalloc(1, sizeof(*c));
+    c->cfg = cfg;
+    c->view = g->view;
+    c->m = &g->m;
+    c->clients = gw_clients_of(g);
     char ttl_ms[32];
     snprintf(ttl_ms, sizeof(ttl_ms), "%d", cfg->gateway.command_ttl_s * 1000);
-    rd_kafka_conf_set(conf, "message.timeout.ms", ttl_ms, e, sizeof(e));
-    for (size_t i = 0; i < cfg->kafka_count; i++) {
-        if (rd_kafka_conf_set(conf, cfg->kafka[i].key, cfg->kafka[i].value, e, sizeof(e)) != RD_KAFKA_CONF_OK) {
-            snprintf(err, errlen, "kafka property %s: %s", cfg->kafka[i].key, e);
-            rd_kafka_conf_destroy(conf);
-            free(c);
-            return NULL;
-        }
+    const kafka_prop defaults[] = {{"enable.idempotence", "true"}, {"linger.ms", "0"},
+                                   {"client.id", "callbus-gateway-commands"}, {"message.timeout.ms", ttl_ms}};
+    rd_kafka_conf_t *conf = kafka_conf_new(defaults, sizeof(defaults) / sizeof(defaults[0]), cfg, err, errlen);
+    if (conf) {
+        rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+        rd_kafka_conf_set_opaque(conf, c);
     }
-    rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
-    rd_kafka_conf_set_opaque(conf, c);
-    c->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, e, sizeof(e));
+    c->rk = conf ? kafka_client_new(RD_KAFKA_PRODUCER, conf, err, errlen) : NULL;
     if (!c->rk) {
-        snprintf(err, errlen, "kafka producer: %s", e);
         free(c);
         return NULL;
     }
     config_topic(cfg, "commands", c->topic, sizeof(c->topic));
     snprintf(c->source, sizeof(c->source), "callbus://%s/gateway/%s", cfg->site, cfg->gateway.id);
-    c->epoch = (long long)gw_now();
+    /* seq starts again at 1 every run: in seconds, a restart within the
+     * same second would reuse the ids of the commands just sent, and the
+     * agent would drop the new ones as duplicates. */
+    c->epoch = (long long)(wall_now() * 1e6);
     return c;
-}
-
-static void rfc3339(char *out, size_t n, double t) {
-    char tmp[96];
-    time_t sec = (time_t)t;
-    int ms = (int)((t - (double)sec) * 1000);
-    struct tm tm;
-    gmtime_r(&sec, &tm);
-    snprintf(tmp, sizeof(tmp), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-             tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
-    size_t l = strlen(tmp) < n ? strlen(tmp) : n - 1;
-    memcpy(out, tmp, l);
-    out[l] = 0;
 }
 
 static const char *const commands[] = {"originate", "answer", "hangup", "transfer", "pause",
@@ -132,53 +127,54 @@ static int field_allowed(const char *cmd, const char *field) {
     return 0; /* listen, whisper: operator_id only */
 }
 
-static const char *snap_call_id(json_t *snap, const char *which) {
-    return json_string_value(json_object_get(json_object_get(json_object_get(snap, "operator"), which), "call_id"));
+/* The call in the operator's own state record (view.h): "offered" or "call". */
+static const char *own_call_id(const json_t *record, const char *which) {
+    return json_string_value(json_object_get(json_object_get(record, which), "call_id"));
 }
 
-static void refuse(gw_commands_out *c, gw_session *s, const char *code, const char *why, json_t *cid,
-                   const char *cmd) {
-    if (!strcmp(code, "forbidden")) c->g->m.commands_forbidden++;
-    else c->g->m.commands_invalid++;
-    log_info("gateway: %s %s: command %s refused (%s): %s", s->peer, s->id.operator_id, cmd ? cmd : "?", code, why);
-    gw_send_error(s, code, why, cid);
+/* The outcome of a refused command (nothing produced), counted and logged. */
+static gw_command_outcome refuse(gw_commands_out *c, const auth_identity *who, const char *peer, const char *code,
+                                 const char *why, int echo_id, const char *cmd) {
+    gw_command_outcome o = {.error = code, .echo_id = echo_id};
+    snprintf(o.message, sizeof(o.message), "%s", why);
+    if (!strcmp(code, "forbidden")) c->m->commands_forbidden++;
+    else c->m->commands_invalid++;
+    log_info("gateway: %s %s: command %s refused (%s): %s", peer, who->operator_id, log_str(cmd), code,
+             log_str(why));
+    return o;
 }
 
-void gw_command(gw_commands_out *c, gw_session *s, json_t *msg) {
+gw_command_outcome gw_command(gw_commands_out *c, const auth_identity *who, const char *peer, json_t *msg) {
     json_t *cid = json_object_get(msg, "id");
     const char *cmd = json_string_value(json_object_get(msg, "command"));
     json_t *data = json_object_get(msg, "data");
-    const char *self = s->id.operator_id;
-    int supervisor = s->id.role == ROLE_SUPERVISOR;
-    if (cid && (!json_is_string(cid) || strlen(json_string_value(cid)) > 128)) {
-        refuse(c, s, "invalid", "id must be a string of at most 128 characters", NULL, cmd);
-        return;
-    }
+    const char *self = who->operator_id;
+    int supervisor = who->role == ROLE_SUPERVISOR;
+    if (cid && (!json_is_string(cid) || strlen(json_string_value(cid)) > 128))
+        return refuse(c, who, peer, "invalid", "id must be a string of at most 128 characters", 0, cmd);
     int known = 0;
     for (int i = 0; cmd && commands[i]; i++) known |= !strcmp(cmd, commands[i]);
-    if (!known) {
-        refuse(c, s, "invalid", "unknown command", cid, cmd);
-        return;
-    }
-    if (data && !json_is_object(data)) {
-        refuse(c, s, "invalid", "data must be an object", cid, cmd);
-        return;
-    }
+    if (!known) return refuse(c, who, peer, "invalid", "unknown command", 1, cmd);
+    if (data && !json_is_object(data)) return refuse(c, who, peer, "invalid", "data must be an object", 1, cmd);
     json_t *d = json_object();
     const char *k;
     json_t *v;
     json_object_foreach(data, k, v) {
         if (!field_allowed(cmd, k)) {
             json_decref(d);
-            char why[128];
-            snprintf(why, sizeof(why), "data.%.40s is not a field of %s", k, cmd);
-            refuse(c, s, "invalid", why, cid, cmd);
-            return;
+            char why[128], key[48];
+            snprintf(why, sizeof(why), "data.%s is not a field of %s", log_safe_str(key, sizeof(key), k), cmd);
+            return refuse(c, who, peer, "invalid", why, 1, cmd);
+        }
+        if (!strcmp(k, "variables") && !c->cfg->gateway.browser_variables) {
+            /* Channel variables reach the dialplan: a site opts in. */
+            json_decref(d);
+            return refuse(c, who, peer, "forbidden", "this site takes no originate variables from the browser "
+                          "(gateway.browser_variables is off)", 1, cmd);
         }
         if (strcmp(k, "variables") && !json_is_string(v)) {
             json_decref(d);
-            refuse(c, s, "invalid", "data fields must be strings", cid, cmd);
-            return;
+            return refuse(c, who, peer, "invalid", "data fields must be strings", 1, cmd);
         }
         json_object_set(d, k, v);
     }
@@ -186,7 +182,7 @@ void gw_command(gw_commands_out *c, gw_session *s, json_t *msg) {
     const char *call_id = json_string_value(json_object_get(d, "call_id"));
     const char *subject = NULL;
     const char *forbidden = NULL, *invalid = NULL;
-    json_t *snap = view_snapshot(c->g->view, self, VIEW_OPERATOR);
+    const json_t *own = view_operator(c->view, self);
     if (!strcmp(cmd, "listen") || !strcmp(cmd, "whisper")) {
         if (!supervisor) forbidden = "listen and whisper are for supervisors";
         else if (!named) invalid = "data.operator_id (the operator to listen to) is required";
@@ -197,20 +193,19 @@ void gw_command(gw_commands_out *c, gw_session *s, json_t *msg) {
     } else {
         if (named && strcmp(named, self) && !(supervisor && (!strcmp(cmd, "pause") || !strcmp(cmd, "unpause"))))
             forbidden = "an operator may act only for themselves";
-        else if (!named || strcmp(cmd, "hangup"))
+        else  /* the agent checks at execution that a hangup/transfer is still on this operator's call */
             json_object_set_new(d, "operator_id", json_string(named ? named : self));
-        if (!strcmp(cmd, "hangup")) json_object_del(d, "operator_id");
         subject = named ? named : self;
         if (forbidden) {
         } else if (!strcmp(cmd, "originate")) {
             if (!json_string_value(json_object_get(d, "number"))) invalid = "data.number is required";
         } else if (!strcmp(cmd, "answer")) {
-            const char *offered = snap_call_id(snap, "offered");
+            const char *offered = own_call_id(own, "offered");
             if (!call_id) invalid = "data.call_id is required";
             else if (!offered || strcmp(offered, call_id)) forbidden = "that call is not offered to you";
             subject = call_id;
         } else if (!strcmp(cmd, "hangup") || !strcmp(cmd, "transfer")) {
-            const char *mine = snap_call_id(snap, "call");
+            const char *mine = own_call_id(own, "call");
             if (!call_id) invalid = "data.call_id is required";
             else if (!mine || strcmp(mine, call_id)) forbidden = "that call is not yours";
             else if (!strcmp(cmd, "transfer") && !json_string_value(json_object_get(d, "to")))
@@ -218,52 +213,51 @@ void gw_command(gw_commands_out *c, gw_session *s, json_t *msg) {
             subject = call_id;
         }
     }
-    json_decref(snap);
     if (forbidden || invalid) {
         json_decref(d);
-        refuse(c, s, forbidden ? "forbidden" : "invalid", forbidden ? forbidden : invalid, cid, cmd);
-        return;
+        return refuse(c, who, peer, forbidden ? "forbidden" : "invalid", forbidden ? forbidden : invalid, 1, cmd);
     }
-    double now = gw_now();
-    char id[192], type[64], sender[96], t_now[64], t_exp[64];
-    snprintf(id, sizeof(id), "%s:gw-%s:%lld:%llu", c->g->cfg->site, c->g->cfg->gateway.id, c->epoch, ++c->seq);
+    double now = wall_now();
+    char id[192], type[64], sender[96];
+    snprintf(id, sizeof(id), "%s:gw-%s:%lld:%llu", c->cfg->site, c->cfg->gateway.id, c->epoch, ++c->seq);
     snprintf(type, sizeof(type), "callbus.command.%s", cmd);
     snprintf(sender, sizeof(sender), VIEW_SENDER_PREFIX "%s", self);
-    rfc3339(t_now, sizeof(t_now), now);
-    rfc3339(t_exp, sizeof(t_exp), now + c->g->cfg->gateway.command_ttl_s);
-    json_t *ev = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:o}", "specversion", "1.0", "id", id,
-                           "source", c->source, "type", type, "time", t_now, "expires", t_exp, "sender",
-                           sender, "subject", subject, "datacontenttype", "application/json", "data", d);
-    char *txt = json_dumps(ev, JSON_COMPACT);
-    json_decref(ev);
-    pending *p = calloc(1, sizeof(*p));
-    if (p) {
-        snprintf(p->operator_id, sizeof(p->operator_id), "%s", self);
-        snprintf(p->command_id, sizeof(p->command_id), "%s", id);
-        snprintf(p->command, sizeof(p->command), "%s", cmd);
-        p->client_id = json_incref(cid);
-    }
+    sbuf ev;
+    sbuf_init(&ev);
+    ce_begin_command(&ev, id, c->source, type, subject, now, now + c->cfg->gateway.command_ttl_s, sender);
+    char *data_text = json_dumps(d, JSON_COMPACT);
+    json_decref(d);
+    sbuf_puts(&ev, data_text);
+    free(data_text);
+    ce_end(&ev);
+    char *txt = ev.data;     /* librdkafka frees it (RD_KAFKA_MSG_F_FREE) */
+    size_t txt_len = ev.len;
+    pending *p = xcalloc(1, sizeof(*p));
+    snprintf(p->operator_id, sizeof(p->operator_id), "%s", self);
+    snprintf(p->command_id, sizeof(p->command_id), "%s", id);
+    snprintf(p->command, sizeof(p->command), "%s", cmd);
+    p->client_id = json_incref(cid);
     rd_kafka_resp_err_t rc = rd_kafka_producev(c->rk, RD_KAFKA_V_TOPIC(c->topic),
                                                RD_KAFKA_V_KEY(subject, strlen(subject)),
-                                               RD_KAFKA_V_VALUE(txt, strlen(txt)), RD_KAFKA_V_OPAQUE(p),
+                                               RD_KAFKA_V_VALUE(txt, txt_len), RD_KAFKA_V_OPAQUE(p),
                                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE), RD_KAFKA_V_END);
     if (rc) {
         free(txt);
-        if (p) json_decref(p->client_id);
+        json_decref(p->client_id);
         free(p);
-        c->g->m.commands_failed++;
-        log_warn("gateway: %s %s: command %s not produced: %s", s->peer, self, cmd, rd_kafka_err2str(rc));
-        gw_send_error(s, "unavailable", "the command could not be queued; try again", cid);
-        return;
+        c->m->commands_failed++;
+        log_warn("gateway: %s %s: command %s not produced: %s", peer, self, cmd, rd_kafka_err2str(rc));
+        return (gw_command_outcome){.error = "unavailable", .message = "the command could not be queued; try again",
+                                    .echo_id = 1};
     }
-    c->g->m.commands_sent++;
-    log_info("gateway: %s %s: command %s %s", s->peer, self, cmd, id);
-    json_t *ack = json_pack("{s:s, s:s, s:s}", "type", "command_ack", "command_id", id, "command", cmd);
-    if (cid) json_object_set(ack, "id", cid);
-    gw_send_json(s, ack);
-    json_decref(ack);
-    rd_kafka_poll(c->rk, 0);
+    c->m->commands_sent++;
+    log_info("gateway: %s %s: command %s %s", peer, self, cmd, id);
+    gw_command_outcome o = {0};
+    snprintf(o.command_id, sizeof(o.command_id), "%s", id);
+    snprintf(o.command, sizeof(o.command), "%s", cmd);
+    return o;
 }
+
 
 void gw_commands_out_poll(gw_commands_out *c) {
     if (c) rd_kafka_poll(c->rk, 0);

@@ -1,11 +1,17 @@
-/* kafka_in.c -- the gateway's reader of the site's calls, operators and
- * results topics: one consumer, no group (every gateway reads everything),
- * all partitions assigned from the beginning. At start it reads up to the
- * high watermarks seen then, so the view is rebuilt before clients are
- * accepted; afterwards librdkafka wakes the server's loop through a pipe
- * whenever messages wait, and every message goes through the view to the
- * sessions it concerns. Topics that do not exist yet (results before the
- * first command) are looked for again every 2 s. */
+/* kafka_in.c -- the gateway's reader of the site's state topics and its
+ * results topic: one consumer, no group (every gateway reads everything).
+ * The three compacted state topics (operators, calls, queues: the agent's
+ * current state, docs/messages.md) are read from the beginning, and before
+ * clients are accepted up to the high watermarks seen at start, so the view
+ * is complete when the first client arrives and a restart costs the number
+ * of keys, not the length of the day. Results are read from their end: a
+ * restarted gateway has no one waiting for old ones (a results topic that
+ * appears later is read from its beginning: all of it is new). Afterwards
+ * librdkafka wakes the server's loop through a pipe whenever messages wait,
+ * and every record goes through the view to the sessions it concerns
+ * (through gw_clients: this file knows no session).
+ * Topics that do not exist yet are looked for again every 2 s. The event
+ * topics (calls, operators) are history for the CRM: never read here. */
 #include "gateway.h"
 
 #include <librdkafka/rdkafka.h>
@@ -14,20 +20,30 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "alloc.h"
+#include "clock.h"
+#include "kafka_conf.h"
 #include "log.h"
 
-#define NTOPICS 3
+#define NTOPICS 4
 
 struct gw_kafka_in {
-    gw *g;
+    view *view;
+    gw_metrics *m;
+    gw_clients out;            /* the view's deliveries and the Kafka state */
+    const volatile int *stopping;
     rd_kafka_t *rk;
     rd_kafka_queue_t *queue;   /* the consumer queue, for the wake-up fd */
     char topics[NTOPICS][256];
     int assigned[NTOPICS];
+    int started;               /* the first assignment is done */
     double next_lookup;
 };
 
-static const char *const kinds[NTOPICS] = {"calls", "operators", "results"};
+/* In view_topic's order. */
+static const char *const kinds[NTOPICS] = {"state.operators", "state.calls", "state.queues", "results"};
+static const view_topic view_topics[NTOPICS] = {VIEW_TOPIC_OPERATORS, VIEW_TOPIC_CALLS, VIEW_TOPIC_QUEUES,
+                                                VIEW_TOPIC_RESULTS};
 
 /* librdkafka says when every broker is down but not when one is back;
  * its statistics (every statistics.interval.ms) list each broker's state. */
@@ -42,43 +58,31 @@ static int on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque) {
         const char *state = json_string_value(json_object_get(b, "state"));
         if (json_integer_value(json_object_get(b, "nodeid")) >= 0 && state && !strcmp(state, "UP")) up = 1;
     }
-    if (st) gw_kafka_state(k->g, up);
+    if (st) k->out.kafka_state(k->out.ctx, up);
     json_decref(st);
     return 0;
 }
 
-gw_kafka_in *gw_kafka_in_new(gw *g, char *err, size_t errlen) {
-    const callbus_config *cfg = g->cfg;
-    char e[512];
-    gw_kafka_in *k = calloc(1, sizeof(*k));
-    if (!k) {
-        snprintf(err, errlen, "out of memory");
-        return NULL;
-    }
-    k->g = g;
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+gw_kafka_in *gw_kafka_in_new(const callbus_config *cfg, view *v, gw_metrics *metrics, gw_clients out,
+                             const volatile int *stopping, char *err, size_t errlen) {
+    gw_kafka_in *k = xcalloc(1, sizeof(*k));
+    k->view = v;
+    k->m = metrics;
+    k->out = out;
+    k->stopping = stopping;
     char group[128];
     snprintf(group, sizeof(group), "callbus-gateway-%s", cfg->gateway.id);
-    const char *defaults[][2] = {{"group.id", group}, {"enable.auto.commit", "false"},
-                                 {"enable.auto.offset.store", "false"}, {"auto.offset.reset", "earliest"},
-                                 {"enable.partition.eof", "true"}, {"client.id", "callbus-gateway"},
-                                 {"fetch.wait.max.ms", "10"}, {"statistics.interval.ms", "5000"}};
-    for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++)
-        rd_kafka_conf_set(conf, defaults[i][0], defaults[i][1], e, sizeof(e));
-    for (size_t i = 0; i < cfg->kafka_count; i++) {
-        if (rd_kafka_conf_set(conf, cfg->kafka[i].key, cfg->kafka[i].value, e, sizeof(e)) != RD_KAFKA_CONF_OK) {
-            snprintf(err, errlen, "kafka property %s: %s", cfg->kafka[i].key, e);
-            rd_kafka_conf_destroy(conf);
-            free(k);
-            return NULL;
-        }
+    const kafka_prop defaults[] = {{"group.id", group}, {"enable.auto.commit", "false"},
+                                   {"enable.auto.offset.store", "false"}, {"auto.offset.reset", "earliest"},
+                                   {"enable.partition.eof", "true"}, {"client.id", "callbus-gateway"},
+                                   {"fetch.wait.max.ms", "10"}, {"statistics.interval.ms", "5000"}};
+    rd_kafka_conf_t *conf = kafka_conf_new(defaults, sizeof(defaults) / sizeof(defaults[0]), cfg, err, errlen);
+    if (conf) {
+        rd_kafka_conf_set_stats_cb(conf, on_stats);
+        rd_kafka_conf_set_opaque(conf, k);
     }
-    rd_kafka_conf_set_stats_cb(conf, on_stats);
-    rd_kafka_conf_set_opaque(conf, k);
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, e, sizeof(e));
+    rd_kafka_t *rk = conf ? kafka_client_new(RD_KAFKA_CONSUMER, conf, err, errlen) : NULL;
     if (!rk) {
-        snprintf(err, errlen, "kafka consumer: %s", e);
-        rd_kafka_conf_destroy(conf);
         free(k);
         return NULL;
     }
@@ -108,9 +112,10 @@ static int assign_new(gw_kafka_in *k, int timeout_ms) {
         for (int t = 0; t < md->topic_cnt; t++) {
             const rd_kafka_metadata_topic_t *mt = &md->topics[t];
             if (strcmp(mt->topic, k->topics[i]) || mt->err || mt->partition_cnt <= 0) continue;
+            int64_t from = view_topics[i] == VIEW_TOPIC_RESULTS && !k->started ? RD_KAFKA_OFFSET_END
+                                                                                 : RD_KAFKA_OFFSET_BEGINNING;
             for (int p = 0; p < mt->partition_cnt; p++)
-                rd_kafka_topic_partition_list_add(l, mt->topic, mt->partitions[p].id)->offset =
-                    RD_KAFKA_OFFSET_BEGINNING;
+                rd_kafka_topic_partition_list_add(l, mt->topic, mt->partitions[p].id)->offset = from;
             found = 1;
             log_info("gateway: reading %s (%d partitions)", mt->topic, mt->partition_cnt);
         }
@@ -118,6 +123,7 @@ static int assign_new(gw_kafka_in *k, int timeout_ms) {
         else missing++;
     }
     rd_kafka_metadata_destroy(md);
+    k->started = 1;
     if (l->cnt) {
         rd_kafka_error_t *e = rd_kafka_incremental_assign(k->rk, l);
         if (e) {
@@ -133,23 +139,27 @@ static int assign_new(gw_kafka_in *k, int timeout_ms) {
 }
 
 static void handle(gw_kafka_in *k, rd_kafka_message_t *m, int live) {
-    gw *g = k->g;
     if (m->err) {
-        if (m->err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) gw_kafka_state(g, 0);
+        if (m->err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) k->out.kafka_state(k->out.ctx, 0);
         if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-            g->m.kafka_errors++;
+            k->m->kafka_errors++;
             log_warn("gateway: kafka: %s", rd_kafka_message_errstr(m));
         }
         return;
     }
-    g->m.kafka_msgs++;
-    gw_kafka_state(g, 1);
-    if (!m->payload) return;
-    int n = view_apply(g->view, m->payload, m->len, live ? gw_deliver : NULL, g);
-    if (n < 0) log_warn("gateway: %s/%d@%lld: not a usable CloudEvent", rd_kafka_topic_name(m->rkt), m->partition,
-                        (long long)m->offset);
-    else log_debug("gateway: %s/%d@%lld: delivered to %d streams", rd_kafka_topic_name(m->rkt), m->partition,
-                   (long long)m->offset, n);
+    k->m->kafka_msgs++;
+    k->out.kafka_state(k->out.ctx, 1);
+    const char *topic = rd_kafka_topic_name(m->rkt);
+    int i = 0;
+    while (i < NTOPICS && strcmp(topic, k->topics[i])) i++;
+    if (i == NTOPICS) return;
+    int n = view_apply(k->view, view_topics[i], m->key, m->key_len, m->payload, m->len,
+                       live ? k->out.stream : NULL, k->out.ctx);
+    if (n < 0)
+        log_warn("gateway: %s/%d@%lld: not a usable %s record", topic, m->partition, (long long)m->offset,
+                 kinds[i]);
+    else
+        log_debug("gateway: %s/%d@%lld: delivered to %d streams", topic, m->partition, (long long)m->offset, n);
 }
 
 /* A partition just created may have no leader yet for a moment: retry
@@ -158,28 +168,29 @@ static rd_kafka_resp_err_t watermarks(gw_kafka_in *k, const char *topic, int32_t
                                       int64_t *lo, int64_t *hi) {
     for (;;) {
         rd_kafka_resp_err_t rc = rd_kafka_query_watermark_offsets(k->rk, topic, partition, lo, hi, 5000);
-        if (!rc || gw_now() > deadline || k->g->stopping) return rc;
+        if (!rc || mono_now() > deadline || *k->stopping) return rc;
         log_info("gateway: watermarks of %s/%d: %s; retrying", topic, partition, rd_kafka_err2str(rc));
         usleep(200 * 1000);
     }
 }
 
 int gw_kafka_in_catch_up(gw_kafka_in *k, double timeout_s, char *err, size_t errlen) {
-    double deadline = gw_now() + timeout_s;
+    double deadline = mono_now() + timeout_s;
     int missing;
     while ((missing = assign_new(k, 5000)) < 0) {
-        if (gw_now() > deadline || k->g->stopping) {
+        if (mono_now() > deadline || *k->stopping) {
             snprintf(err, errlen, "cannot read Kafka metadata (is the broker up?)");
             return -1;
         }
     }
-    k->next_lookup = gw_now() + 2;
-    /* The high watermark of every assigned partition, now. */
+    k->next_lookup = mono_now() + 2;
+    /* The high watermark of every state partition, now. */
     rd_kafka_topic_partition_list_t *l = NULL;
     if (rd_kafka_assignment(k->rk, &l) || !l) return 0;
-    int64_t *high = calloc((size_t)l->cnt + 1, sizeof(int64_t));
+    int64_t *high = xcalloc((size_t)l->cnt + 1, sizeof(int64_t));
     int left = 0;
     for (int i = 0; i < l->cnt; i++) {
+        if (!strcmp(l->elems[i].topic, k->topics[NTOPICS - 1])) continue;   /* results: from their end */
         int64_t lo = 0, hi = 0;
         rd_kafka_resp_err_t rc = watermarks(k, l->elems[i].topic, l->elems[i].partition, deadline, &lo, &hi);
         if (rc) {
@@ -194,7 +205,7 @@ int gw_kafka_in_catch_up(gw_kafka_in *k, double timeout_s, char *err, size_t err
     }
     size_t n = 0;
     while (left > 0) {
-        if (gw_now() > deadline || k->g->stopping) {
+        if (mono_now() > deadline || *k->stopping) {
             snprintf(err, errlen, "the view was not rebuilt within %.0f s (%d partitions behind)", timeout_s, left);
             free(high);
             rd_kafka_topic_partition_list_destroy(l);
@@ -217,7 +228,7 @@ int gw_kafka_in_catch_up(gw_kafka_in *k, double timeout_s, char *err, size_t err
         handle(k, m, 0);
         rd_kafka_message_destroy(m);
     }
-    log_info("gateway: read %zu messages from %d partitions to rebuild the view", n, l->cnt);
+    log_info("gateway: read %zu records from %d partitions to rebuild the view", n, l->cnt);
     free(high);
     rd_kafka_topic_partition_list_destroy(l);
     return 0;

@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
+
 static gw_session **head_of(gw *g, gw_session *s) {
     return s->route ? &s->route->head : &g->supervisors;
 }
@@ -22,8 +24,7 @@ void gw_route_add(gw *g, gw_session *s) {
         gw_route *r;
         HASH_FIND_STR(g->routes, s->id.operator_id, r);
         if (!r) {
-            r = calloc(1, sizeof(*r));
-            if (!r) return;
+            r = xcalloc(1, sizeof(*r));
             snprintf(r->id, sizeof(r->id), "%s", s->id.operator_id);
             HASH_ADD_STR(g->routes, id, r);
         }

@@ -20,16 +20,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/time.h>
-#include <time.h>
+#include <sys/stat.h>
 
+#include "alloc.h"
+#include "clock.h"
+#include "datadir.h"
 #include "log.h"
-
-double gw_now(void) {
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
-}
+#include "sbuf.h"
+#include "sdnotify.h"
 
 /* ---------- /metrics and /health ---------- */
 
@@ -40,14 +38,13 @@ typedef struct http_pss {
 } http_pss;
 
 static char *render_metrics(gw *g, size_t *len) {
-    char *buf = NULL;
-    FILE *f = open_memstream(&buf, len);
-    if (!f) return NULL;
+    sbuf f;
+    sbuf_init(&f);
     view_stats vs;
     view_get_stats(g->view, &vs);
     const gw_metrics *m = &g->m;
-#define C(name, help, v) fprintf(f, "# HELP callbus_gateway_" name " " help "\n# TYPE callbus_gateway_" name " counter\ncallbus_gateway_" name " %llu\n", (unsigned long long)(v))
-#define G(name, help, v) fprintf(f, "# HELP callbus_gateway_" name " " help "\n# TYPE callbus_gateway_" name " gauge\ncallbus_gateway_" name " %llu\n", (unsigned long long)(v))
+#define C(name, help, v) sbuf_printf(&f, "# HELP callbus_gateway_" name " " help "\n# TYPE callbus_gateway_" name " counter\ncallbus_gateway_" name " %llu\n", (unsigned long long)(v))
+#define G(name, help, v) sbuf_printf(&f, "# HELP callbus_gateway_" name " " help "\n# TYPE callbus_gateway_" name " gauge\ncallbus_gateway_" name " %llu\n", (unsigned long long)(v))
     G("connections", "open WebSocket connections", g->nsessions);
     G("authenticated_connections", "authenticated WebSocket connections", g->nauthed);
     G("kafka_up", "1 while the consumer reaches the site's Kafka, 0 while it does not", !g->kafka_down);
@@ -59,7 +56,12 @@ static char *render_metrics(gw *g, size_t *len) {
     C("rate_limited_messages_total", "messages refused by the rate limit", m->rate_limited_msgs);
     C("closed_rate_limited_total", "connections closed for flooding (4008)", m->closed_rate_limited);
     C("refused_max_connections_total", "connections refused over max_connections (4008)", m->refused_max_connections);
+    C("refused_unauthed_total", "connections refused over max_unauthed or max_unauthed_per_address (4008)",
+      m->refused_unauthed);
+    G("unauthenticated_connections", "WebSocket connections that have not authenticated yet", g->nunauthed);
     C("refused_origin_total", "connections refused for their Origin (4009)", m->refused_origin);
+    C("refused_upgrades_total", "upgrade requests refused: not a WebSocket at /ws with subprotocol " GW_PROTOCOL,
+      m->refused_upgrades);
     C("closed_idle_total", "connections closed after idle_timeout", m->closed_idle);
     C("closed_slow_total", "connections dropped for not reading their messages", m->closed_slow);
     C("closed_token_expired_total", "connections closed when their token expired (4002)", m->closed_token_expired);
@@ -77,11 +79,62 @@ static char *render_metrics(gw *g, size_t *len) {
     C("view_deliveries_total", "view messages delivered to streams", m->view_deliveries);
     G("view_operators", "operators in the view", vs.operators);
     G("view_active_calls", "active calls in the view", vs.active_calls);
+    G("view_queues", "queues in the view", vs.queues);
     G("view_history", "resume history messages kept", vs.history);
 #undef C
 #undef G
-    fclose(f);
-    return buf;
+    *len = f.len;
+    return f.data;
+}
+
+/* Whether the comma-separated Sec-WebSocket-Protocol list names ours. */
+static int offers_our_protocol(const char *protocols) {
+    char list[256];
+    if (!protocols || !*protocols || strlen(protocols) >= sizeof(list)) return 0; /* as lws_hdr_copy */
+    snprintf(list, sizeof(list), "%s", protocols);
+    for (char *save = NULL, *t = strtok_r(list, ", \t", &save); t; t = strtok_r(NULL, ", \t", &save))
+        if (!strcmp(t, GW_PROTOCOL)) return 1;
+    return 0;
+}
+
+int gw_upgrade_decision(const char *uri, const char *upgrade, const char *protocols, const char **why) {
+    if (!uri || strcmp(uri, "/ws")) {
+        *why = "WebSocket only at /ws";
+        return HTTP_STATUS_NOT_FOUND;
+    }
+    if (!upgrade || strcasecmp(upgrade, "websocket")) {
+        *why = "only a WebSocket upgrade is served";
+        return HTTP_STATUS_BAD_REQUEST;
+    }
+    if (!offers_our_protocol(protocols)) {
+        *why = "the WebSocket needs subprotocol " GW_PROTOCOL " (Sec-WebSocket-Protocol)";
+        return HTTP_STATUS_BAD_REQUEST;
+    }
+    *why = NULL;
+    return 0;
+}
+
+/* Every upgrade request comes here first, bound to this "http" protocol.
+ * One without our subprotocol would otherwise be bound to it by lws (its
+ * default for a missing Sec-WebSocket-Protocol) and get 101 on any path:
+ * a WebSocket that no session control (auth and idle timeouts, origin,
+ * connection count) ever sees. So anything but a WebSocket upgrade at /ws
+ * offering callbus.v1 is answered with an HTTP error here (the decision is
+ * gw_upgrade_decision, on the headers alone, fuzzed apart from lws).
+ * Returns what LWS_CALLBACK_HTTP_CONFIRM_UPGRADE expects: 0 to go on, 1
+ * when a response was sent. */
+static int confirm_upgrade(gw *g, struct lws *wsi, const char *upgrade) {
+    char uri[64] = "", protocols[256] = "", peer[64] = "?";
+    const char *why;
+    if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) <= 0) uri[0] = 0;
+    if (lws_hdr_copy(wsi, protocols, sizeof(protocols), WSI_TOKEN_PROTOCOL) <= 0) protocols[0] = 0;
+    int status = gw_upgrade_decision(uri, upgrade, protocols, &why);
+    if (!status) return 0;
+    g->m.refused_upgrades++;
+    lws_get_peer_simple(wsi, peer, sizeof(peer));
+    log_warn("gateway: %s: upgrade refused (%d): %s", peer, status, why);
+    if (lws_return_http_status(wsi, (unsigned int)status, why)) return -1;
+    return 1;
 }
 
 static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -89,6 +142,8 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
     http_pss *p = user;
     gw *g = lws_context_user(lws_get_context(wsi));
     switch (reason) {
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+        return confirm_upgrade(g, wsi, in);
     case LWS_CALLBACK_HTTP: {
         const char *uri = in;
         free(p->body);
@@ -97,14 +152,16 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
             p->body = render_metrics(g, &p->len);
             p->status = HTTP_STATUS_OK;
         } else if (uri && !strcmp(uri, "/health")) {
-            p->len = (size_t)asprintf(&p->body,
-                                      "{\"status\":\"ok\",\"site\":\"%s\",\"connections\":%zu,\"kafka\":\"%s\"}\n",
-                                      g->cfg->site, g->nsessions, g->kafka_down ? "down" : "up");
+            sbuf b;
+            sbuf_init(&b);
+            sbuf_printf(&b, "{\"status\":\"ok\",\"site\":\"%s\",\"connections\":%zu,\"kafka\":\"%s\"}\n",
+                        g->cfg->site, g->nsessions, g->kafka_down ? "down" : "up");
+            p->body = b.data;
+            p->len = b.len;
             p->status = HTTP_STATUS_OK;
         } else {
             return lws_callback_http_dummy(wsi, reason, user, in, len);
         }
-        if (!p->body) return -1;
         unsigned char hdr[LWS_PRE + 512], *start = hdr + LWS_PRE, *q = start, *end = hdr + sizeof(hdr) - 1;
         const char *ctype = !strcmp(uri, "/metrics") ? "text/plain; version=0.0.4" : "application/json";
         if (lws_add_http_common_headers(wsi, (unsigned int)p->status, ctype, (lws_filepos_t)p->len, &q, end) ||
@@ -117,8 +174,7 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
     }
     case LWS_CALLBACK_HTTP_WRITEABLE: {
         if (!p || !p->body) break;
-        unsigned char *buf = malloc(LWS_PRE + p->len + 1);
-        if (!buf) return -1;
+        unsigned char *buf = xmalloc(LWS_PRE + p->len + 1);
         memcpy(buf + LWS_PRE, p->body, p->len);
         int n = lws_write(wsi, buf + LWS_PRE, p->len, LWS_WRITE_HTTP_FINAL);
         free(buf);
@@ -174,11 +230,13 @@ static void on_sweep(struct ev_loop *loop, ev_timer *w, int revents) {
     (void)loop;
     (void)revents;
     gw *g = w->data;
-    double now = gw_now();
-    gw_sessions_sweep(g, now);
-    gw_kafka_in_lookup(g->kin, now);
+    double mono = mono_now();
+    gw_sessions_sweep(g, mono, wall_now());
+    gw_kafka_in_lookup(g->kin, mono);
     /* Delivery reports of commands, in case a wake-up was missed. */
     gw_commands_out_poll(g->cout);
+    /* Pinged from the loop, so a loop that hangs stops the pings. */
+    sdnotify_watchdog();
 }
 
 static void on_signal(struct ev_loop *loop, ev_signal *w, int revents) {
@@ -243,7 +301,7 @@ static int load_key(gw *g, char *err, size_t errlen) {
             snprintf(err, errlen, "gateway.jwt_key_file %s: %s", c->gateway.jwt_key_file, strerror(errno));
             return -1;
         }
-        g->key = malloc(AUTH_MAX_TOKEN * 2 + 1);
+        g->key = xmalloc(AUTH_MAX_TOKEN * 2 + 1);
         size_t n = fread(g->key, 1, AUTH_MAX_TOKEN * 2, f);
         fclose(f);
         /* an HS256 secret file may end with a newline the editor added */
@@ -252,7 +310,7 @@ static int load_key(gw *g, char *err, size_t errlen) {
         g->key[n] = 0;
         g->key_len = n;
     } else {
-        g->key = (unsigned char *)strdup(c->gateway.jwt_secret);
+        g->key = (unsigned char *)xstrdup(c->gateway.jwt_secret);
         g->key_len = strlen(c->gateway.jwt_secret);
     }
     g->auth.alg = strcmp(c->gateway.jwt_alg, "RS256") ? AUTH_HS256 : AUTH_RS256;
@@ -261,6 +319,7 @@ static int load_key(gw *g, char *err, size_t errlen) {
     g->auth.site = c->site;
     g->auth.leeway_s = c->gateway.jwt_leeway_s;
     g->auth.issuer = *c->gateway.jwt_issuer ? c->gateway.jwt_issuer : NULL;
+    g->auth.audience = *c->gateway.jwt_audience ? c->gateway.jwt_audience : NULL;
     const char *why = auth_config_problem(&g->auth);
     if (why) {
         snprintf(err, errlen, "gateway authentication settings: %s", why);
@@ -278,20 +337,39 @@ static void lws_log_to_ours(int level, const char *line) {
     /* lws lines start with their own timestamp: keep the message only */
     const char *p = strstr(line, ": ");
     if (p && p - line < 40) p += 2; else p = line;
-    int len = (int)(n - (size_t)(p - line));
-    if (len < 0) len = 0;
-    if (level & LLL_ERR) log_warn("lws: %.*s", len, p);
-    else log_debug("lws: %.*s", len, p);
+    size_t len = p - line < (ptrdiff_t)n ? n - (size_t)(p - line) : 0;
+    /* lws may quote a request (a header it did not like) */
+    char safe[256];
+    log_safe(safe, sizeof(safe), p, len);
+    if (level & LLL_ERR) log_warn("lws: %s", safe);
+    else log_debug("lws: %s", safe);
+}
+
+/* Checked before anything else starts: a page that is not there would be
+ * 404s for every operator, not a message for the engineer. */
+static int find_www(gw *g, char *err, size_t errlen) {
+    const char *given = g->cfg->gateway.www_dir;
+    struct stat st;
+    if (*given) {
+        snprintf(g->www_dir, sizeof(g->www_dir), "%s", given);
+        if (stat(given, &st) == 0 && S_ISDIR(st.st_mode)) return 0;
+        snprintf(err, errlen, "gateway.www_dir %s: not a directory", given);
+        return -1;
+    }
+    if (datadir_find("www", "gateway/www", g->www_dir, sizeof(g->www_dir)) == 0) return 0;
+    snprintf(err, errlen, "no operator page: %s is missing (make install puts it there) and gateway.www_dir is "
+             "unset", g->www_dir);
+    return -1;
 }
 
 gw *gw_new(const callbus_config *cfg, char *err, size_t errlen) {
-    gw *g = calloc(1, sizeof(*g));
+    gw *g = xcalloc(1, sizeof(*g));
     g->cfg = cfg;
     g->wake[0] = g->wake[1] = -1;
-    if (load_key(g, err, errlen) < 0) goto fail;
-    snprintf(g->epoch, sizeof(g->epoch), "%llx", (unsigned long long)(gw_now() * 1000));
+    if (find_www(g, err, errlen) < 0 || load_key(g, err, errlen) < 0) goto fail;
+    snprintf(g->epoch, sizeof(g->epoch), "%llx", (unsigned long long)(wall_now() * 1000));
     g->view = view_new((size_t)cfg->gateway.history, g->epoch);
-    g->kin = gw_kafka_in_new(g, err, errlen);
+    g->kin = gw_kafka_in_new(cfg, g->view, &g->m, gw_clients_of(g), &g->stopping, err, errlen);
     if (!g->kin) goto fail;
     g->cout = gw_commands_out_new(g, err, errlen);
     if (!g->cout) goto fail;
@@ -301,16 +379,17 @@ fail:
     return NULL;
 }
 
-/* Room for max_connections sockets plus our own (Kafka, files): raise the
- * soft limit as far as the hard one allows, and say so if that is short. */
+/* Room for max_connections + max_unauthed sockets plus our own (Kafka,
+ * files): raise the soft limit as far as the hard one allows, and say so if
+ * that is short. */
 static void raise_fd_limit(const callbus_config *cfg) {
     struct rlimit rl;
-    rlim_t want = (rlim_t)cfg->gateway.max_connections + 256;
+    rlim_t want = (rlim_t)cfg->gateway.max_connections + (rlim_t)cfg->gateway.max_unauthed + 256;
     if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= want) return;
     rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want ? want : rl.rlim_max;
     if (setrlimit(RLIMIT_NOFILE, &rl) < 0) getrlimit(RLIMIT_NOFILE, &rl);
     if (rl.rlim_cur < want)
-        log_warn("gateway: open files limit %llu is below gateway.max_connections + 256 = %llu: "
+        log_warn("gateway: open files limit %llu is below gateway.max_connections + max_unauthed + 256 = %llu: "
                  "raise it (ulimit -n, systemd LimitNOFILE=) or lower max_connections",
                  (unsigned long long)rl.rlim_cur, (unsigned long long)want);
 }
@@ -329,7 +408,7 @@ static int start_lws(gw *g, char *err, size_t errlen) {
     mount_www.mount_next = &mount_metrics;
     mount_www.mountpoint = "/";
     mount_www.mountpoint_len = 1;
-    mount_www.origin = cfg->gateway.www_dir;
+    mount_www.origin = g->www_dir;
     mount_www.def = "index.html";
     mount_www.origin_protocol = LWSMPRO_FILE;
 
@@ -373,15 +452,16 @@ static int start_lws(gw *g, char *err, size_t errlen) {
 
 int gw_run(gw *g) {
     char err[512];
-    log_info("gateway: site %s, rebuilding the view from Kafka", g->cfg->site);
+    log_info("gateway: site %s, loading the view from the state topics", g->cfg->site);
+    sdnotify_status("loading the view from the state topics");
     if (gw_kafka_in_catch_up(g->kin, 120.0, err, sizeof(err)) < 0) {
         log_error("gateway: %s", err);
         return 1;
     }
     view_stats vs;
     view_get_stats(g->view, &vs);
-    log_info("gateway: view rebuilt: %zu operators, %zu active calls, epoch %s", vs.operators,
-             vs.active_calls, g->epoch);
+    log_info("gateway: view loaded: %zu operators, %zu active calls, %zu queues, epoch %s", vs.operators,
+             vs.active_calls, vs.queues, g->epoch);
     if (g->stopping) return 0;
     if (start_loop(g, err, sizeof(err)) < 0 || start_lws(g, err, sizeof(err)) < 0) {
         log_error("gateway: %s", err);
@@ -395,10 +475,13 @@ int gw_run(gw *g) {
     snprintf(host, sizeof(host), "%s", g->cfg->gateway.listen);
     *strrchr(host, ':') = 0;
     log_info("gateway: listening on %s://%s:%d (WebSocket %s://%s:%d/ws, www %s)", g->tls ? "https" : "http",
-             host, g->port, g->tls ? "wss" : "ws", host, g->port, g->cfg->gateway.www_dir);
+             host, g->port, g->tls ? "wss" : "ws", host, g->port, g->www_dir);
+    sdnotify("READY=1");
+    sdnotify_status("listening on port %d", g->port);
     /* What arrived between the catch-up and the wake-up fd. */
     serve_kafka(g);
     ev_run(g->loop, 0);
+    sdnotify("STOPPING=1");
     log_info("gateway: stopping (%zu connections)", g->nsessions);
     return 0;
 }
@@ -425,6 +508,7 @@ void gw_free(gw *g) {
     gw_kafka_in_free(g->kin);
     gw_commands_out_free(g->cout);
     gw_routes_free(g);
+    gw_unauthed_free(g);
     if (g->view) view_free(g->view);
     free(g->key);
     free(g);

@@ -7,13 +7,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
+#include "clock.h"
 #include "log.h"
 
 /* ---------- output ---------- */
 
 static gw_out *out_new(const char *json, size_t len) {
-    gw_out *o = malloc(sizeof(*o) + LWS_PRE + len);
-    if (!o) return NULL;
+    gw_out *o = xmalloc(sizeof(*o) + LWS_PRE + len);
     o->refs = 1;
     o->len = len;
     memcpy(o->buf + LWS_PRE, json, len);
@@ -33,47 +34,62 @@ static void queue_free(gw_session *s) {
         n = next;
     }
     s->qhead = s->qtail = NULL;
-    s->qbytes = 0;
+    s->qbytes = s->qsync = 0;
 }
 
 static const char *who(const gw_session *s) { return s->authed ? s->id.operator_id : "-"; }
 
-static void enqueue(gw_session *s, gw_out *o) {
+/* sync: part of the snapshot or resume a client gets after auth. Its size
+ * is bounded by the view (keys, history) and it is all generated at once,
+ * so it does not count against max_queue_kb: a supervisor of a large site
+ * is never dropped for its snapshot, only for not reading live output. */
+static void enqueue(gw_session *s, gw_out *o, int sync) {
     if (s->close_code || (!s->wsi && !s->socketless)) return;
     size_t max = (size_t)s->g->cfg->gateway.max_queue_kb * 1024;
-    if (s->qbytes + o->len > max) {
+    if (!sync && s->qbytes + o->len > max) {
         s->g->m.closed_slow++;
         log_warn("gateway: %s %s: not reading its messages (%zu bytes queued): dropped", s->peer, who(s),
                  s->qbytes);
         queue_free(s);
-        gw_close(s, 4008, "too slow: messages not read");
+        gw_close(s, GW_CLOSE_OVER_LIMIT, "too slow: messages not read");
         if (s->wsi) lws_set_timeout(s->wsi, PENDING_TIMEOUT_CLOSE_SEND, 3);
         return;
     }
-    gw_qnode *n = malloc(sizeof(*n));
-    if (!n) return;
+    gw_qnode *n = xmalloc(sizeof(*n));
     o->refs++;
     n->m = o;
+    n->sync = sync;
     n->next = NULL;
     if (s->qtail) s->qtail->next = n;
     else s->qhead = n;
     s->qtail = n;
-    s->qbytes += o->len;
+    if (sync) s->qsync += o->len;
+    else s->qbytes += o->len;
     if (s->wsi) lws_callback_on_writable(s->wsi);
 }
 
-void gw_send_json(gw_session *s, json_t *msg) {
+/* Returns the bytes queued. */
+static size_t send_json(gw_session *s, json_t *msg, int sync) {
     char *txt = json_dumps(msg, JSON_COMPACT);
-    if (!txt) return;
-    gw_out *o = out_new(txt, strlen(txt));
+    if (!txt) return 0;
+    size_t len = strlen(txt);
+    gw_out *o = out_new(txt, len);
     free(txt);
-    if (!o) return;
-    enqueue(s, o);
+    enqueue(s, o, sync);
     out_unref(o);
+    return len;
 }
+
+void gw_send_json(gw_session *s, json_t *msg) { send_json(s, msg, 0); }
 
 void gw_send_error(gw_session *s, const char *code, const char *message, json_t *id) {
     json_t *e = json_pack("{s:s, s:s, s:s}", "type", "error", "code", code, "message", message);
+    /* A message may quote the client (jansson's "near '...'" of bytes that
+     * are not UTF-8): json_pack refuses it, and the answer must still go. */
+    char safe[256];
+    if (!e)
+        e = json_pack("{s:s, s:s, s:s}", "type", "error", "code", code, "message",
+                      log_safe_str(safe, sizeof(safe), message));
     /* Echoed so the client can match the answer; an object or array the
      * client sent as id is not worth sending back. */
     if (json_is_string(id) || json_is_number(id)) json_object_set(e, "id", id);
@@ -98,15 +114,15 @@ void gw_deliver(void *ctx, const char *operator_id, json_t *msg) {
     if (!txt) return;
     gw_out *o = out_new(txt, strlen(txt));
     free(txt);
-    if (!o) return;
     for (; s; s = s->rnext)
-        if (!s->close_code) enqueue(s, o);
+        if (!s->close_code) enqueue(s, o, 0);
     out_unref(o);
 }
 
 /* Not a stream message: only the sessions of that one identity, operator
  * or supervisor, get it. */
-void gw_send_to(gw *g, const char *operator_id, json_t *msg) {
+static void send_to_identity(void *ctx, const char *operator_id, json_t *msg) {
+    gw *g = ctx;
     gw_session *s = gw_route_first(g, operator_id);
     if (!s) s = gw_route_first(g, NULL);
     for (; s; s = s->rnext)
@@ -119,16 +135,78 @@ static json_t *status_msg(gw *g) {
     return m;
 }
 
-void gw_kafka_state(gw *g, int up) {
+static void kafka_state(void *ctx, int up) {
+    gw *g = ctx;
     if (up == !g->kafka_down) return;
     g->kafka_down = !up;
-    g->kafka_down_since = up ? 0 : gw_now();
+    g->kafka_down_since = up ? 0 : wall_now();
     if (up) log_info("gateway: the site's Kafka is reachable again: live updates resume");
     else log_warn("gateway: the site's Kafka is unreachable: operators are told their updates are delayed");
     json_t *m = status_msg(g);
     for (gw_session *s = g->sessions; s; s = s->next)
         if (s->authed && !s->close_code) gw_send_json(s, m);
     json_decref(m);
+}
+
+gw_clients gw_clients_of(gw *g) {
+    return (gw_clients){.ctx = g, .stream = gw_deliver, .to_identity = send_to_identity, .kafka_state = kafka_state};
+}
+
+/* ---------- admission: sessions that have not authenticated yet ----------
+ *
+ * Anyone on the LAN can open a socket; only a token makes it an operator.
+ * So the sessions waiting for their auth (5 s at most) are counted apart
+ * from the operators': overall (max_unauthed) and per client address
+ * (max_unauthed_per_address), and max_connections counts authenticated
+ * sessions only. A host that keeps reconnecting fills its own quota, not
+ * the operators' room. */
+
+const char *gw_admit(gw *g, gw_session *s) {
+    const callbus_config *c = g->cfg;
+    if (g->nauthed >= (size_t)c->gateway.max_connections) {
+        g->m.refused_max_connections++;
+        return "too many connections";
+    }
+    gw_addr *a;
+    HASH_FIND_STR(g->unauthed_by_addr, s->peer, a);
+    const char *why = NULL;
+    if (g->nunauthed >= (size_t)c->gateway.max_unauthed) why = "too many unauthenticated connections";
+    else if (a && c->gateway.max_unauthed_per_address && a->count >= c->gateway.max_unauthed_per_address)
+        why = "too many unauthenticated connections from this address";
+    if (why) {
+        g->m.refused_unauthed++;
+        return why;
+    }
+    if (!a) {
+        a = xcalloc(1, sizeof(*a));
+        snprintf(a->addr, sizeof(a->addr), "%s", s->peer);
+        HASH_ADD_STR(g->unauthed_by_addr, addr, a);
+    }
+    a->count++;
+    g->nunauthed++;
+    s->unauthed = a;
+    return NULL;
+}
+
+/* Authenticated or gone: no longer waiting for its auth. */
+static void unauthed_release(gw *g, gw_session *s) {
+    gw_addr *a = s->unauthed;
+    if (!a) return;
+    s->unauthed = NULL;
+    g->nunauthed--;
+    if (--a->count == 0) {
+        HASH_DEL(g->unauthed_by_addr, a);
+        free(a);
+    }
+}
+
+void gw_unauthed_free(gw *g) {
+    gw_addr *a, *tmp;
+    HASH_ITER(hh, g->unauthed_by_addr, a, tmp) {
+        HASH_DEL(g->unauthed_by_addr, a);
+        free(a);
+    }
+    g->nunauthed = 0;
 }
 
 /* ---------- protocol ---------- */
@@ -145,11 +223,19 @@ static void on_auth(gw_session *s, json_t *msg) {
     gw *g = s->g;
     const char *token = json_string_value(json_object_get(msg, "token"));
     auth_identity id;
-    auth_result r = token ? auth_verify(&g->auth, token, gw_now(), &id) : AUTH_MALFORMED;
+    auth_result r = token ? auth_verify(&g->auth, token, wall_now(), &id) : AUTH_MALFORMED;
     if (r != AUTH_OK) {
         refuse_token(s, r, "token");
         return;
     }
+    if (g->nauthed >= (size_t)g->cfg->gateway.max_connections) {
+        g->m.refused_max_connections++;
+        log_warn("gateway: %s: %d authenticated connections already: %s refused", s->peer,
+                 g->cfg->gateway.max_connections, id.operator_id);
+        gw_close(s, GW_CLOSE_OVER_LIMIT, "too many connections");
+        return;
+    }
+    unauthed_release(g, s);
     s->id = id;
     s->authed = 1;
     g->nauthed++;
@@ -164,23 +250,43 @@ static void on_auth(gw_session *s, json_t *msg) {
     json_decref(w);
     view_role vr = id.role == ROLE_SUPERVISOR ? VIEW_SUPERVISOR : VIEW_OPERATOR;
     json_t *resume = json_object_get(msg, "resume");
-    json_t *out;
+    json_t *sync;
     if (json_is_object(resume)) {
         const char *epoch = json_string_value(json_object_get(resume, "epoch"));
         json_t *pos = json_object_get(resume, "pos");
         uint64_t p = json_is_integer(pos) && json_integer_value(pos) >= 0 ? (uint64_t)json_integer_value(pos) : 0;
-        out = view_resume(g->view, id.operator_id, vr, epoch ? epoch : "", p);
+        sync = view_resume(g->view, id.operator_id, vr, epoch ? epoch : "", p);
     } else {
-        out = view_snapshot(g->view, id.operator_id, vr);
+        sync = view_snapshot(g->view, id.operator_id, vr);
     }
-    gw_send_json(s, out);
-    json_decref(out);
+    size_t i, bytes = 0;
+    json_t *m;
+    json_array_foreach(sync, i, m) bytes += send_json(s, m, 1);
+    log_debug("gateway: %s %s: %s in %zu message(s), %zu bytes", s->peer, id.operator_id,
+              json_string_value(json_object_get(json_array_get(sync, 0), "type")), json_array_size(sync), bytes);
+    json_decref(sync);
+}
+
+/* commands_out.c decides and produces; the answer is sent from here. */
+static void on_command(gw_session *s, json_t *msg) {
+    json_t *cid = json_object_get(msg, "id");
+    gw_command_outcome o = gw_command(s->g->cout, &s->id, s->peer, msg);
+    if (o.error) {
+        gw_send_error(s, o.error, o.message, o.echo_id ? cid : NULL);
+        return;
+    }
+    json_t *ack = json_pack("{s:s, s:s, s:s}", "type", "command_ack", "command_id", o.command_id, "command",
+                            o.command);
+    if (cid) json_object_set(ack, "id", cid);
+    gw_send_json(s, ack);
+    json_decref(ack);
+    gw_commands_out_poll(s->g->cout);  /* after the ack: a failure report it serves comes second */
 }
 
 static void on_renew(gw_session *s, json_t *msg) {
     const char *token = json_string_value(json_object_get(msg, "token"));
     auth_identity id;
-    auth_result r = token ? auth_renew(&s->g->auth, &s->id, token, gw_now(), &id) : AUTH_MALFORMED;
+    auth_result r = token ? auth_renew(&s->g->auth, &s->id, token, wall_now(), &id) : AUTH_MALFORMED;
     if (r != AUTH_OK) {
         refuse_token(s, r, "renewal");
         return;
@@ -196,11 +302,11 @@ static void on_renew(gw_session *s, json_t *msg) {
 
 /* Token bucket: max_msgs_per_s per second, bursts of as many. A client
  * that keeps sending past it for a second's worth of messages is dropped. */
-static int rate_ok(gw_session *s, double now) {
+static int rate_ok(gw_session *s, double mono) {
     double rate = s->g->cfg->gateway.max_msgs_per_s;
-    s->tokens += (now - s->refill_at) * rate;
+    s->tokens += (mono - s->refill_at) * rate;
     if (s->tokens > rate) s->tokens = rate;
-    s->refill_at = now;
+    s->refill_at = mono;
     if (s->tokens >= 1.0) {
         s->tokens -= 1.0;
         if (s->strikes && s->tokens >= rate / 2) s->strikes = 0;
@@ -212,7 +318,7 @@ static int rate_ok(gw_session *s, double now) {
         log_warn("gateway: %s %s: flooding (over %d messages/s): closed", s->peer, who(s),
                  s->g->cfg->gateway.max_msgs_per_s);
         gw_send_error(s, "rate_limited", "too many messages: closing", NULL);
-        gw_close(s, 4008, "too many messages");
+        gw_close(s, GW_CLOSE_OVER_LIMIT, "too many messages");
     } else if (s->strikes == 1 || s->strikes % 8 == 0) {
         gw_send_error(s, "rate_limited", "too many messages; this one was dropped", NULL);
     }
@@ -221,11 +327,11 @@ static int rate_ok(gw_session *s, double now) {
 
 void gw_handle_message(gw_session *s, const char *buf, size_t len) {
     gw *g = s->g;
-    double now = gw_now();
+    double mono = mono_now();
     g->m.msgs_in++;
-    s->last_rx = now;
+    s->last_rx = mono;
     if (s->close_code) return;
-    if (!rate_ok(s, now)) return;
+    if (!rate_ok(s, mono)) return;
     json_error_t jerr;
     json_t *msg = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &jerr);
     const char *type = json_string_value(json_object_get(msg, "type"));
@@ -233,7 +339,7 @@ void gw_handle_message(gw_session *s, const char *buf, size_t len) {
         if (!type || strcmp(type, "auth")) {
             g->m.protocol_errors++;
             log_warn("gateway: %s: first message is not auth: closed", s->peer);
-            gw_close(s, 4000, "first message must be auth");
+            gw_close(s, GW_CLOSE_PROTOCOL, "first message must be auth");
         } else {
             on_auth(s, msg);
         }
@@ -251,7 +357,7 @@ void gw_handle_message(gw_session *s, const char *buf, size_t len) {
         gw_send_json(s, p);
         json_decref(p);
     } else if (!strcmp(type, "command")) {
-        gw_command(g->cout, s, msg);
+        on_command(s, msg);
     } else if (!strcmp(type, "renew")) {
         on_renew(s, msg);
     } else if (!strcmp(type, "auth")) {
@@ -263,18 +369,18 @@ void gw_handle_message(gw_session *s, const char *buf, size_t len) {
     json_decref(msg);
 }
 
-void gw_sessions_sweep(gw *g, double now) {
+void gw_sessions_sweep(gw *g, double mono, double now) {
     int idle = g->cfg->gateway.idle_timeout_s;
     for (gw_session *s = g->sessions; s; s = s->next) {
         if (s->close_code) continue;
-        if (!s->authed && now - s->connected_at > GW_AUTH_TIMEOUT_S) {
+        if (!s->authed && mono - s->connected_at > GW_AUTH_TIMEOUT_S) {
             g->m.auth_timeouts++;
             log_warn("gateway: %s: no auth within %.0f s: closed", s->peer, GW_AUTH_TIMEOUT_S);
-            gw_close(s, 4000, "authentication timeout");
-        } else if (now - s->last_rx > idle) {
+            gw_close(s, GW_CLOSE_PROTOCOL, "authentication timeout");
+        } else if (mono - s->last_rx > idle) {
             g->m.closed_idle++;
             log_info("gateway: %s %s: idle for %d s: closed", s->peer, who(s), idle);
-            gw_close(s, 1001, "idle timeout");
+            gw_close(s, GW_CLOSE_IDLE, "idle timeout");
         } else if (s->authed && now > s->id.expires + g->auth.leeway_s) {
             g->m.closed_token_expired++;
             log_info("gateway: %s %s: token expired: closed", s->peer, who(s));
@@ -293,6 +399,7 @@ void gw_session_gone(gw_session *s) {
         g->nsessions--;
     }
     gw_route_del(g, s);
+    unauthed_release(g, s);
     if (s->authed) g->nauthed--;
     s->authed = 0;
     queue_free(s);
@@ -321,14 +428,13 @@ int gw_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user
         char uri[64] = "";
         if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) <= 0 || strcmp(uri, "/ws")) return 1;
         if (!s) return 0;
-        if (!origin_allowed(g, wsi)) s->refuse = 4009;
-        else if (g->nsessions >= (size_t)g->cfg->gateway.max_connections) s->refuse = 4008;
+        if (!origin_allowed(g, wsi)) s->refuse = GW_CLOSE_ORIGIN;
         return 0;
     }
     case LWS_CALLBACK_ESTABLISHED: {
         s->wsi = wsi;
         s->g = g;
-        s->connected_at = s->last_rx = s->refill_at = gw_now();
+        s->connected_at = s->last_rx = s->refill_at = mono_now();
         s->tokens = g->cfg->gateway.max_msgs_per_s;
         if (!lws_get_peer_simple(wsi, s->peer, sizeof(s->peer))) snprintf(s->peer, sizeof(s->peer), "?");
         s->next = g->sessions;
@@ -337,14 +443,14 @@ int gw_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user
         s->linked = 1;
         g->nsessions++;
         g->m.connections_total++;
-        if (s->refuse == 4009) {
+        const char *why;
+        if (s->refuse == GW_CLOSE_ORIGIN) {
             g->m.refused_origin++;
             log_warn("gateway: %s: origin not allowed: refused", s->peer);
-            gw_close(s, 4009, "origin not allowed");
-        } else if (s->refuse == 4008) {
-            g->m.refused_max_connections++;
-            log_warn("gateway: %s: %d connections already: refused", s->peer, g->cfg->gateway.max_connections);
-            gw_close(s, 4008, "too many connections");
+            gw_close(s, GW_CLOSE_ORIGIN, "origin not allowed");
+        } else if ((why = gw_admit(g, s))) {
+            log_warn("gateway: %s: %s: refused", s->peer, why);
+            gw_close(s, GW_CLOSE_OVER_LIMIT, why);
         } else {
             log_info("gateway: %s: connected", s->peer);
         }
@@ -366,9 +472,7 @@ int gw_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user
         if (s->rx_len + len > s->rx_cap) {
             size_t cap = s->rx_cap ? s->rx_cap : 1024;
             while (cap < s->rx_len + len) cap *= 2;
-            char *p = realloc(s->rx, cap);
-            if (!p) return -1;
-            s->rx = p;
+            s->rx = xrealloc(s->rx, cap);
             s->rx_cap = cap;
         }
         memcpy(s->rx + s->rx_len, in, len);
@@ -394,7 +498,8 @@ int gw_ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user
                 int w = lws_write(wsi, n->m->buf + LWS_PRE, n->m->len, LWS_WRITE_TEXT);
                 s->qhead = n->next;
                 if (!s->qhead) s->qtail = NULL;
-                s->qbytes -= n->m->len;
+                if (n->sync) s->qsync -= n->m->len;
+                else s->qbytes -= n->m->len;
                 out_unref(n->m);
                 free(n);
                 if (w < 0) return -1;

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "alloc.h"
 #include "log.h"
 #include "version.h"
 
@@ -36,12 +37,8 @@ static int load(const program_info *p, const char *path, char **props, int nprop
     if (config_load(cfg, path, err, sizeof(err)) < 0) return program_bad_config(p, cfg, err);
     for (int i = 0; i < nprops; i++)
         if (config_set_kafka(cfg, props[i], err, sizeof(err)) < 0) return program_bad_config(p, cfg, err);
-    int level = log_level_parse(cfg->log_level);
-    if (level < 0) {
-        snprintf(err, sizeof(err), "log_level \"%s\" must be debug, info, warn or error", cfg->log_level);
-        return program_bad_config(p, cfg, err);
-    }
-    log_set_level(verbose ? LOG_DEBUG : (enum log_level)level);
+    /* config_load checked the name */
+    log_set_level(verbose ? LOG_DEBUG : (enum log_level)log_level_parse(cfg->log_level));
     return -1;
 }
 
@@ -51,10 +48,11 @@ int program_start(const program_info *p, int argc, char **argv, callbus_config *
         {"config", required_argument, 0, 'c'}, {"verbose", no_argument, 0, 'v'},
         {"check-config", no_argument, 0, 'C'}, {"help", no_argument, 0, 'h'},
         {"version", no_argument, 0, 'V'}, {0, 0, 0, 0}};
-    char **props = calloc((size_t)argc + 1, sizeof(char *));
+    char **props = xcalloc((size_t)argc + 1, sizeof(char *));
     int nprops = 0, verbose = 0, opt, rc = -1;
     *path = NULL;
     *check = 0;
+    alloc_init();
     log_set_name(p->name);
     while (rc < 0 && (opt = getopt_long(argc, argv, "c:X:vhV", opts, NULL)) != -1) {
         switch (opt) {

@@ -6,7 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+
+#include "alloc.h"
+#include "clock.h"
 
 void sbuf_init(sbuf *b) { b->data = NULL; b->len = b->cap = 0; }
 void sbuf_free(sbuf *b) { free(b->data); sbuf_init(b); }
@@ -16,9 +18,7 @@ void sbuf_reserve(sbuf *b, size_t extra) {
     if (b->len + extra + 1 <= b->cap) return;
     size_t cap = b->cap ? b->cap : 256;
     while (cap < b->len + extra + 1) cap *= 2;
-    char *p = realloc(b->data, cap);
-    if (!p) abort(); /* out of memory: nothing sensible left to do */
-    b->data = p;
+    b->data = xrealloc(b->data, cap);
     b->cap = cap;
 }
 
@@ -50,8 +50,7 @@ void sbuf_printf(sbuf *b, const char *fmt, ...) {
     b->len += (size_t)n;
 }
 
-/* Length of the valid UTF-8 sequence starting at p, or 0 when invalid. */
-static size_t utf8_seq_len(const unsigned char *p, size_t left) {
+size_t utf8_seq_len(const unsigned char *p, size_t left) {
     unsigned c = p[0];
     size_t n;
     uint32_t cp;
@@ -134,11 +133,8 @@ void sbuf_base64(sbuf *b, const unsigned char *p, size_t n) {
 }
 
 void sbuf_json_time(sbuf *b, double t) {
-    time_t sec = (time_t)t;
-    long usec = (long)((t - (double)sec) * 1e6 + 0.5);
-    if (usec >= 1000000) { sec++; usec -= 1000000; }
-    struct tm tm;
-    gmtime_r(&sec, &tm);
-    sbuf_printf(b, "\"%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ\"", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, usec);
+    char s[RFC3339_MAX];
+    sbuf_putc(b, '"');
+    sbuf_puts(b, rfc3339(t, 6, s, sizeof(s)));
+    sbuf_putc(b, '"');
 }

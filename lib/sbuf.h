@@ -25,8 +25,12 @@ void sbuf_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2,
  * U+FFFD; returns 1 when that happened (the caller then keeps the exact
  * bytes some other way), 0 otherwise. */
 int sbuf_json_str(sbuf *b, const char *s, size_t n);
+/* Length of the valid UTF-8 sequence of 2 to 4 bytes starting at p (left
+ * bytes there), or 0 when it is not one (ASCII included). */
+size_t utf8_seq_len(const unsigned char *p, size_t left);
 void sbuf_base64(sbuf *b, const unsigned char *p, size_t n);
-/* RFC 3339 UTC time with microseconds, quoted, from seconds since the epoch. */
+/* RFC 3339 UTC time with microseconds (clock.h), quoted, from seconds since
+ * the epoch. */
 void sbuf_json_time(sbuf *b, double t);
 
 #endif

@@ -6,6 +6,9 @@
 # Starts a broker with tests/kafka/kafka.sh in a temp dir (stopped on exit,
 # also on Ctrl-C) unless KAFKA_BOOTSTRAP is set, exports KAFKA_BOOTSTRAP and
 # CALLBUS_BUILD (default: build), and runs python3 -m pytest -q tests/integration.
+# Sanitizer reports of every process go to CALLBUS_SAN_LOG_DIR (a temp dir;
+# conftest.py fails the test that was running when one appears).
+# `-m sanitizer` selects the tests `make integration-san` runs.
 # KEEP_KAFKA_DIR=1 keeps the broker dir (logs) after the run.
 set -euo pipefail
 
@@ -24,9 +27,12 @@ if [[ ! -x "$CALLBUS_BUILD/tests/rdkafka_check" || tests/kafka/rdkafka_check.c -
 fi
 
 KDIR=""
+CALLBUS_SAN_LOG_DIR="$(mktemp -d "${TMPDIR:-/tmp}/callbus-san.XXXXXX")"
+export CALLBUS_SAN_LOG_DIR
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
+    rm -rf "$CALLBUS_SAN_LOG_DIR"
     if [[ -n "$KDIR" ]]; then
         env -u KAFKA_BOOTSTRAP tests/kafka/kafka.sh stop "$KDIR" || true
         if [[ $rc -ne 0 && -f "$KDIR/server.log" ]]; then
@@ -57,7 +63,7 @@ else
 fi
 
 set +e
-"$PYTHON" -m pytest -q --durations=12 tests/integration "$@"
+"$PYTHON" -m pytest -q --strict-markers --durations=12 tests/integration "$@"
 rc=$?
 set -e
 exit "$rc"

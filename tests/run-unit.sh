@@ -6,8 +6,9 @@
 #                                   indirect leaks and memory errors fail)
 #
 # Ends with the line "N passed, M failed" (cmocka test cases; a binary that
-# crashes, times out or fails under valgrind without a cmocka failure counts
-# as one failed test) and exits non-zero if anything failed.
+# crashes, times out, fails under valgrind without a cmocka failure, or exits
+# without cmocka's summary line counts as one failed test) and exits non-zero
+# if anything failed.
 # UNIT_TIMEOUT (seconds per binary, default 300; x4 under valgrind).
 set -uo pipefail
 
@@ -50,6 +51,7 @@ for bin in "$@"; do
     cat "$out"
     p="$(sed -n 's/^\[  PASSED  \] \([0-9][0-9]*\) test(s).*/\1/p' "$out" | awk '{s+=$1} END {print s+0}')"
     f="$(sed -n 's/^\[  FAILED  \] \([0-9][0-9]*\) test(s).*/\1/p' "$out" | awk '{s+=$1} END {print s+0}')"
+    why=""
     if [[ $rc -ne 0 && $f -eq 0 ]]; then
         # crashed, timed out, valgrind errors, or not a cmocka binary
         case $rc in
@@ -57,6 +59,11 @@ for bin in "$@"; do
             124|137) why="timed out after ${timeout_s}s" ;;
             *) why="exit code $rc" ;;
         esac
+    elif ! grep -q '^\[==========\] [0-9][0-9]* test(s) run\.' "$out"; then
+        # exit 0 but no cmocka summary: it ran no test, or exited before the end
+        why="exit code $rc without cmocka's summary line (no tests run?)"
+    fi
+    if [[ -n $why ]]; then
         echo "run-unit: $name failed: $why"
         f=1
     fi

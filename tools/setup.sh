@@ -4,7 +4,10 @@
 #   tools/setup.sh deps   install what is missing: Debian packages (build
 #                         tools, libraries, valgrind, Java, Maven, ...) and the
 #                         Python test packages of tests/requirements.txt,
-#                         and Toxiproxy (the WAN of the multi-site test) built
+#                         podman, runc, mmdebstrap and podman-compose (the
+#                         compose/ deployment run for real, see compose/README.md),
+#                         systemd (systemd-analyze verifies the units), and
+#                         Toxiproxy (the WAN of the multi-site test) built
 #                         with Go into $CALLBUS_CACHE/bin.
 #                         A fast no-op when everything is present.
 #
@@ -18,17 +21,20 @@ PYTHON="${PYTHON:-python3}"
 APT_PKGS=(
     build-essential pkg-config
     librdkafka-dev libwebsockets-dev libjansson-dev libconfig-dev libjwt-dev
-    libssl-dev uthash-dev libcmocka-dev libpcre2-dev
+    libssl-dev uthash-dev libcmocka-dev
     libev-dev libwebsockets-evlib-ev
     clang libclang-rt-14-dev valgrind
-    maven python3 python3-pip jq iproute2 procps openssl
+    maven python3 python3-pip jq iproute2 procps openssl strace
+    tzdata faketime
     chromium
+    podman runc mmdebstrap
+    systemd
 )
 # The browser test needs Node.js >= 20 with npm; a machine without any gets Debian's.
 command -v node >/dev/null || APT_PKGS+=(nodejs npm)
 JAVA_PKG=openjdk-17-jre-headless
 # python import name -> pip requirement (see tests/requirements.txt)
-PY_MODULES=(confluent_kafka jsonschema referencing pytest websocket yaml)
+PY_MODULES=(confluent_kafka jsonschema referencing pytest websocket yaml podman_compose)
 
 say() { echo "setup: $*"; }
 

@@ -1,12 +1,18 @@
-/* callbus operator page: plain JS, no build step, no external resources.
+/* callbus operator page and supervisor wallboard: plain JS, no build step,
+ * no external resources.
  *
  * Speaks the gateway protocol callbus.v1 (docs/gateway-protocol.md) on
- * ws(s)://<this host>/ws. The state it shows is the gateway's view
- * (gateway/view.h): a snapshot replaces it, events update it the way
- * gateway/view.c does, a resume replays the missed events in order. The
+ * ws(s)://<this host>/ws. It renders the agent's state records as the
+ * gateway projects them and reduces nothing itself: a snapshot replaces
+ * what it holds (a supervisor's comes in parts, painted as they arrive), an
+ * update replaces one record (null removes it), a resume replays the missed
+ * updates in order; the results of commands arrive as events. An operator
+ * sees their own record: status, offered call, call in progress, recent
+ * calls. A supervisor sees the wallboard (wallboard.js). An operator's
  * state, the stream position (epoch, pos) and the token are kept in
- * sessionStorage, so a reload or a reconnect resumes where it was instead
- * of starting from nothing.
+ * sessionStorage, so a reload or a reconnect resumes where it was instead of
+ * starting from nothing; a supervisor's site is not kept (a reload gets a
+ * fresh snapshot, a reconnect resumes from memory).
  *
  * Token renewal, for a CRM that embeds the page in an iframe: before the
  * token expires the page posts {type: "callbus.token_request", operator_id,
@@ -20,7 +26,6 @@
   'use strict';
 
   var PROTOCOL = 'callbus.v1';
-  var RECENT_MAX = 10;          /* VIEW_RECENT_CALLS */
   var LOG_MAX = 30;
   var PING_EVERY_MS = 25000;
   var PONG_WAIT_MS = 10000;
@@ -28,6 +33,7 @@
   var BACKOFF_MAX_MS = 30000;
   var RENEW_LEAD_MS = 60000;    /* ask for a new token this long before expiry (at most half the time left) */
   var RENEW_RETRY_MS = 10000;
+  var SAVE_EVERY_MS = 1000;
   var K_TOKEN = 'callbus.token';
   var K_STATE = 'callbus.state';
 
@@ -43,10 +49,11 @@
 
   function emptyState() {
     return {
-      epoch: null, pos: 0, synced: false, /* synced: holds a snapshot's state */
+      epoch: null, pos: 0, synced: false, /* synced: holds a whole snapshot's records */
+      part: 0,                  /* snapshot parts received so far */
       me: null, role: null, site: null, expires: null,
-      ops: {},      /* operator id -> state as in the snapshot */
-      calls: {},    /* call id -> active call info (+ owners) */
+      own: null,                /* my callbus.state.operator record */
+      ops: {}, calls: {}, queues: {},   /* supervisors: the site's records */
       log: [],      /* commands sent and their results, newest first */
       cmdIds: {}    /* Kafka command id -> client command id */
     };
@@ -59,11 +66,24 @@
   var kafkaDown = false;       /* the gateway said it lost the site's Kafka: what we show may be stale */
   var attempt = 0;
   var reconnectTimer = null, reconnectTick = null, pingTimer = null, pongTimer = null;
-  var renewTimer = null, pendingToken = null;
+  var renewTimer = null, pendingToken = null, saveTimer = null;
   var cmdSeq = 0;
+  var wallboard = null;
+
+  /* A supervisor's site is hundreds of records: not worth storing on every
+   * update; a reload gets it afresh. */
+  function saveNow() {
+    clearTimeout(saveTimer);
+    saveTimer = null;
+    var keep = S;
+    if (S.role === 'supervisor') {
+      keep = Object.assign({}, S, { ops: {}, calls: {}, queues: {}, synced: false, epoch: null, pos: 0 });
+    }
+    try { sessionStorage.setItem(K_STATE, JSON.stringify(keep)); } catch (e) { /* full or disabled */ }
+  }
 
   function save() {
-    try { sessionStorage.setItem(K_STATE, JSON.stringify(S)); } catch (e) { /* full or disabled */ }
+    if (!saveTimer) saveTimer = setTimeout(saveNow, S.role === 'supervisor' ? SAVE_EVERY_MS : 0);
   }
 
   function load() {
@@ -80,190 +100,57 @@
 
   function resetState() {
     S = emptyState();
+    if (wallboard) wallboard.reset();
     try { sessionStorage.removeItem(K_STATE); } catch (e) { /* ignore */ }
   }
 
-  function normOp(o) {
-    return {
-      operator_id: o.operator_id,
-      member_name: o.member_name || null,
-      logged_in: !!o.logged_in,
-      queues: Array.isArray(o.queues) ? o.queues : [],
-      paused: !!o.paused,
-      pause_reason: o.pause_reason || null,
-      device: o.device || 'unknown',
-      offered: o.offered || null,
-      call: o.call || null,
-      recent: Array.isArray(o.recent) ? o.recent : []
-    };
+  /* ---------- what the gateway sends ---------- */
+
+  var TABLES = { operator: 'ops', call: 'calls', queue: 'queues' };
+
+  function putRecord(kind, id, rec) {
+    var table = S[TABLES[kind]];
+    if (!table || typeof id !== 'string') return;
+    if (rec) table[id] = rec;
+    else delete table[id];
+    if (wallboard && S.role === 'supervisor') wallboard.put(kind, id, rec || null);
   }
 
-  function findOp(id) { return id && Object.prototype.hasOwnProperty.call(S.ops, id) ? S.ops[id] : null; }
-
-  /* An operator sees only their own state; a supervisor sees everyone's. */
-  function getOp(id) {
-    if (!id) return null;
-    var op = findOp(id);
-    if (op) return op;
-    if (S.role !== 'supervisor' && id !== S.me) return null;
-    op = S.ops[id] = normOp({ operator_id: id });
-    return op;
+  function putAll(kind, list, key) {
+    (list || []).forEach(function (r) { if (r && typeof r[key] === 'string') putRecord(kind, r[key], r); });
   }
 
-  function addUnique(arr, v) { if (v && arr.indexOf(v) < 0) arr.push(v); }
-
-  function namedOps(d) {
-    var out = [];
-    ['operator_id', 'answered_by', 'from_operator_id', 'to_operator_id'].forEach(function (k) {
-      if (typeof d[k] === 'string') addUnique(out, d[k]);
-    });
-    if (Array.isArray(d.operators)) d.operators.forEach(function (x) { if (typeof x === 'string') addUnique(out, x); });
-    return out;
-  }
-
-  /* The other end: the caller of an inbound call, the dialled number of an
-   * outbound one (view.c call_party). */
-  function party(info) {
-    if (info.direction === 'outbound' && (info.party || info.exten)) return { number: info.party || info.exten };
-    return info.caller || null;
-  }
-
-  function inProgress(c, answeredAt) {
-    return {
-      call_id: c.call_id, caller: party(c), direction: c.direction || null,
-      answered_at: answeredAt || null, held: !!c.held, started_at: c.started_at || null
-    };
-  }
-
-  function eachOwnerOp(c, fn) {
-    (c.owners || []).forEach(function (id) { var op = findOp(id); if (op) fn(op); });
-  }
-
-  function release(callId, ids, onlyOffers) {
-    ids.forEach(function (id) {
-      var op = findOp(id);
-      if (!op) return;
-      if (op.offered && op.offered.call_id === callId) op.offered = null;
-      if (!onlyOffers && op.call && op.call.call_id === callId) op.call = null;
-    });
-  }
-
+  /* Part 1 (or an operator's only part) replaces everything; parts 2..N
+   * follow at the same position. Returns false when a part is missing. */
   function applySnapshot(m) {
-    var keepLog = S.log, keepIds = S.cmdIds;
-    var me = S.me, role = S.role, site = S.site, expires = S.expires;
-    S = emptyState();
-    S.log = keepLog; S.cmdIds = keepIds;
-    S.me = me; S.role = m.role || role; S.site = site; S.expires = expires;
-    S.epoch = m.epoch; S.pos = m.pos || 0; S.synced = true;
-    (m.operators || []).forEach(function (o) { if (o && o.operator_id) S.ops[o.operator_id] = normOp(o); });
-    if (m.operator && m.operator.operator_id) {
-      S.ops[m.operator.operator_id] = normOp(m.operator);
-      if (!S.me) S.me = m.operator.operator_id;
+    var part = m.part || 1;
+    if (part === 1) {
+      var keep = { log: S.log, cmdIds: S.cmdIds, me: S.me, site: S.site, expires: S.expires, role: m.role || S.role };
+      S = Object.assign(emptyState(), keep);
+      if (wallboard) wallboard.reset();
+      S.epoch = m.epoch; S.pos = m.pos || 0;
+      S.own = m.operator || null;
+      if (!S.me && S.own) S.me = S.own.operator_id;
+      putAll('queue', m.queues, 'queue');
+    } else if (part !== S.part + 1 || m.epoch !== S.epoch || m.pos !== S.pos) {
+      return false;
     }
-    (m.calls || []).forEach(function (c) {
-      if (!c || !c.call_id) return;
-      var info = Object.assign({}, c);
-      info.owners = namedOps(c);
-      (c.offered_to || []).forEach(function (x) { addUnique(info.owners, x); });
-      Object.keys(S.ops).forEach(function (id) {
-        var op = S.ops[id];
-        if ((op.call && op.call.call_id === c.call_id) || (op.offered && op.offered.call_id === c.call_id)) addUnique(info.owners, id);
-      });
-      if (S.role !== 'supervisor') addUnique(info.owners, S.me);
-      S.calls[c.call_id] = info;
-    });
+    S.part = part;
+    putAll('operator', m.operators, 'operator_id');
+    putAll('call', m.calls, 'call_id');
+    S.synced = part >= (m.parts || 1);
+    if (part === 1) performance.mark('callbus:snapshot-part1');
+    if (S.synced) performance.mark('callbus:snapshot-complete');
+    return true;
   }
 
-  function onOperatorEvent(t, d) {
-    var op = getOp(d.operator_id);
-    if (!op) return;
-    if (typeof d.member_name === 'string') op.member_name = d.member_name;
-    var q = typeof d.queue === 'string' ? d.queue : null;   /* supervisors only: operators never see queue names */
-    var qe = q ? op.queues.filter(function (x) { return x.queue === q; })[0] : null;
-    if (t === 'logged_in') {
-      op.logged_in = true;
-      if (q && !qe) op.queues.push({ queue: q, paused: false });
-    } else if (t === 'logged_out') {
-      if (q) op.queues = op.queues.filter(function (x) { return x.queue !== q; });
-      else op.queues = [];
-      op.logged_in = op.queues.length > 0;
-    } else if (t === 'paused') {
-      if (q) {
-        if (!qe) op.queues.push(qe = { queue: q });
-        qe.paused = true; qe.reason = d.reason || undefined;
-        op.paused = op.queues.every(function (x) { return x.paused; });
-      } else {
-        op.paused = true;
-      }
-      op.pause_reason = d.reason || null;
-    } else if (t === 'ready') {
-      if (qe) { qe.paused = false; delete qe.reason; }
-      op.paused = false; op.pause_reason = null; op.device = 'ready';
-    } else if (t === 'ringing' || t === 'busy' || t === 'unavailable') {
-      op.device = t;
+  function applyUpdate(m) {
+    var rec = m.state && typeof m.state === 'object' ? m.state : null;
+    if (m.kind === 'operator' && m.id === S.me) {
+      /* A supervisor's own record comes without recent calls: keep the snapshot's. */
+      S.own = rec && S.own && !rec.recent ? Object.assign({}, rec, { recent: S.own.recent }) : rec;
     }
-  }
-
-  function onCallEvent(t, d, time) {
-    var id = d.call_id;
-    if (typeof id !== 'string' || !id) return;
-    var c = S.calls[id];
-    var named = namedOps(d);
-    if (S.role !== 'supervisor' && S.me) addUnique(named, S.me);  /* it reached my stream: it is mine */
-    if (t === 'ended') { onEnded(id, c, d, named); return; }
-    if (!c) c = S.calls[id] = { call_id: id, state: 'started', held: false, owners: [] };
-    named.forEach(function (x) { addUnique(c.owners, x); });
-    ['caller', 'direction', 'queue', 'position', 'party', 'exten', 'operator_id'].forEach(function (k) {
-      if (d[k] !== undefined) c[k] = d[k];
-    });
-    if (t === 'started') {
-      c.started_at = time || null;
-      var op = findOp(d.operator_id);
-      if (op && !op.call) op.call = inProgress(c, null);
-    } else if (t === 'queued') {
-      c.state = 'queued';
-    } else if (t === 'offered') {
-      var to = getOp(d.operator_id);
-      if (!d.operator_id) return;
-      c.state = 'offered';
-      if (to) to.offered = { call_id: id, caller: party(c), since: time || null };
-    } else if (t === 'answered') {
-      c.state = 'answered'; c.answered_at = time || null;
-      release(id, c.owners, true);
-      var who = findOp(d.operator_id);
-      if (who) { who.call = inProgress(c, time); who.offered = null; return; }
-      eachOwnerOp(c, function (o) { if (o.call && o.call.call_id === id) o.call = inProgress(c, time); });
-    } else if (t === 'held' || t === 'unheld') {
-      c.held = t === 'held';
-      eachOwnerOp(c, function (o) { if (o.call && o.call.call_id === id) o.call.held = c.held; });
-    } else if (t === 'transferred') {
-      var from = findOp(d.from_operator_id);
-      if (from && from.call && from.call.call_id === id) from.call = null;
-      if (d.to_operator_id) c.operator_id = d.to_operator_id;
-      c.transferred_to = d.to || d.to_operator_id || null;
-    } else if (t === 'abandoned') {
-      c.state = 'abandoned';
-      release(id, c.owners, false);
-    }
-  }
-
-  function onEnded(id, c, d, named) {
-    var info = Object.assign({}, c || {}, d);
-    var owners = (c ? c.owners.slice() : []);
-    named.forEach(function (x) { addUnique(owners, x); });
-    var entry = {
-      call_id: id, caller: party(info), direction: info.direction || null,
-      disposition: info.disposition || null, duration_s: info.duration_s == null ? null : info.duration_s,
-      talk_s: info.talk_s == null ? null : info.talk_s, ended_at: info.ended_at || null
-    };
-    owners.forEach(function (x) {
-      var op = getOp(x);
-      if (!op) return;
-      op.recent.unshift(Object.assign({}, entry));
-      if (op.recent.length > RECENT_MAX) op.recent.length = RECENT_MAX;
-    });
-    release(id, owners, false);
-    delete S.calls[id];
+    if (S.role === 'supervisor') putRecord(m.kind, m.id, rec);
   }
 
   function onResult(ev) {
@@ -283,20 +170,13 @@
     row.history.push(row.status);
   }
 
-  function applyEvent(ev) {
-    if (!ev || typeof ev.type !== 'string') return;
-    var t = ev.type, d = ev.data || {};
-    if (t === 'callbus.result') onResult(ev);
-    else if (t.indexOf('callbus.operator.') === 0) onOperatorEvent(t.slice(17), d);
-    else if (t.indexOf('callbus.call.') === 0) onCallEvent(t.slice(13), d, ev.time);
-  }
-
   /* One numbered message of my stream. Returns false on a gap. */
   function applyNumbered(m) {
     if (m.epoch !== S.epoch) return false;
     if (m.pos <= S.pos) return true;           /* already applied (duplicate) */
     if (m.pos !== S.pos + 1) return false;     /* missed something */
-    applyEvent(m.event);
+    if (m.type === 'update') applyUpdate(m);
+    else if (m.type === 'event' && m.event && m.event.type === 'callbus.result') onResult(m.event);
     S.pos = m.pos;
     return true;
   }
@@ -443,9 +323,9 @@
         scheduleRenewal();
         break;
       case 'snapshot':
-        applySnapshot(m);
-        if (m.recovered === false) note('State reloaded from the gateway (' + (m.reason || 'resume not possible') + ')', 'info');
-        synced();
+        if (!applySnapshot(m)) { resetKeepIdentity(); reconnectNow(); return; }
+        if (m.recovered === false && (m.part || 1) === 1) note('State reloaded from the gateway (' + (m.reason || 'resume not possible') + ')', 'info');
+        if (S.synced) synced();
         break;
       case 'resume': {
         var ok = true;
@@ -455,6 +335,7 @@
         synced();
         break;
       }
+      case 'update':
       case 'event':
         if (!S.synced) return;
         if (!applyNumbered(m)) { save(); reconnectNow(); return; }   /* gap: resume fills it */
@@ -480,6 +361,8 @@
         return;
     }
     save();
+    /* A supervisor's updates are the wallboard's to paint (wallboard.js). */
+    if (S.role === 'supervisor' && m.type === 'update') return;
     render();
   }
 
@@ -622,13 +505,7 @@
 
   function number(p) { return (p && (p.number || p.name)) || 'unknown number'; }
 
-  function fmtDuration(s) {
-    if (s == null || isNaN(s)) return '–';
-    s = Math.max(0, Math.floor(s));
-    var hh = Math.floor(s / 3600), mm = Math.floor(s / 60) % 60, ss = s % 60;
-    var two = function (n) { return (n < 10 ? '0' : '') + n; };
-    return hh ? hh + ':' + two(mm) + ':' + two(ss) : mm + ':' + two(ss);
-  }
+  var fmtDuration = window.CallbusFormat.duration;
 
   function fmtTime(iso) {
     var d = iso ? new Date(iso) : null;
@@ -636,41 +513,48 @@
     return d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' });
   }
 
-  function since(iso) {
-    var t = iso ? Date.parse(iso) : NaN;
-    return isNaN(t) ? null : (Date.now() - t) / 1000;
-  }
+  function since(iso) { return window.CallbusFormat.secondsSince(iso, Date.now()); }
+
+  /* The agent's state (docs/messages.md) as the badge shows it. */
+  var STATUS = {
+    ringing: ['ringing', 'Ringing'], on_call: ['busy', 'On a call'], paused: ['paused', 'Paused'],
+    unavailable: ['unavailable', 'Phone unavailable'], ready: ['ready', 'Ready'], logged_out: ['unknown', 'Not logged in']
+  };
 
   function statusOf(op) {
-    if (!op) return { state: 'unknown', text: 'Unknown' };
-    if (op.offered || op.device === 'ringing') return { state: 'ringing', text: 'Ringing' };
-    if (op.call || op.device === 'busy') return { state: 'busy', text: 'On a call' };
-    if (op.paused) return { state: 'paused', text: 'Paused' + (op.pause_reason ? ': ' + op.pause_reason : '') };
-    if (op.device === 'unavailable') return { state: 'unavailable', text: 'Phone unavailable' };
-    if (op.device === 'ready' || op.logged_in) return { state: 'ready', text: 'Ready' };
-    return { state: 'unknown', text: 'Not logged in' };
+    var s = op && STATUS[op.state];
+    if (!s) return { state: 'unknown', text: 'Unknown' };
+    var text = s[1];
+    if (op.state === 'paused' && op.pause_reason) text += ': ' + op.pause_reason;
+    return { state: s[0], text: text };
   }
-
-  function me() { return findOp(S.me); }
 
   function render() {
     var signedIn = !!token;
+    var sup = S.role === 'supervisor';
     $('signin').hidden = signedIn;
     $('app').hidden = !signedIn || !S.me;
+    $('app').dataset.role = sup ? 'supervisor' : 'operator';
     $('waiting').hidden = !signedIn || !!S.me;
     $('signout').hidden = !signedIn;
     $('who').hidden = !signedIn || !S.me;
+    $('wallboard').hidden = !sup;
     if (!signedIn) return;
     $('op-id').textContent = S.me || '';
     $('op-role').textContent = S.role || '';
     $('op-site').textContent = S.site ? 'site ' + S.site : '';
+    if (!sup) renderOperator();
+    renderLog();
+    renderControls();
+  }
 
-    var op = me();
+  function renderOperator() {
+    var op = S.own;
     var st = statusOf(op);
     var badge = $('status');
     badge.textContent = st.text;
     badge.dataset.state = st.state;
-    $('status-extra').textContent = op && op.paused && st.state !== 'paused'
+    $('status-extra').textContent = op && op.paused && op.state !== 'paused'
       ? 'Paused' + (op.pause_reason ? ' (' + op.pause_reason + ')' : '') + ': no new calls will be offered' : '';
 
     /* offered call */
@@ -690,19 +574,14 @@
       $('call-name').textContent = (call.caller && call.caller.name) || '';
       $('call-dir').textContent = call.direction === 'outbound' ? (call.answered_at ? 'outbound call' : 'calling…') : (call.direction === 'inbound' ? 'inbound call' : '');
       $('call-held').hidden = !call.held;
-      var timer = $('call-timer');
-      timer.dataset.since = call.answered_at || '';
+      $('call-timer').dataset.since = call.answered_at || '';
       tickTimers();
     }
-
     renderRecent(op);
-    renderLog();
-    renderSupervisor();
-    renderControls();
   }
 
   function renderControls() {
-    var op = me();
+    var op = S.own;
     var live = connState === 'connected';
     var call = op && op.call;
     $('accept-btn').disabled = !live;
@@ -718,7 +597,7 @@
     $('pause-btn').disabled = !live;
     $('pause-reason').disabled = !live;
     $('ready-btn').disabled = !live;
-    document.querySelectorAll('#operators button').forEach(function (b) { b.disabled = !live; });
+    if (wallboard) wallboard.setLive(live);
   }
 
   function renderRecent(op) {
@@ -737,6 +616,8 @@
     });
     $('recent').hidden = list.length === 0;
     $('recent-empty').hidden = list.length > 0;
+    var today = op && op.today;
+    $('today').textContent = today ? today.handled + ' handled today' + (today.missed ? ', ' + today.missed + ' missed' : '') : '';
   }
 
   function renderLog() {
@@ -754,48 +635,6 @@
     $('log-empty').hidden = S.log.length > 0;
   }
 
-  function renderSupervisor() {
-    var sup = S.role === 'supervisor';
-    $('super-card').hidden = !sup;
-    if (!sup) return;
-    var tb = $('operators').tBodies[0];
-    tb.textContent = '';
-    Object.keys(S.ops).sort().forEach(function (id) {
-      var o = S.ops[id], st = statusOf(o);
-      var callCell = h('td');
-      if (o.call) {
-        callCell.appendChild(h('span', { class: 'num', text: number(o.call.caller) }));
-        callCell.appendChild(h('span', { class: 'timer small', 'data-since': o.call.answered_at || '' }));
-      } else if (o.offered) {
-        callCell.appendChild(h('span', { class: 'muted', text: 'ringing: ' + number(o.offered.caller) }));
-      }
-      var actions = h('td', { class: 'actions' });
-      if (id !== S.me) {
-        actions.appendChild(h('button', { type: 'button', text: 'Listen', 'aria-label': 'Listen to ' + id, onclick: function () { command('listen', { operator_id: id }, id); } }));
-        actions.appendChild(h('button', { type: 'button', text: 'Whisper', 'aria-label': 'Whisper to ' + id, onclick: function () { command('whisper', { operator_id: id }, id); } }));
-      }
-      tb.appendChild(h('tr', { 'data-operator-id': id },
-        h('th', { scope: 'row' }, h('span', { text: id }), o.member_name && o.member_name !== id ? h('span', { class: 'muted', text: ' ' + o.member_name }) : null),
-        h('td', null, h('span', { class: 'badge', 'data-state': st.state, text: st.text })),
-        callCell, actions));
-    });
-    var cb = $('active-calls').tBodies[0];
-    cb.textContent = '';
-    var ids = Object.keys(S.calls);
-    ids.forEach(function (cid) {
-      var c = S.calls[cid];
-      cb.appendChild(h('tr', { 'data-call-id': cid },
-        h('td', { class: 'num', text: number(party(c)) }),
-        h('td', { text: c.state || '' }),
-        h('td', { text: c.operator_id || '' }),
-        h('td', { text: c.queue || '' }),
-        h('td', { class: 'timer small', 'data-since': c.answered_at || c.started_at || '' })));
-    });
-    $('active-calls').hidden = ids.length === 0;
-    $('calls-empty').hidden = ids.length > 0;
-    tickTimers();
-  }
-
   function tickTimers() {
     var main = $('call-timer');
     if (!$('call-card').hidden) {
@@ -803,10 +642,7 @@
       main.textContent = s == null ? '0:00' : fmtDuration(s);
       main.dataset.running = s == null ? 'false' : 'true';
     }
-    document.querySelectorAll('#super-card .timer').forEach(function (e) {
-      var x = since(e.dataset.since);
-      e.textContent = x == null ? '' : ' ' + fmtDuration(x);
-    });
+    if (wallboard && S.role === 'supervisor') wallboard.tick();
   }
 
   /* ---------- wiring ---------- */
@@ -827,16 +663,16 @@
     });
     $('ready-btn').addEventListener('click', function () { command('unpause', {}, ''); });
     $('accept-btn').addEventListener('click', function () {
-      var op = me();
+      var op = S.own;
       if (op && op.offered) command('answer', { call_id: op.offered.call_id }, number(op.offered.caller));
     });
     $('hangup-btn').addEventListener('click', function () {
-      var op = me();
+      var op = S.own;
       if (op && op.call) command('hangup', { call_id: op.call.call_id }, number(op.call.caller));
     });
     $('transfer-form').addEventListener('submit', function (e) {
       e.preventDefault();
-      var op = me(), to = $('transfer-to').value.trim();
+      var op = S.own, to = $('transfer-to').value.trim();
       if (!op || !op.call || !to) return;
       command('transfer', { call_id: op.call.call_id, to: to, kind: 'blind' }, number(op.call.caller) + ' → ' + to);
       $('transfer-to').value = '';
@@ -848,9 +684,18 @@
       command('originate', { number: n }, n);
       $('dial-number').value = '';
     });
+    wallboard = window.CallbusWallboard.create({
+      root: $('wallboard'), command: command, me: function () { return S.me; },
+      /* The next frame's callback runs once this one is on screen. */
+      onPaint: function (n) {
+        timings.firstPaintOperators = n;
+        requestAnimationFrame(function () { performance.mark('callbus:wallboard-painted'); });
+      }
+    });
     setInterval(tickTimers, 1000);
     window.addEventListener('message', onParentMessage);
     window.addEventListener('online', function () { if (token && connState === 'reconnecting') { attempt = 0; connect(); } });
+    window.addEventListener('pagehide', function () { if (saveTimer) saveNow(); });
   }
 
   function start() {
@@ -871,8 +716,19 @@
     else setConn('offline', 'Not connected');
   }
 
-  /* For tests and debugging only: read-only peek at the state. */
-  window.callbus = { state: function () { return JSON.parse(JSON.stringify(S)); }, connection: function () { return connState; } };
+  /* For tests and debugging only: read-only peek at the state, and when the
+   * wallboard first showed operators (performance marks). */
+  var timings = {};
+  window.callbus = {
+    state: function () { return JSON.parse(JSON.stringify(S)); },
+    position: function () { return { epoch: S.epoch, pos: S.pos, synced: S.synced }; },
+    connection: function () { return connState; },
+    timings: function () {
+      var mark = function (n) { var e = performance.getEntriesByName(n); return e.length ? e[e.length - 1].startTime : null; };
+      return { snapshotPart1: mark('callbus:snapshot-part1'), snapshotComplete: mark('callbus:snapshot-complete'),
+        wallboardPainted: mark('callbus:wallboard-painted'), operators: timings.firstPaintOperators || 0 };
+    }
+  };
 
   if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', start);
   else start();

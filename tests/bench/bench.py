@@ -1,8 +1,17 @@
 """make bench: callbus-agent throughput from amisim (max speed) through the
 agent into a real Kafka broker, with the agent's CPU and peak RSS, plus the
-AMI parser alone. Prints every run and the median of RUNS runs."""
+AMI parser alone. Prints every run and the median of RUNS runs.
+
+Next to it, in the same run and interleaved run by run: kcat producing the
+same AMI events raw (one message each, keyed like the agent's) into the same
+broker with the agent's producer guarantees, and the agent with its
+write-ahead spool off; printed as a table of events/s and ratios to kcat.
+
+Usage: bench.py BOOTSTRAP [end_to_end]   (end_to_end: the table only)
+BENCH_PERF=FILE records the first write-ahead-on agent run with perf."""
 
 import os
+import signal
 import re
 import statistics
 import subprocess
@@ -18,6 +27,13 @@ BUILD = Path(os.environ.get("CALLBUS_BUILD", ROOT / "build"))
 CAPTURE = ROOT / "tests/fixtures/ami-samples/01-inbound-queue-answered.ami"
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
 LOOPS = int(os.environ.get("BENCH_LOOPS", "3000"))  # x 165 events per loop
+KCAT = os.environ.get("KCAT", "/usr/bin/kcat")
+# The agent's own producer defaults (agent/publisher.c build_conf) that make
+# its guarantees, and the partitions it creates its topics with (agent.c).
+PRODUCER_GUARANTEES = {"enable.idempotence": "true", "acks": "all", "compression.type": "lz4",
+                       "linger.ms": "1"}
+AGENT_PARTITIONS = 6
+WRITE_AHEAD_OFF = "spool: { write_ahead = false; };"
 
 
 def free_port():
@@ -42,9 +58,9 @@ def peak_rss_kb(pid):
     return int(m.group(1))
 
 
-def start_pair(bootstrap, work, tag, amisim_args, extra_conf=""):
+def start_pair(bootstrap, work, tag, amisim_args, extra_conf="", agent_conf=""):
     """amisim with amisim_args and an agent connected to it; returns
-    (amisim, agent, http port, site)."""
+    (amisim, agent, http port, site). agent_conf goes inside agent: { }."""
     amisim = subprocess.Popen([BUILD / "amisim", "--listen", "127.0.0.1:0", *amisim_args],
                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     port = int(re.search(r":(\d+)$", amisim.stdout.readline().strip()).group(1))
@@ -53,16 +69,20 @@ def start_pair(bootstrap, work, tag, amisim_args, extra_conf=""):
     conf = work / f"{site}.conf"
     conf.write_text(f"""site = "{site}"; state_dir = "{work / site}";
 kafka = [ "bootstrap.servers={bootstrap}" ];
-agent: {{ ami: {{ port = {port}; secret = "callbus"; }}; http: {{ listen = "127.0.0.1:{http}"; }}; }};
+agent: {{ ami: {{ port = {port}; secret = "callbus"; }}; http: {{ listen = "127.0.0.1:{http}"; }}; {agent_conf} }};
 {extra_conf}
 """)
     agent = subprocess.Popen([BUILD / "callbus-agent", "-c", conf], stderr=open(work / f"{site}.log", "w"))
     return amisim, agent, http, site
 
 
-def end_to_end(bootstrap, work):
+def end_to_end(bootstrap, work, agent_conf="", perf_file=None):
     amisim, agent, http, site = start_pair(bootstrap, work, "b", ["--replay", CAPTURE, "--max",
-                                                                 "--loop", str(LOOPS)])
+                                                                 "--loop", str(LOOPS)], agent_conf=agent_conf)
+    perf = None
+    if perf_file:
+        perf = subprocess.Popen(["perf", "record", "-g", "-o", perf_file, "-p", str(agent.pid)],
+                                stdout=subprocess.DEVNULL, stderr=open(work / "perf.log", "w"))
     try:
         for _ in range(100):
             try:
@@ -97,13 +117,121 @@ def end_to_end(bootstrap, work):
         events = m["callbus_agent_ami_events_total"]
         msgs = m["callbus_agent_kafka_delivered_total"]
         return dict(events=events, messages=msgs, seconds=elapsed, events_per_s=events / elapsed,
-                    cpu_pct=100 * cpu / elapsed, rss_mb=rss / 1024,
-                    spooled=m["callbus_agent_spooled_total"])
+                    cpu_pct=100 * cpu / elapsed, rss_mb=rss / 1024, us_per_event=1e6 * cpu / events,
+                    spooled=m["callbus_agent_spooled_total"], load=os.getloadavg()[0])
     finally:
+        if perf:
+            perf.send_signal(signal.SIGINT)
+            perf.wait(60)
         agent.terminate()
         agent.wait(30)
         amisim.terminate()
         amisim.wait(10)
+
+
+def capture_events():
+    """The capture's messages as amisim --replay sends them on each round
+    (tools/amisim/replay.c: no banner, login response, FullyBooted right
+    after it or Logoff reply), each with the agent's key: Linkedid, else
+    Uniqueid."""
+    data = CAPTURE.read_bytes()
+    if data.startswith(b"Asterisk Call Manager"):
+        data = data.split(b"\r\n", 1)[1]
+    msgs = [m.strip(b"\r\n") + b"\r\n\r\n" for m in re.split(rb"(?:\r\n){2,}", data) if m.strip(b"\r\n")]
+    if msgs and msgs[0].startswith(b"Response:"):
+        msgs.pop(0)
+    if msgs and msgs[0].startswith(b"Event: FullyBooted") and b"\r\nTimestamp:" not in msgs[0]:
+        msgs.pop(0)
+    if msgs and msgs[-1].startswith(b"Response: Goodbye"):
+        msgs.pop()
+    out = []
+    for m in msgs:
+        k = re.search(rb"\r\nLinkedid: ([^\r]+)", m) or re.search(rb"\r\nUniqueid: ([^\r]+)", m)
+        key = k.group(1) if k and k.group(1) != b"<unknown>" else b""
+        out.append((key, m))
+    return out
+
+
+def kcat_input(work, loops=LOOPS):
+    """loops rounds of the capture's events as kcat -P input: key \\x1f
+    message \\x1e (neither byte is in the capture)."""
+    path = work / f"kcat-input-{loops}.bin"
+    one = b"".join(k + b"\x1f" + m + b"\x1e" for k, m in capture_events())
+    path.write_bytes(one * loops)
+    return path, len(capture_events()) * loops
+
+
+def kcat_produce(bootstrap, work, path, n):
+    """kcat producing the raw events into a fresh topic with the agent's
+    partitions and guarantees; the clock covers the whole kcat process
+    (connect and metadata included, which counts against kcat)."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+    topic = "bench.kcat." + uuid.uuid4().hex[:8]
+    admin = AdminClient({"bootstrap.servers": bootstrap})  # kept alive until the topic exists
+    admin.create_topics([NewTopic(topic, AGENT_PARTITIONS, 1)])[topic].result(30)
+    conf = [a for k, v in PRODUCER_GUARANTEES.items() for a in ("-X", f"{k}={v}")]
+    t0 = time.monotonic()
+    kcat = subprocess.Popen([KCAT, "-P", "-b", bootstrap, "-t", topic, "-K", "\\x1f", "-D", "\\x1e",
+                             *conf, "-l", str(path)], stderr=subprocess.PIPE)
+    _, status, ru = os.wait4(kcat.pid, 0)
+    elapsed = time.monotonic() - t0
+    kcat.returncode = os.waitstatus_to_exitcode(status)
+    err = kcat.stderr.read().decode(errors="replace")
+    if kcat.returncode != 0:
+        raise RuntimeError(f"kcat failed ({kcat.returncode}): {err}")
+    return dict(events=n, seconds=elapsed, events_per_s=n / elapsed,
+                cpu_pct=100 * (ru.ru_utime + ru.ru_stime) / elapsed,
+                us_per_event=1e6 * (ru.ru_utime + ru.ru_stime) / n, rss_mb=ru.ru_maxrss / 1024,
+                load=os.getloadavg()[0])
+
+
+def e2e_line(label, i, r):
+    return (f"{label} {i + 1}: {r['events']:.0f} AMI events -> {r['messages']:.0f} Kafka "
+            f"messages in {r['seconds']:.2f} s: {r['events_per_s']:.0f} events/s, agent CPU "
+            f"{r['cpu_pct']:.0f}%, peak RSS {r['rss_mb']:.1f} MB, spooled {r['spooled']:.0f}, "
+            f"load {r['load']:.1f}")
+
+
+def throughput_runs(bootstrap, work):
+    """RUNS rounds of: the agent with write-ahead on (the default), kcat, the
+    agent with write-ahead off; interleaved so that the machine's load,
+    shared with other work, falls on all three alike."""
+    path, n = kcat_input(work)
+    # kcat's clock includes its start, connect and metadata, the agent's
+    # does not (it starts at the first AMI event): shown as one round's time.
+    small, n_small = kcat_input(work, 1)
+    k = kcat_produce(bootstrap, work, small, n_small)
+    print(f"kcat fixed cost: one round ({n_small} events) takes {k['seconds']:.3f} s", flush=True)
+    ons, kcats, offs = [], [], []
+    for i in range(RUNS):
+        r = end_to_end(bootstrap, work, perf_file=os.environ.get("BENCH_PERF") if i == 0 else None)
+        ons.append(r)
+        print(e2e_line("end-to-end run", i, r), flush=True)
+        k = kcat_produce(bootstrap, work, path, n)
+        kcats.append(k)
+        print(f"kcat run {i + 1}: {n} raw AMI events -> {n} Kafka messages in {k['seconds']:.2f} s: "
+              f"{k['events_per_s']:.0f} events/s, kcat CPU {k['cpu_pct']:.0f}%, "
+              f"peak RSS {k['rss_mb']:.1f} MB, load {k['load']:.1f}", flush=True)
+        r = end_to_end(bootstrap, work, agent_conf=WRITE_AHEAD_OFF)
+        offs.append(r)
+        print(e2e_line("end-to-end write-ahead off run", i, r), flush=True)
+    return ons, kcats, offs
+
+
+def print_table(kcats, ons, offs):
+    med = lambda runs, k: statistics.median(r[k] for r in runs)
+    # Ratios run by run (each against the kcat run next to it), then the median.
+    ratio = lambda runs: statistics.median(r["events_per_s"] / k["events_per_s"] for r, k in zip(runs, kcats))
+    print()
+    print(f"RESULT agent vs kcat (median of {RUNS}, interleaved; load average "
+          f"{min(r['load'] for r in kcats + ons + offs):.1f}-{max(r['load'] for r in kcats + ons + offs):.1f}):")
+    print(f"  {'producer':<28} {'events/s':>10} {'x kcat':>7} {'CPU us/event':>13} {'peak RSS MB':>12}")
+    for name, runs in (("kcat (raw AMI events)", kcats), ("agent, write-ahead on", ons),
+                       ("agent, write-ahead off", offs)):
+        print(f"  {name:<28} {med(runs, 'events_per_s'):>10.0f} {ratio(runs):>7.2f} "
+              f"{med(runs, 'us_per_event'):>13.2f} {med(runs, 'rss_mb'):>12.1f}")
+    print(f"  write-ahead cost: {100 * (1 - med(ons, 'events_per_s') / med(offs, 'events_per_s')):.0f}% of "
+          f"events/s")
 
 
 def command_latency(bootstrap, work, n=300, rate=50.0):
@@ -131,7 +259,7 @@ def command_latency(bootstrap, work, n=300, rate=50.0):
                "data": {"operator_id": "op101"}}
         producer.produce(topic, key="op101", value=json.dumps(cmd))
         producer.poll(0)
-        sent[f"cmd/{cid}"] = now
+        sent[cid] = now
     try:
         time.sleep(6)  # consumer group join
         send(-1)       # warm-up, not measured
@@ -146,7 +274,9 @@ def command_latency(bootstrap, work, n=300, rate=50.0):
             send(i)
         producer.flush(10)
         time.sleep(3)
-        by_id = json.loads(stats.read_text())["by_action_id"]
+        # The agent's ActionIDs are "callbus/<nonce>/cmd/<command id>".
+        by_id = {k.split("/cmd/", 1)[1]: v for k, v in json.loads(stats.read_text())["by_action_id"].items()
+                 if "/cmd/" in k}
         lat = sorted((by_id[k]["first_at"] - t) * 1000 for k, t in sent.items() if k in by_id)
         return dict(n=len(lat), sent=len(sent), p50=lat[len(lat) // 2], p99=lat[int(len(lat) * 0.99) - 1],
                     max=lat[-1])
@@ -170,14 +300,14 @@ def main():
     work = Path(tempfile.mkdtemp(prefix="callbus-bench."))
     print(f"bench: Kafka at {bootstrap}; amisim --replay 01-inbound-queue-answered --max "
           f"--loop {LOOPS}; {RUNS} runs; logs in {work}")
-    runs = []
-    for i in range(RUNS):
-        r = end_to_end(bootstrap, work)
-        runs.append(r)
-        print(f"end-to-end run {i + 1}: {r['events']:.0f} AMI events -> {r['messages']:.0f} Kafka "
-              f"messages in {r['seconds']:.2f} s: {r['events_per_s']:.0f} events/s, agent CPU "
-              f"{r['cpu_pct']:.0f}%, peak RSS {r['rss_mb']:.1f} MB, spooled {r['spooled']:.0f}")
+    only_end_to_end = sys.argv[2:] == ["end_to_end"]
+    runs, kcats, offs = throughput_runs(bootstrap, work)
     med = lambda k: statistics.median(r[k] for r in runs)
+    if only_end_to_end:
+        print(f"\nRESULT end-to-end (median of {RUNS}): {med('events_per_s'):.0f} AMI events/s into Kafka, "
+              f"agent CPU {med('cpu_pct'):.0f}%, agent peak RSS {med('rss_mb'):.1f} MB")
+        print_table(kcats, runs, offs)
+        return
     lats = []
     for i in range(RUNS):
         r = command_latency(bootstrap, work)
@@ -192,6 +322,7 @@ def main():
           f"{statistics.median(r['p50'] for r in lats):.2f} ms, p99 "
           f"{statistics.median(r['p99'] for r in lats):.2f} ms")
     print(f"RESULT parser alone (median of 5): {parser:.0f} messages/s")
+    print_table(kcats, runs, offs)
 
 
 if __name__ == "__main__":

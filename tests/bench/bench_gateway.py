@@ -2,7 +2,8 @@
 
 1. concurrent authenticated WebSocket clients one gateway holds, and its RSS
    per connection (goal: 10,000 clients under 20 KB each);
-2. latency from an AMI event at amisim to its arrival at a WebSocket client,
+2. latency from an AMI event at amisim to its arrival at a WebSocket client
+   (the update of the call's state record that the event changed),
    p50/p99, with amisim producing about 1,000 AMI events/s; split at the
    Kafka record's timestamp (set by the agent's producer when it takes the
    message) into "agent" (AMI event -> produce) and "Kafka + gateway"
@@ -70,7 +71,9 @@ async def read_frame(reader):
     return b0 & 0x0F, await reader.readexactly(n)
 
 
-async def ws_connect(port, tok):
+async def ws_upgrade(port):
+    """A raw WebSocket to the gateway's /ws (subprotocol callbus.v1):
+    (reader, writer) once the 101 came."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     key = base64.b64encode(os.urandom(16)).decode()
     writer.write((f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
@@ -79,6 +82,11 @@ async def ws_connect(port, tok):
     status = await reader.readuntil(b"\r\n\r\n")
     if b" 101 " not in status.split(b"\r\n", 1)[0]:
         raise RuntimeError(status[:100])
+    return reader, writer
+
+
+async def ws_connect(port, tok):
+    reader, writer = await ws_upgrade(port)
     writer.write(frame(json.dumps({"type": "auth", "token": tok})))
     # welcome, then the snapshot
     seen = set()
@@ -134,8 +142,10 @@ async def hold_clients(port, site, n):
 
 
 async def measure_latency(port, site, seconds):
-    """A supervisor sees every call event; latency = arrival - event time
-    (Asterisk's Timestamp, i.e. amisim's clock on this machine)."""
+    """A supervisor sees every change of every call (its state record's
+    update); latency = arrival - the record's time, the time of the AMI event
+    that changed it (Asterisk's Timestamp, i.e. amisim's clock on this
+    machine). Keyed by (call id, time)."""
     reader, writer = await ws_connect(port, token(site, "sup1", "supervisor"))
     lat, end = {}, time.monotonic() + seconds
     while time.monotonic() < end:
@@ -145,19 +155,20 @@ async def measure_latency(port, site, seconds):
             continue
         now = time.time()
         msg = json.loads(data)
-        if msg.get("type") != "event":
+        if msg.get("type") != "update" or msg["kind"] != "call" or not msg.get("time"):
             continue
-        ev = msg["event"]
-        if ev["type"].startswith("callbus.call."):
-            t = ev["time"]
-            ts = calendar.timegm(time.strptime(t[:19], "%Y-%m-%dT%H:%M:%S")) + float("0" + t[19:-1])
-            lat[ev["id"]] = (ts, now)
+        lat.setdefault((msg["id"], msg["time"]), (rfc3339_s(msg["time"]), now))
     writer.close()
     return lat
 
 
+def rfc3339_s(t):
+    return calendar.timegm(time.strptime(t[:19], "%Y-%m-%dT%H:%M:%S")) + float("0" + t[19:-1])
+
+
 def produce_times(bootstrap, topic, ids):
-    """Event id -> the Kafka record's timestamp (s) of the calls topic."""
+    """(call id, time) -> the Kafka record's timestamp (s) of its first
+    record in the state.calls topic."""
     from confluent_kafka import Consumer, TopicPartition, OFFSET_BEGINNING
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-gw", "enable.auto.commit": False})
     md = c.list_topics(topic, timeout=10)
@@ -168,8 +179,10 @@ def produce_times(bootstrap, topic, ids):
         if m is None or m.error():
             continue
         quiet = time.monotonic() + 5
-        eid = json.loads(m.value())["id"]
-        if eid in ids:
+        if m.value() is None:
+            continue
+        eid = (m.key().decode(), json.loads(m.value())["time"])
+        if eid in ids and eid not in out:
             out[eid] = m.timestamp()[1] / 1000
     c.close()
     return out
@@ -220,13 +233,13 @@ def run(bootstrap):
             w.close()
         loop.close()
         lat = [(now - ts) * 1000 for ts, now in got.values()]
-        kts = produce_times(bootstrap, f"callbus.{site}.calls", set(got))
+        kts = produce_times(bootstrap, f"callbus.{site}.state.calls", set(got))
         agent_ms = [(kts[i] - got[i][0]) * 1000 for i in kts]
         rest_ms = [(got[i][1] - kts[i]) * 1000 for i in kts]
         r = dict(clients=len(conns), kb_per_conn=per_conn / 1024, p50=pct(lat, .5), p99=pct(lat, .99),
                  max=max(lat), agent_p50=pct(agent_ms, .5), agent_p99=pct(agent_ms, .99),
                  gw_p50=pct(rest_ms, .5), gw_p99=pct(rest_ms, .99), gw_cpu=gw_cpu)
-        print(f"gateway latency: {len(lat)} call events over {SECONDS} s at ~1,000 AMI events/s, "
+        print(f"gateway latency: {len(lat)} call state updates over {SECONDS} s at ~1,000 AMI events/s, "
               f"{len(conns)} clients connected: AMI event -> WebSocket client p50 {r['p50']:.2f} ms, "
               f"p99 {r['p99']:.2f} ms, max {r['max']:.1f} ms; of which AMI -> Kafka produce (agent) "
               f"p50 {r['agent_p50']:.2f} / p99 {r['agent_p99']:.2f} ms, produce -> WebSocket client "

@@ -2,12 +2,19 @@
 # make bench: starts a private Kafka broker (unless KAFKA_BOOTSTRAP is set),
 # runs tests/bench/bench.py against it, stops the broker. Then the
 # multi-site catch-up figure (bench_multisite.py: its own three brokers, MM2
-# and Toxiproxy, ~8 minutes; BENCH_MULTISITE=0 skips it).
+# and Toxiproxy, ~8 minutes; BENCH_MULTISITE=0 skips it). First, amisim's
+# own throughput at 1,000 seats (bench_amisim.py, no Kafka, ~1 minute;
+# BENCH_AMISIM=0 skips it). After the gateway's figures, a 500-seat site after
+# an 8-hour day (bench_day.py: snapshots, restarts, AMI event -> browser with
+# 500 operators and 20 supervisors connected; ~10 minutes; BENCH_DAY=0 skips
+# it).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+[[ "${BENCH_AMISIM:-1}" == 0 ]] || python3 "$ROOT/tests/bench/bench_amisim.py"
 if [[ -n "${KAFKA_BOOTSTRAP:-}" ]]; then
     python3 "$ROOT/tests/bench/bench.py" "$KAFKA_BOOTSTRAP"
     python3 "$ROOT/tests/bench/bench_gateway.py" "$KAFKA_BOOTSTRAP"
+    [[ "${BENCH_DAY:-1}" == 0 ]] || python3 "$ROOT/tests/bench/bench_day.py" "$KAFKA_BOOTSTRAP"
     [[ "${BENCH_MULTISITE:-1}" == 0 ]] || python3 "$ROOT/tests/bench/bench_multisite.py"
     exit 0
 fi
@@ -16,5 +23,6 @@ trap '"$ROOT/tests/kafka/kafka.sh" stop "$DIR" >/dev/null 2>&1 || true; rm -rf "
 BOOTSTRAP="$("$ROOT/tests/kafka/kafka.sh" start "$DIR" | tail -n1)"
 python3 "$ROOT/tests/bench/bench.py" "$BOOTSTRAP"
 python3 "$ROOT/tests/bench/bench_gateway.py" "$BOOTSTRAP"
+[[ "${BENCH_DAY:-1}" == 0 ]] || python3 "$ROOT/tests/bench/bench_day.py" "$BOOTSTRAP"
 "$ROOT/tests/kafka/kafka.sh" stop "$DIR" >/dev/null 2>&1 || true
 [[ "${BENCH_MULTISITE:-1}" == 0 ]] || python3 "$ROOT/tests/bench/bench_multisite.py"

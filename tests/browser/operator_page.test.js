@@ -7,11 +7,10 @@ const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('fs');
 const path = require('path');
-const { chromium } = require('playwright-core');
 const helpers = require('./helpers');
 const { FakeGateway, makeToken, parseToken } = require('./fake_gateway');
 
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const { CHROMIUM } = helpers;
 const OUT = path.resolve(process.env.BROWSER_OUT || path.join(__dirname, 'out'));
 const T = 8000;   /* per-expectation timeout, ms */
 
@@ -32,17 +31,9 @@ before(async () => {
   if (!fs.existsSync(CHROMIUM)) throw new Error(CHROMIUM + ' is missing: apt-get install -y chromium');
   gw = new FakeGateway({ operators: ['op101', 'op102'] });
   url = await gw.start();
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync']
-  });
+  browser = await helpers.launch();
   context = await browser.newContext({ viewport: { width: 1100, height: 800 } });
-  /* The page must never reach anything but its own origin (no CDNs). */
-  await context.route('**/*', (route) => {
-    const u = new URL(route.request().url());
-    if (u.host === new URL(url).host) return route.continue();
-    return route.abort();
-  });
+  await helpers.ownOriginOnly(context, url);
   page = await context.newPage();
   page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
   page.on('pageerror', (e) => consoleErrors.push(String(e)));
@@ -205,8 +196,8 @@ test('a command Kafka never took is shown as not delivered, and the page says up
   assert.match(await textOf('#log li:first-child'), /restored/);
 });
 
-test('supervisor signs in with the form and sees operators and active calls, Listen sends listen', async () => {
-  const sctx = await browser.newContext({ viewport: { width: 1100, height: 900 } });
+test('supervisor signs in with the form and sees the wallboard; Listen sends listen', async () => {
+  const sctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
   const sp = await sctx.newPage();
   sp.on('pageerror', (e) => consoleErrors.push(String(e)));
   try {
@@ -219,8 +210,10 @@ test('supervisor signs in with the form and sees operators and active calls, Lis
     await sp.locator('#conn[data-state="connected"]').waitFor({ timeout: T });
     assert.equal((await sp.locator('#op-role').textContent()).trim(), 'supervisor');
     await sp.locator('#operators tr[data-operator-id="op101"]').waitFor({ timeout: T });
-    assert.match(await sp.locator('#operators tr[data-operator-id="op102"]').textContent(), /Ringing/);
-    assert.match(await sp.locator(`#active-calls tr[data-call-id="${live.call_id}"]`).textContent(), /5553003.*offered.*op102.*support/);
+    assert.match(await sp.locator('#operators tr[data-operator-id="op102"]').textContent(), /Ringing.*ringing: 5553003/);
+    assert.match(await sp.locator(`#active-calls tr[data-call-id="${live.call_id}"]`).textContent(), /5553003.*ringing.*support.*op102/);
+    assert.match(await sp.locator('.tile[data-queue="support"]').textContent(), /support/);
+    assert.equal(await sp.locator('#status-card').isVisible(), false, 'the wallboard replaces the operator cards');
     const from = gw.received.length;
     await sp.getByRole('button', { name: 'Listen to op102' }).click();
     const cmd = await gw.waitForCommand('listen', from);

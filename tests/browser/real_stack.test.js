@@ -4,6 +4,7 @@
  * tests/integration/test_browser_real.py, which runs this file with:
  *   GATEWAY_URL  base URL of callbus-gateway ("http://127.0.0.1:PORT")
  *   OP_TOKEN     an HS256 token for op101
+ *   SUP_TOKEN    an HS256 token for the supervisor sup1 (the wallboard step)
  *   AMI_PORT     amisim's AMI port: the test injects the inbound call itself
  *   JWT_SECRET, SITE_ID  the gateway's HS256 secret and site, to mint the
  *                short-lived and the renewed token of the renewal step
@@ -16,11 +17,9 @@ const assert = require('node:assert/strict');
 const fs = require('fs');
 const net = require('net');
 const path = require('path');
-const { chromium } = require('playwright-core');
 const crypto = require('crypto');
 const helpers = require('./helpers');
 
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const OUT = path.resolve(process.env.BROWSER_OUT || path.join(__dirname, 'out', 'real'));
 const URL_ = process.env.GATEWAY_URL;
 const TOKEN = process.env.OP_TOKEN;
@@ -80,17 +79,9 @@ function injectInboundCall(patience = 60) {
 before(async () => {
   if (SKIP) return;
   fs.mkdirSync(OUT, { recursive: true });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync']
-  });
+  browser = await helpers.launch();
   context = await browser.newContext({ viewport: { width: 1100, height: 800 } });
-  /* The page must never reach anything but its own origin (no CDNs). */
-  const host = new URL(URL_).host;
-  await context.route('**/*', (route) => {
-    if (new URL(route.request().url()).host === host) return route.continue();
-    return route.abort();
-  });
+  await helpers.ownOriginOnly(context, URL_);
   page = await context.newPage();
   page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
   page.on('pageerror', (e) => consoleErrors.push(String(e)));
@@ -130,6 +121,24 @@ test('Accept connects the call and the timer runs', { skip: SKIP }, async () => 
   await until(async () => (await page.locator('#log li[data-status="succeeded"]').count()) >= 1, 'answer result logged');
   assert.match(await textOf('#log li:first-child'), /answer.*succeeded/);
   await shot('03-in-call');
+});
+
+test('the supervisor wallboard shows op101 on the call and the queue', { skip: SKIP }, async () => {
+  const sctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const sp = await sctx.newPage();
+  sp.on('pageerror', (e) => consoleErrors.push(String(e)));
+  try {
+    await sp.goto(URL_ + '/#token=' + process.env.SUP_TOKEN);
+    const row = sp.locator('#operators tr[data-operator-id="op101"]');
+    await row.waitFor({ timeout: T });
+    await helpers.until(async () => /On a call/.test(await row.textContent()) && (await row.textContent()).includes(CALLER),
+      'op101 on the call', T, 100);
+    assert.match(await sp.locator('#operators tr[data-operator-id="op102"]').textContent(), /Paused/);
+    assert.match(await sp.locator('.tile[data-queue="support"]').textContent(), /answered/);
+    await sp.screenshot({ path: path.join(OUT, '03b-wallboard.png'), fullPage: true });
+  } finally {
+    await sctx.close();
+  }
 });
 
 test('a page reload keeps the call in progress', { skip: SKIP }, async () => {

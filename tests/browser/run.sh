@@ -16,5 +16,5 @@ fi
 export CHROMIUM
 export BROWSER_OUT="${BROWSER_OUT:-$PWD/out}"
 mkdir -p "$BROWSER_OUT"
-node --test --test-reporter=spec operator_page.test.js
+node --test --test-reporter=spec operator_page.test.js wallboard.test.js
 echo "screenshots in $BROWSER_OUT"

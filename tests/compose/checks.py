@@ -4,7 +4,8 @@ Deployment(project, compose_dir, repo) takes the project composecheck printed
 (compose-go's resolved model of compose/compose.yaml) and reads the files it
 mounts; each check_* method returns a list of problems (empty = consistent):
 
-  check_images        Kafka image = the pinned test release; Asterisk an LTS
+  check_images        the Kafka image is built here from the pinned test
+                      release's jars and tagged with it; Asterisk an LTS
   check_site_configs  each agent/gateway's config: its site, its LAN only, the
                       Kafka and Asterisk it names exist on that LAN with those
                       listeners and ports, secret files are the mounted secrets,
@@ -141,10 +142,14 @@ class Deployment:
                     out.append((name, net))
         return out
 
+    def is_kafka_image(self, svc):
+        """The service runs the Kafka image of compose/kafka/Dockerfile."""
+        ctx = (self.services[svc].get("build") or {}).get("context", "")
+        return bool(ctx) and Path(ctx).resolve() == (self.compose_dir / "kafka").resolve()
+
     def kafka_services(self):
         return sorted(n for n, s in self.services.items()
-                      if str(s.get("image", "")).startswith("apache/kafka")
-                      and "broker" in _env(s).get("KAFKA_PROCESS_ROLES", ""))
+                      if self.is_kafka_image(n) and "broker" in _env(s).get("KAFKA_PROCESS_ROLES", ""))
 
     def advertised(self, kafka):
         """{listener name: (host, port)} a broker advertises, only for
@@ -213,10 +218,16 @@ class Deployment:
         pinned = m.group(1) if m else None
         for name, svc in sorted(self.services.items()):
             image = str(svc.get("image", ""))
-            if image.startswith("apache/kafka"):
+            if "kafka" in image.split(":")[0] and not self.is_kafka_image(name):
+                problems.append(f"service {name}: image {image} is not built from compose/kafka")
+            if self.is_kafka_image(name):
                 tag = image.partition(":")[2]
                 if tag != pinned:
                     problems.append(f"service {name}: image {image}, but tests/kafka/pom.xml pins Kafka {pinned}")
+                libs = (svc["build"].get("additional_contexts") or {}).get("kafka-libs", "")
+                if not libs.rstrip("/").endswith(f"/kafka-{pinned}/libs"):
+                    problems.append(f"service {name}: build context kafka-libs {libs!r} is not the jars of "
+                                    f"Kafka {pinned} (tests/kafka/kafka.sh libs)")
             if "asterisk" in image.split(":")[0]:
                 tag = image.partition(":")[2]
                 if not re.match(r"^(20|22)\.", tag):
@@ -518,10 +529,10 @@ class Deployment:
 
     def check_mirror_maker(self):
         problems = []
-        ran = [(n, a) for n, s in sorted(self.services.items()) for a in [_cmd(s)]
-               if a and "connect-mirror-maker" in PurePosixPath(a[0]).name]
+        ran = [(n, _cmd(s)) for n, s in sorted(self.services.items())
+               if self.is_kafka_image(n) and _cmd(s)[:1] == ["mirror-maker"]]
         if len(ran) != 1:
-            return [f"expected one MirrorMaker 2 service (connect-mirror-maker.sh), found {[n for n, _ in ran]}"]
+            return [f"expected one MirrorMaker 2 service (command: mirror-maker FILE), found {[n for n, _ in ran]}"]
         mm, argv = ran[0]
         props_in = next((a for a in argv[1:] if a.endswith(".properties")), None)
         host = self.container_file(mm, props_in) if props_in else None
@@ -607,7 +618,8 @@ class Deployment:
         built = {}
         for name, svc in sorted(self.services.items()):
             b = svc.get("build")
-            if b:
+            # the Kafka image ships jars, not callbus programs (check_images)
+            if b and not self.is_kafka_image(name):
                 built.setdefault((b["context"], b.get("dockerfile", "Dockerfile")), []).append((name, b.get("target")))
         if not built:
             return ["no service is built from a Dockerfile"]

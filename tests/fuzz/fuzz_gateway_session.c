@@ -2,13 +2,15 @@
  * message handler (gw_handle_message and everything behind it: auth, resume,
  * renew, ping, commands and their checks against the view).
  * fuzz-needs: gateway
+ * fuzz-max-len: 1024
  *
  * No network: the session is "socketless" (no wsi, output only queued) and
  * the command producer is a real librdkafka producer with no brokers, so
  * commands are built, checked and handed to librdkafka but never leave the
- * process (they expire in memory). The view holds a little site state:
- * op101 is in call 1.1 and is offered call 2.2, so answer/hangup/transfer
- * reach the produce path.
+ * process (they expire in memory). The view holds a little site state, as
+ * the agent's state records say it: op101 is in call 1.1 and is offered
+ * call 2.2, so answer/hangup/transfer reach the produce path; op102 and a
+ * queue make a supervisor's snapshot.
  *
  * Input: byte 0 picks the session: bit 0 set = already authenticated (bit 1:
  * as supervisor sup1, else as operator op101), clear = new connection whose
@@ -22,17 +24,30 @@
  * whose "type" is one the gateway documents (errors with a known code); a
  * close decision carries a documented close code and a reason; a session that
  * is not authenticated has nothing queued; an authenticated one is who its
- * token says. */
+ * token says; what an operator gets from the view (snapshot, resume) is
+ * about them only and never names a queue; a supervisor's snapshot parts
+ * are numbered 1..N at one position. */
 #include <jwt.h>
+#include <librdkafka/rdkafka.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "config.h"
 #include "gateway.h"
 #include "log.h"
+
+/* The head of gateway/commands_out.c's struct, for its producer: an input's
+ * commands are purged at its end, so each input frees what it allocated
+ * (else libFuzzer runs a costly leak scan after every input that produced a
+ * command, and the queue fills). */
+struct gw_commands_out {
+    gw *g;
+    rd_kafka_t *rk;
+};
 
 #define SECRET "fuzz-secret-fuzz-secret-fuzz-secret!"
 
@@ -57,13 +72,13 @@ static char *mint(const char *sub, const char *role, const char *site, double ex
     return t;
 }
 
-static void feed(const char *type, const char *id, const char *subject, const char *data) {
-    char buf[1024];
+static void feed(view_topic topic, const char *type, const char *id, const char *subject, const char *data) {
+    char buf[2048];
     snprintf(buf, sizeof(buf),
              "{\"specversion\":\"1.0\",\"id\":\"%s\",\"source\":\"callbus://lyon/agent/a1\",\"type\":\"%s\","
              "\"time\":\"2026-11-26T05:17:40.004Z\",\"subject\":\"%s\",\"data\":%s}",
              id, type, subject, data);
-    if (view_apply(G->view, buf, strlen(buf), NULL, NULL) < 0) abort();
+    if (view_apply(G->view, topic, subject, strlen(subject), buf, strlen(buf), NULL, NULL) < 0) abort();
 }
 
 static void setup(void) {
@@ -93,22 +108,24 @@ static void setup(void) {
         fprintf(stderr, "commands producer: %s\n", err);
         abort();
     }
-    feed("callbus.operator.logged_in", "e1", "op101",
-         "{\"operator_id\":\"op101\",\"interface\":\"PJSIP/op101\",\"queue\":\"support\",\"device_status\":1}");
-    feed("callbus.operator.logged_in", "e2", "op102",
-         "{\"operator_id\":\"op102\",\"interface\":\"PJSIP/op102\",\"queue\":\"sales\",\"device_status\":1}");
-    feed("callbus.call.started", "e3", "1.1",
-         "{\"call_id\":\"1.1\",\"caller\":{\"number\":\"5551001\"},\"direction\":\"inbound\"}");
-    feed("callbus.call.offered", "e4", "1.1",
-         "{\"call_id\":\"1.1\",\"queue\":\"support\",\"operator_id\":\"op101\"}");
-    feed("callbus.call.answered", "e5", "1.1",
-         "{\"call_id\":\"1.1\",\"queue\":\"support\",\"operator_id\":\"op101\"}");
-    feed("callbus.call.started", "e6", "2.2",
-         "{\"call_id\":\"2.2\",\"caller\":{\"number\":\"5551002\"},\"direction\":\"inbound\"}");
-    feed("callbus.call.offered", "e7", "2.2",
-         "{\"call_id\":\"2.2\",\"queue\":\"support\",\"operator_id\":\"op101\"}");
+    feed(VIEW_TOPIC_OPERATORS, "callbus.state.operator", "e1", "op101",
+         "{\"operator_id\":\"op101\",\"member_name\":null,\"interface\":\"PJSIP/op101\",\"logged_in\":true,"
+         "\"queues\":[{\"queue\":\"support\",\"paused\":false,\"reason\":null}],\"state\":\"on_call\","
+         "\"state_since\":\"2026-11-26T05:17:40.004Z\",\"paused\":false,\"pause_reason\":null,\"device\":\"busy\","
+         "\"offered\":{\"call_id\":\"2.2\",\"caller\":{\"number\":\"5551002\"},\"queue\":\"support\","
+         "\"since\":\"2026-11-26T05:17:40.004Z\"},\"call\":{\"call_id\":\"1.1\",\"caller\":{\"number\":\"5551001\"},"
+         "\"direction\":\"inbound\",\"queue\":\"support\",\"answered_at\":\"2026-11-26T05:17:40.004Z\",\"held\":false},"
+         "\"recent\":[],\"today\":{\"date\":\"2026-11-26\",\"handled\":1,\"talk_s\":0,\"missed\":0}}");
+    feed(VIEW_TOPIC_OPERATORS, "callbus.state.operator", "e2", "op102",
+         "{\"operator_id\":\"op102\",\"logged_in\":true,\"queues\":[{\"queue\":\"sales\",\"paused\":false,"
+         "\"reason\":null}],\"state\":\"ready\",\"offered\":null,\"call\":null,\"recent\":[]}");
+    feed(VIEW_TOPIC_CALLS, "callbus.state.call", "e3", "1.1",
+         "{\"call_id\":\"1.1\",\"state\":\"connected\",\"queue\":\"support\",\"operator_id\":\"op101\"}");
+    feed(VIEW_TOPIC_CALLS, "callbus.state.call", "e4", "2.2",
+         "{\"call_id\":\"2.2\",\"state\":\"ringing\",\"queue\":\"support\",\"offered_to\":[\"op101\"]}");
+    feed(VIEW_TOPIC_QUEUES, "callbus.queue.stats", "e5", "support", "{\"queue\":\"support\",\"waiting\":1}");
 
-    double now = gw_now();
+    double now = wall_now();
     tokens[0].token = mint("op101", "operator", "lyon", now + 86400);
     tokens[1].token = mint("sup1", "supervisor", "lyon", now + 86400);
     tokens[2].token = mint("op102", "operator", "lyon", now + 86400);
@@ -154,15 +171,48 @@ static int one_of(const char *s, const char *const *set) {
     return 0;
 }
 
-static const char *const out_types[] = {"welcome", "snapshot", "resume", "event", "command_ack",
+static const char *const out_types[] = {"welcome", "snapshot", "resume", "update", "event", "command_ack",
                                         "error", "pong", "renewed", NULL};
 static const char *const error_codes[] = {"bad_json", "unknown_type", "forbidden", "invalid", "rate_limited",
-                                          "not_authenticated", "unavailable", NULL};
+                                          "not_authenticated", "unavailable", "not_delivered", "delivery_unknown",
+                                          NULL};
 static const int close_codes[] = {1009, 4000, 4001, 4002, 4003, 4008, 4009};
+
+static int names_a_queue(const json_t *j) {
+    const char *k;
+    json_t *e;
+    size_t i;
+    if (json_is_object(j)) {
+        json_object_foreach((json_t *)j, k, e) if (!strcmp(k, "queue") || !strcmp(k, "queues") ||
+                                                   !strcmp(k, "offered_to") || names_a_queue(e)) return 1;
+    } else if (json_is_array(j)) {
+        json_array_foreach(j, i, e) if (names_a_queue(e)) return 1;
+    }
+    return 0;
+}
+
+/* The view's messages to one session: projected for its role, and a
+ * supervisor's snapshot parts in order at one position. */
+static void check_sync(const gw_session *s, const json_t *j, const char *type, json_int_t *part, json_int_t *pos) {
+    if (strcmp(type, "snapshot") && strcmp(type, "resume")) return;
+    if (s->id.role != ROLE_SUPERVISOR) {
+        const char *who = json_string_value(json_object_get(json_object_get(j, "operator"), "operator_id"));
+        if (names_a_queue(j) || (!strcmp(type, "snapshot") && (!who || strcmp(who, s->id.operator_id)))) abort();
+        return;
+    }
+    if (strcmp(type, "snapshot")) return;
+    json_int_t k = json_integer_value(json_object_get(j, "part")), p = json_integer_value(json_object_get(j, "pos"));
+    if (k != (k == 1 ? 1 : *part + 1) || (k > 1 && p != *pos) || k > json_integer_value(json_object_get(j, "parts")))
+        abort();
+    *part = k;
+    *pos = p;
+}
 
 static void check_and_free(gw_session *s) {
     size_t n = 0, bytes = 0;
-    int show = getenv("FUZZ_SHOW") != NULL; /* FUZZ_SHOW=1 ./fuzz_gateway_session seed... */
+    static int show = -1; /* FUZZ_SHOW=1 ./fuzz_gateway_session seed... */
+    if (show < 0) show = getenv("FUZZ_SHOW") != NULL;
+    json_int_t part = 0, pos = 0;
     for (gw_qnode *q = s->qhead; q;) {
         gw_out *m = q->m;
         json_error_t e;
@@ -179,6 +229,7 @@ static void check_and_free(gw_session *s) {
                 abort();
             }
         }
+        check_sync(s, j, type, &part, &pos);
         if (show) printf("  < %.*s\n", (int)m->len, (const char *)m->buf + LWS_PRE);
         json_decref(j);
         n++;
@@ -188,9 +239,9 @@ static void check_and_free(gw_session *s) {
         free(q);
         q = next;
     }
-    if (bytes != s->qbytes) abort();
+    if (bytes != s->qbytes + s->qsync) abort();
     s->qhead = s->qtail = NULL;
-    s->qbytes = 0;
+    s->qbytes = s->qsync = 0;
     if (n && !s->authed) abort(); /* nothing for an unauthenticated client */
     if (s->authed && strcmp(s->id.operator_id, "op101") && strcmp(s->id.operator_id, "sup1") &&
         strcmp(s->id.operator_id, "op102"))
@@ -213,11 +264,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     s->g = G;
     s->socketless = 1;
     snprintf(s->peer, sizeof(s->peer), "fuzz");
-    s->connected_at = s->last_rx = s->refill_at = gw_now();
+    s->connected_at = s->last_rx = s->refill_at = mono_now();
     s->tokens = cfg.gateway.max_msgs_per_s;
     if (data[0] & 1) {
         int sup = data[0] & 2;
-        if (auth_verify(&G->auth, tokens[sup ? 1 : 0].token, gw_now(), &s->id) != AUTH_OK) abort();
+        if (auth_verify(&G->auth, tokens[sup ? 1 : 0].token, wall_now(), &s->id) != AUTH_OK) abort();
         s->authed = 1;
         G->nauthed++;
     }
@@ -231,6 +282,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         free(msg);
         p = z + 1;
     }
+    rd_kafka_purge(G->cout->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
     gw_commands_out_poll(G->cout);
     check_and_free(s);
     gw_session_gone(s);

@@ -12,10 +12,18 @@ Fixtures:
   site                 function: Site(prefix, id) with .topic(kind) / .topics
   private_broker       function: a started KafkaBroker of the test's own (fault tests)
   procs                function: ProcGroup; procs.start(args, name=...) -> Proc,
-                       all stopped at teardown, log tails shown on failure
+                       all stopped at teardown (then procs.cleanups run), log
+                       tails shown on failure
+  no_sanitizer_reports autouse: a sanitizer report of any process (reports go
+                       to CALLBUS_SAN_LOG_DIR) fails the running test
+
+Markers: `sanitizer` selects the tests `make integration-san` runs against
+the ASan+UBSan programs (-m sanitizer). With CALLBUS_NO_SKIP=1 (make test) a
+skipped test is a failure.
 
 Helpers (import from conftest):
-  KafkaBroker(dir).start(timeout=90) / .stop() / .restart() / .bootstrap / .running
+  KafkaBroker(dir, security=None).start(timeout=90) / .stop() / .restart() / .bootstrap / .running
+      (security="sasl_ssl": SASL_SSL clients' listener, .ca and .password(user) for them)
   consume_all(bootstrap, topic, expected_count=None, timeout=30, idle=1.0) -> [Record]
       Record is a (key, value, partition, offset, timestamp) tuple (+ .headers)
   produce(bootstrap, topic, [(key, value) | (key, value, headers)])
@@ -91,13 +99,28 @@ class KafkaBroker:
     broker of its own.
     """
 
-    def __init__(self, dir, extra_config=None):
+    def __init__(self, dir, extra_config=None, security=None):
         self.dir = Path(dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         if extra_config:
             (self.dir / "extra.properties").write_text(
                 "".join(f"{k}={v}\n" for k, v in extra_config.items()))
-        self.env = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP"}
+        self.env = {k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP", "KAFKA_SECURITY")}
+        if security:
+            self.env["KAFKA_SECURITY"] = security   # "sasl_ssl": see kafka.sh
+
+    @property
+    def ca(self):
+        """The CA file clients of a sasl_ssl broker trust."""
+        return self.dir / "tls" / "ca.pem"
+
+    def password(self, user):
+        """A SCRAM/PLAIN user's password on a sasl_ssl broker."""
+        for line in (self.dir / "users").read_text().splitlines():
+            name, pw = line.split()
+            if name == user:
+                return pw
+        raise KeyError(user)
 
     def _run(self, *args, timeout=180):
         r = subprocess.run([str(KAFKA_SH), *args], env=self.env, capture_output=True,
@@ -414,6 +437,7 @@ class ProcGroup:
     def __init__(self, log_dir):
         self.log_dir = Path(log_dir)
         self.procs = []
+        self.cleanups = []  # callables run at teardown, after the processes stop
 
     def start(self, args, name=None, env=None, cwd=None, wait_for=None, timeout=30.0):
         names = {p.name for p in self.procs}
@@ -435,6 +459,8 @@ class ProcGroup:
                 p.stop()
             except Exception:
                 pass
+        for f in self.cleanups:
+            f()
 
     def tails(self, n=40):
         return "\n".join(f"=== {p.name} (pid {p.pid}, exit {p.returncode})\n{p.log_tail(n)}"
@@ -477,7 +503,7 @@ def unique_site():
 
 
 class Site:
-    """A site of one test: topics are <prefix>.<site>.<kind> (see DESIGN.md)."""
+    """A site of one test: topics are <prefix>.<site>.<kind> (docs/messages.md, Topics)."""
     KINDS = ("ami", "calls", "operators", "commands", "results", "status")
 
     def __init__(self, prefix, id):
@@ -518,20 +544,67 @@ def procs(request, tmp_path):
     request.node._callbus_procs = g
     yield g
     g.stop_all()
-    # Under SAN=1 builds a sanitizer report fails the test even when the
-    # process kept running or the test did not look at its output.
-    for p in g.procs:
-        err = p.output("err")
-        for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
-            if marker in err:
-                pytest.fail(f"{p.name}: sanitizer report:\n{p.log_tail(60)}", pytrace=False)
+
+
+# ---------------------------------------------------------------- sanitizers
+
+# Every process of the session (the ones started through `procs`, the CLI
+# runs, the scripts' children) writes its ASan/LSan/UBSan reports to
+# SAN_LOG_DIR/san.<pid> instead of stderr, so a report fails the test that
+# was running even when nobody looked at that process's output.
+SAN_LOG_DIR = Path(os.environ.setdefault(
+    "CALLBUS_SAN_LOG_DIR", str(Path(os.environ.get("TMPDIR", "/tmp")) / f"callbus-san-{os.getpid()}")))
+SAN_LOG_DIR.mkdir(parents=True, exist_ok=True)
+for _var in ("ASAN_OPTIONS", "UBSAN_OPTIONS"):
+    _opts = [o for o in os.environ.get(_var, "").split(":") if o and not o.startswith("log_path=")]
+    os.environ[_var] = ":".join([*_opts, f"log_path={SAN_LOG_DIR}/san"])
+SAN_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+
+
+def sanitizer_reports(seen):
+    """{file: text} of the sanitizer logs not in `seen` that hold a report."""
+    out = {}
+    for f in sorted(SAN_LOG_DIR.glob("san.*")):
+        if f.name in seen:
+            continue
+        text = f.read_text(errors="replace")
+        if any(m in text for m in SAN_MARKERS):
+            out[f.name] = text
+    return out
+
+
+@pytest.fixture(autouse=True)
+def no_sanitizer_reports():
+    """Fails the test if any process wrote a sanitizer report meanwhile."""
+    before = {f.name for f in SAN_LOG_DIR.glob("san.*")}
+    yield
+    found = sanitizer_reports(before)
+    if found:
+        pytest.fail("sanitizer report(s):\n" + "\n".join(f"--- {name}\n{text[-6000:]}"
+                                                         for name, text in found.items()),
+                    pytrace=False)
+
+
+# ---------------------------------------------------------------- markers, skips
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "sanitizer: also run against the ASan+UBSan programs (make integration-san)")
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
     rep = outcome.get_result()
+    # In `make test` (CALLBUS_NO_SKIP=1) a missing prerequisite is a failure:
+    # a skipped browser or simulator test would hide that nothing ran.
+    if rep.skipped and not hasattr(rep, "wasxfail") and os.environ.get("CALLBUS_NO_SKIP") == "1":
+        rep.outcome = "failed"
+        reason = rep.longrepr[2] if isinstance(rep.longrepr, tuple) else str(rep.longrepr)
+        rep.longrepr = f"skipped, and CALLBUS_NO_SKIP=1 (make test) makes a skip a failure: {reason}"
     if rep.failed and rep.when in ("call", "setup"):
         g = getattr(item, "_callbus_procs", None)
         if g is not None and g.procs:
             rep.sections.append(("callbus processes (log tails)", g.tails()))
+
+

@@ -32,6 +32,11 @@ MM2_PROPERTIES = ROOT / "compose" / "mm2.properties"
 SITES = ("tallinn", "moscow")
 PREFIX = "callbus"
 UP_KINDS = ("ami", "calls", "operators", "results", "status")
+# The live state (docs/messages.md), up as well; made as docs/operations.md
+# says an operator makes them by hand.
+STATE_KINDS = ("state.calls", "state.operators", "state.queues")
+STATE_TOPIC_CONFIG = {"cleanup.policy": "compact", "segment.ms": "60000", "min.cleanable.dirty.ratio": "0.1",
+                      "max.compaction.lag.ms": "120000", "delete.retention.ms": "3600000"}
 COMMANDS_CONF = 'commands: { operator_phone = "Local/%s@phones"; };'
 
 # Shorter than production (compose/mm2.properties) so a test sees topics and
@@ -262,6 +267,8 @@ class Topology:
             for kind in UP_KINDS + ("commands",):
                 cfg = {"cleanup.policy": "compact"} if kind == "status" else None
                 create_topic(s.lan, s.topic(kind), partitions=3, config=cfg)
+            for kind in STATE_KINDS:
+                create_topic(s.lan, s.topic(kind), partitions=1, config=STATE_TOPIC_CONFIG)
             create_topic(self.central_bootstrap, s.topic("commands"), partitions=3)
 
     def mm2_config(self):
@@ -296,7 +303,7 @@ class Topology:
 
     def wait_mm2_ready(self, timeout=180):
         """MM2 has created every replicated topic on its target cluster."""
-        want = [(self.central_bootstrap, s.topic(k)) for s in self.sites.values() for k in UP_KINDS]
+        want = [(self.central_bootstrap, s.topic(k)) for s in self.sites.values() for k in UP_KINDS + STATE_KINDS]
         want += [(s.lan, "central.heartbeats") for s in self.sites.values()]
         wait_until(lambda: all(topic_exists(bs, t) for bs, t in want), timeout=timeout,
                    interval=1, what="MirrorMaker 2 to create the replicated topics")
@@ -397,6 +404,38 @@ def read_upto(bootstrap, marks, timeout=120.0):
                     del todo[tp]
         if todo:
             raise TimeoutError(f"read_upto: {len(todo)} partitions not read to their mark")
+    finally:
+        c.close()
+    return out
+
+
+def latest_records(bootstrap, topics, timeout=60.0):
+    """A state reader's view of compacted topics, read to their ends now:
+    {(topic, key): record}, a record being the CloudEvent, or None for a key
+    whose last record is a tombstone (committed records only)."""
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+    marks = {tp: hi for tp, hi in end_offsets(bootstrap, topics).items() if hi > 0}
+    out = {}
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "callbus-multisite-state",
+                  "enable.auto.commit": False, "isolation.level": "read_committed",
+                  "enable.partition.eof": True})
+    try:
+        c.assign([TopicPartition(t, p, OFFSET_BEGINNING) for (t, p) in marks])
+        deadline = time.monotonic() + timeout
+        while marks and time.monotonic() < deadline:
+            for m in c.consume(1000, 0.5):
+                tp = (m.topic(), m.partition())
+                if tp not in marks:
+                    continue
+                if not m.error() and m.offset() < marks[tp]:
+                    key = (m.topic(), (m.key() or b"").decode())
+                    out[key] = json.loads(m.value()) if m.value() is not None else None
+                # Transaction markers take offsets too: the end is at or past the mark.
+                if (m.error() and m.error().code() == KafkaError._PARTITION_EOF) or \
+                        (not m.error() and m.offset() + 1 >= marks[tp]):
+                    marks.pop(tp, None)
+        if marks:
+            raise TimeoutError(f"latest_records: {len(marks)} partitions not read to their end")
     finally:
         c.close()
     return out

@@ -85,6 +85,23 @@ def check_ami_topic(want, ami):
         assert [b for b in got_by_key[key] if b in wanted] == seq, f"order broken for key {key}"
 
 
+def assert_call_in_order(events):
+    """A call's events share its key, so they sit in one partition, and in
+    that partition they come in the order the agent derived them (seq), from
+    `started` to `ended`, their times never going back."""
+    call_id = events[0]["subject"]
+    assert {e["_key"] for e in events} == {call_id}
+    assert len({e["_partition"] for e in events}) == 1
+    events = sorted(events, key=lambda e: e["_offset"])
+    seqs = [e["seq"] for e in events]
+    assert seqs == sorted(seqs), f"{call_id}: partition order is not derivation order {seqs}"
+    types = [e["type"].rsplit(".", 1)[1] for e in events]
+    assert types[0] == "started" and types[-1] == "ended" and types.count("ended") == 1, types
+    times = [e["time"] for e in events]
+    assert times == sorted(times), f"{call_id}: time goes back {list(zip(types, times))}"
+
+
+@pytest.mark.sanitizer
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_capture_yields_its_calls(name, procs, tmp_path, site, kafka_bootstrap):
     want, ami = replay(procs, tmp_path, site, kafka_bootstrap, name)
@@ -109,10 +126,7 @@ def test_capture_yields_its_calls(name, procs, tmp_path, site, kafka_bootstrap):
             else:
                 assert d.get(field) == value, f"{call_id} {field}: {d}"
         assert d["reason"] == "normal"
-        # Every call's events share its key, so they sit in one partition in order.
-        parts = {e["_partition"] for e in calls if e["subject"] == call_id}
-        assert len(parts) == 1
-        assert all(e["_key"] == call_id for e in calls if e["subject"] == call_id)
+        assert_call_in_order([e for e in calls if e["subject"] == call_id])
 
     if name == "02-inbound-queue-paused-abandon":
         paused = [e["data"] for e in operators if e["type"] == "callbus.operator.paused"]
@@ -127,6 +141,7 @@ def test_capture_yields_its_calls(name, procs, tmp_path, site, kafka_bootstrap):
         assert tr and tr[0]["from_operator_id"] == "op102" and tr[0]["to_operator_id"] == "op103"
 
 
+@pytest.mark.sanitizer
 def test_ids_are_unique_and_sequenced(procs, tmp_path, site, kafka_bootstrap):
     """Event ids carry site, agent, epoch and a per-topic sequence without gaps."""
     _, ami = replay(procs, tmp_path, site, kafka_bootstrap, "01-inbound-queue-answered")

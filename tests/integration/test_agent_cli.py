@@ -54,3 +54,30 @@ def test_bad_configs_are_explained(tmp_path):
     assert r.returncode == 2 and "cannot read" in r.stderr
     r = run("-c", ROOT / "agent" / "agent.conf.example", "-X", "no.such.property=1", "--check-config")
     assert r.returncode == 0  # -X is checked by librdkafka when the agent starts
+
+
+def test_a_bad_kafka_property_is_refused_by_every_program(tmp_path):
+    """A librdkafka property it does not know (or a bad value) stops every
+    program at start with an error naming it: none runs on without it
+    (`callbus send --no-wait` used to drop it silently)."""
+    bad = ["-X", "bootstrap.servers=127.0.0.1:9", "-X", "no.such.property=1"]
+    why = 'kafka property no.such.property: No such configuration property: "no.such.property"'
+    conf = tmp_path / "site.conf"
+    conf.write_text(f'site = "riga";\nstate_dir = "{tmp_path}";\n'
+                    'gateway: { listen = "127.0.0.1:0"; jwt_secret = "0123456789abcdef0123456789abcdef"; };\n')
+    programs = {
+        "callbus-agent": [build_path("callbus-agent"), "-c", conf, *bad],
+        "callbus-gateway": [build_path("callbus-gateway"), "-c", conf, *bad],
+    }
+    cli = [build_path("callbus"), "-c", conf, *bad]
+    for args in (["tail", "calls"], ["send", "--no-wait", "hangup", "call_id=1"],
+                 ["lag", "--central", "127.0.0.1:9"], ["replay", "calls", "--from", "-1h"],
+                 ["check", "--schemas", ROOT / "schemas", "calls"]):
+        programs[f"callbus {args[0]}"] = [*cli, *args]
+    for name, argv in programs.items():
+        r = subprocess.run(list(map(str, argv)), capture_output=True, text=True, timeout=30)
+        assert r.returncode != 0 and why in r.stderr, (name, r.returncode, r.stderr)
+    # A bad value is refused the same way, naming the property.
+    r = subprocess.run(list(map(str, [*cli[:-2], "-X", "acks=sometimes", "send", "--no-wait", "hangup", "call_id=1"])),
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0 and "kafka property acks:" in r.stderr, r.stderr

@@ -8,6 +8,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import time
 from pathlib import Path
@@ -22,7 +23,13 @@ AMISIM = BUILD / "amisim"
 SAMPLES = ROOT / "tests" / "fixtures" / "ami-samples"
 BANNER = b"Asterisk Call Manager/11.0.0\r\n"
 
-pytestmark = pytest.mark.skipif(not AMISIM.exists(), reason=f"{AMISIM} not built")
+
+
+@pytest.fixture(autouse=True)
+def amisim_built():
+    """A missing amisim fails every test here (never a skip)."""
+    if not AMISIM.exists():
+        pytest.fail(f"{AMISIM} not built (make all)", pytrace=False)
 
 
 class Amisim:
@@ -63,8 +70,10 @@ def sim():
 class Conn:
     """A client that splits the stream into messages without parsing values."""
 
-    def __init__(self, port, timeout=10):
+    def __init__(self, port, timeout=10, tls=None):
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        if tls:
+            self.sock = tls.wrap_socket(self.sock, server_hostname="127.0.0.1")
         self.buf = b""
 
     def fill(self):
@@ -349,6 +358,7 @@ def first_of_each_event(names):
     return seen
 
 
+@pytest.mark.sanitizer
 def test_simulated_event_keys_match_captures(sim):
     reference = first_of_each_event(["01-inbound-queue-answered", "02-inbound-queue-paused-abandon"])
     msgs = run_simulation(sim, 12, "--abandon", "40")
@@ -452,3 +462,29 @@ def test_stats_on_sigusr1(sim, tmp_path):
     doc = json.loads(stats.read_text())
     assert doc["actions"] == {"Login": 1, "Ping": 3}
     assert doc["clients"] == 1
+
+
+def test_tls_as_asterisk_tlsenable(sim, tmp_path):
+    """--tls-cert: AMI inside TLS, as manager.conf's tlsenable serves it;
+    a client that does not speak TLS gets no banner and amisim goes on."""
+    from callbus_harness import tls_files
+    ca, cert, key = tls_files(tmp_path)
+    s = sim("--tls-cert", cert, "--tls-key", key, "--simulate", "--rate", "5", "--talk", "1-2")
+    c = Conn(s.port, tls=ssl.create_default_context(cafile=str(ca)))
+    assert get(c.login(), "Response") == "Success"
+    c.read_until(lambda m: get(m, "Event") == "Newchannel")
+    assert c.sock.version() in ("TLSv1.2", "TLSv1.3")
+
+    plain = socket.create_connection(("127.0.0.1", s.port), timeout=5)
+    plain.sendall(b"Action: Login\r\nUsername: callbus\r\nSecret: callbus\r\n\r\n")
+    got = b""
+    try:
+        while chunk := plain.recv(4096):
+            got += chunk
+    except (ConnectionResetError, socket.timeout):
+        pass
+    assert BANNER not in got
+    plain.close()
+    c2 = Conn(s.port, tls=ssl.create_default_context(cafile=str(ca)))
+    assert get(c2.login(), "Response") == "Success"
+    assert s.proc.poll() is None

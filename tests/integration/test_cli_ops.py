@@ -105,6 +105,7 @@ def mutations(msg):
     return out
 
 
+@pytest.mark.sanitizer
 def test_check_passes_agent_output_and_agrees_with_python(agent_output, tmp_path, kafka_bootstrap):
     site, values = agent_output
     load_registry()
@@ -120,12 +121,12 @@ def test_check_passes_agent_output_and_agrees_with_python(agent_output, tmp_path
     # through a file: C and Python flag the same places of the same lines.
     msgs = [json.loads(v) for _, v in values]
     one_per_type = {m["type"]: m for m in msgs}
-    # Every example in schemas/ (all 30 types, commands included), and
+    # Every example in schemas/ (all 33 types, commands included), and
     # broken variants of those too.
     examples = [e for f in sorted((ROOT / "schemas").glob("*.schema.json"))
                 for e in json.loads(f.read_text()).get("examples", [])
                 if isinstance(e, dict) and "specversion" in e]
-    assert len({e["type"] for e in examples}) == 30
+    assert len({e["type"] for e in examples}) == 33
     msgs += examples
     msgs += [b for m in list(one_per_type.values()) + examples for b in mutations(m)]
     f = tmp_path / "messages.jsonl"
@@ -144,6 +145,7 @@ def test_check_passes_agent_output_and_agrees_with_python(agent_output, tmp_path
     assert f"{len(msgs)} messages, {bad} invalid" in r.stderr
 
 
+@pytest.mark.sanitizer
 def test_check_and_python_reject_a_trailing_newline_alike(tmp_path):
     """JSON Schema patterns are ECMA-262: `$` is the very end of the string.
     Python's re.search also lets `$` match before a final newline, so the
@@ -174,6 +176,7 @@ def test_check_and_python_reject_a_trailing_newline_alike(tmp_path):
     assert got[len(msgs)]
 
 
+@pytest.mark.sanitizer
 def test_check_reports_violations_in_a_topic_and_a_file(tmp_path, site, kafka_bootstrap):
     good = json.loads((ROOT / "schemas" / "callbus.call.ended.schema.json").read_text())["examples"][0]
     broken = copy.deepcopy(good)
@@ -201,6 +204,7 @@ def test_check_reports_violations_in_a_topic_and_a_file(tmp_path, site, kafka_bo
     assert [e.split(":")[0] for e in validate_message(cmd)] == ["/data/reason"]  # the test side agrees
 
 
+@pytest.mark.sanitizer
 def test_check_refuses_bad_schemas_and_arguments(tmp_path, kafka_bootstrap):
     sdir = tmp_path / "schemas"
     sdir.mkdir()
@@ -303,6 +307,7 @@ def central(tmp_path_factory):
         b.kill()
 
 
+@pytest.mark.sanitizer
 def test_lag_counts_exactly_what_the_centre_lacks(site, kafka_bootstrap, central, tmp_path):
     calls, ami, commands = site.topic("calls"), site.topic("ami"), site.topic("commands")
     for t in (calls, ami):
@@ -366,6 +371,7 @@ def test_lag_counts_exactly_what_the_centre_lacks(site, kafka_bootstrap, central
     assert [(x["messages"], x["seconds"]) for x in doc["replication"]] == [(0, 0)] * 3
 
 
+@pytest.mark.sanitizer
 def test_lag_is_exact_when_the_site_wrote_an_event_twice(site, kafka_bootstrap, central, tmp_path):
     """A producer retry at the site writes the last event twice, same id and
     timestamp. Mirrored, the centre has everything: 0 behind, not 1. With
@@ -390,6 +396,7 @@ def test_lag_is_exact_when_the_site_wrote_an_event_twice(site, kafka_bootstrap, 
     assert (c["messages"], c["exact"]) == (0, True)
 
 
+@pytest.mark.sanitizer
 def test_lag_of_a_topic_the_centre_has_not_seen_and_of_a_consumer_group(site, kafka_bootstrap, central, tmp_path):
     calls = site.topic("calls")
     create_topic(kafka_bootstrap, calls, partitions=2)
@@ -429,6 +436,7 @@ def test_lag_of_a_topic_the_centre_has_not_seen_and_of_a_consumer_group(site, ka
     assert r.returncode == 1 and f"consumer group {group} on the central cluster (Empty, 0 members)" in r.stdout
 
 
+@pytest.mark.sanitizer
 def test_lag_refuses_bad_arguments_and_bounds_its_wait_on_a_dead_cluster(site, kafka_bootstrap, tmp_path):
     from conftest import free_port
     dead = f"127.0.0.1:{free_port()}"
@@ -454,6 +462,7 @@ def test_lag_refuses_bad_arguments_and_bounds_its_wait_on_a_dead_cluster(site, k
         assert time.time() - t0 < 20  # one bounded wait per cluster, not one per topic
 
 
+@pytest.mark.sanitizer
 def test_per_cluster_kafka_properties(site, kafka_bootstrap, central, tmp_path):
     """-X CLUSTER:name=value goes to that cluster only (after the plain -X,
     which still goes to all). SSL against these plaintext brokers shows which
@@ -525,6 +534,7 @@ def key_of(r):
     return (r.partition, r.key, r.value, r.timestamp, tuple((k, bytes(v)) for k, v in r.headers))
 
 
+@pytest.mark.sanitizer
 def test_replay_prints_exactly_the_window(window_topic, kafka_bootstrap):
     topic, recs, base = window_topic
     frm, to = base + 10 * 60_000, base + 20 * 60_000  # records 10..19
@@ -553,6 +563,7 @@ def test_replay_prints_exactly_the_window(window_topic, kafka_bootstrap):
     assert r2.returncode == 1 and f"{topic} [0] @0" in r2.stdout
 
 
+@pytest.mark.sanitizer
 def test_replay_into_another_cluster_keeps_keys_headers_timestamps(window_topic, kafka_bootstrap, central):
     topic, recs, base = window_topic
     frm, to = iso(base + 10 * 60_000), iso(base + 20 * 60_000)
@@ -613,6 +624,7 @@ def consume_group(bootstrap, group, topic, count, timeout=60):
     return out
 
 
+@pytest.mark.sanitizer
 def test_replay_resets_an_inactive_group_and_refuses_an_active_one(window_topic, kafka_bootstrap, site):
     import threading
     topic, recs, base = window_topic
@@ -654,6 +666,7 @@ def test_replay_resets_an_inactive_group_and_refuses_an_active_one(window_topic,
         c.close()
 
 
+@pytest.mark.sanitizer
 def test_replay_refuses_bad_arguments_with_clear_errors(kafka_bootstrap, site):
     from conftest import free_port
     k = ["-X", f"bootstrap.servers={kafka_bootstrap}", "replay"]

@@ -2,18 +2,24 @@
 type, each failure mode, expiry, injection, duplicates, and kill -9 of the
 agent under a stream of commands (at most once, always answered)."""
 
+import collections
 import json
+import os
 import random
+import re
+import shutil
 import signal
 import socket
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 
-from callbus_harness import messages, restart_amisim, start_agent, start_amisim, write_agent_conf
-from conftest import produce, wait_until
+from callbus_harness import (TcpProxy, by_command, command_of, messages, metrics, restart_amisim,
+                             start_agent, start_amisim, write_agent_conf)
+from conftest import build_path, consume_all, produce, wait_until
 from schema_check import validate_message
 
 COMMANDS_CONF = 'commands: { operator_phone = "Local/%s@phones"; };'
@@ -37,15 +43,29 @@ def command(ctype, data, expires_in=30.0, cid=None, sender="test:ops"):
 class Bench:
     """One site: amisim, the agent, and helpers to send commands and read results."""
 
-    def __init__(self, procs, tmp_path, site, bootstrap, amisim_args=()):
+    def __init__(self, procs, tmp_path, site, bootstrap, amisim_args=(), commands_extra="",
+                 ping_interval=2, via_proxy=False, wrap=(), top_extra=""):
+        """commands_extra: more settings of the commands group; top_extra:
+        more top-level settings; via_proxy:
+        the agent reaches amisim through a TcpProxy (self.proxy) the test can
+        cut; wrap: a command line the agent runs under (strace)."""
         self.site, self.bootstrap, self.procs, self.tmp_path = site, bootstrap, procs, tmp_path
         self.stats_file = tmp_path / "amisim-stats.json"
         self.amisim, self.port = start_amisim(
             procs, "--operators", "5", "--queues", "support,sales:dynamic", "--rate", "0",
             "--stats-file", self.stats_file, "--stats-interval", "0.3", *amisim_args)
-        self.conf, self.http = write_agent_conf(tmp_path, site, bootstrap, self.port,
-                                                top_extra=COMMANDS_CONF)
-        self.agent = start_agent(procs, self.conf)
+        self.proxy = TcpProxy(self.port) if via_proxy else None
+        if self.proxy:
+            procs.cleanups.append(self.proxy.close)
+        commands = COMMANDS_CONF.replace("};", f"{commands_extra} }};") + top_extra
+        self.conf, self.http = write_agent_conf(tmp_path, site, bootstrap,
+                                                self.proxy.port if self.proxy else self.port,
+                                                top_extra=commands, ping_interval=ping_interval)
+        if wrap:
+            self.agent = procs.start([*wrap, build_path("callbus-agent"), "-c", self.conf], name="agent")
+            self.agent.wait_for(r"ami: logged in", timeout=30, which="err")
+        else:
+            self.agent = start_agent(procs, self.conf)
 
     def send(self, ctype, data, **kw):
         cmd = command(ctype, data, **kw)
@@ -72,7 +92,7 @@ class Bench:
         return json.loads(self.stats_file.read_text())
 
     def executed(self, cid):
-        return self.amisim_stats().get("by_action_id", {}).get(f"cmd/{cid}", {}).get("count", 0)
+        return by_command(self.amisim_stats()).get(cid, {}).get("count", 0)
 
     def ami_actions(self, name):
         return self.amisim_stats().get("actions", {}).get(name, 0)
@@ -88,13 +108,15 @@ def calls_of(bench, call_id):
             if e["subject"] == call_id]
 
 
-def test_originate_hangup_and_call_events(bench):
+@pytest.mark.sanitizer
+def test_originate_hangup_and_call_events(procs, tmp_path, site, kafka_bootstrap):
+    bench = Bench(procs, tmp_path, site, kafka_bootstrap, commands_extra='originate_variables = [ "CC_TICKET" ];')
     cid = bench.send("originate", {"operator_id": "op101", "number": "5556001",
                                    "variables": {"CC_TICKET": "T-1"}})
     assert bench.statuses(cid) == ["accepted", "succeeded"]
     call_id = bench.result(cid, "succeeded")["call_id"]
     assert bench.executed(cid) == 1
-    orig = next(o for o in bench.amisim_stats()["originates"] if o["action_id"] == f"cmd/{cid}")
+    orig = next(o for o in bench.amisim_stats()["originates"] if command_of(o["action_id"]) == cid)
     assert orig["channel"] == "Local/op101@phones" and orig["exten"] == "5556001"
     assert orig["variables"]["CC_TICKET"] == "T-1"
     assert orig["variables"]["CALLBUS_COMMAND_ID"] == cid
@@ -110,6 +132,23 @@ def test_originate_hangup_and_call_events(bench):
         assert not validate_message({k: v for k, v in r.items() if not k.startswith("_")})
 
 
+def test_originate_operator_never_answers(procs, tmp_path, site, kafka_bootstrap):
+    """The operator's phone rings for the originate's timeout and nobody
+    picks up (amisim --no-answer, as main/dial.c and manager.c do it:
+    OriginateResponse Failure Reason 3, the phone's legs hung up with cause
+    19): the command fails with that reason, the call ends no_answer."""
+    b = Bench(procs, tmp_path, site, kafka_bootstrap, ("--no-answer", "op103", "--speed", "20"))
+    cid = b.send("originate", {"operator_id": "op103", "number": "5552001"})
+    assert b.statuses(cid) == ["accepted", "failed"]
+    assert b.result(cid, "failed")["reason"].startswith("originate failed: reason 3")
+    ended = wait_until(lambda: [e["data"] for e in messages(b.bootstrap, b.site.topic("calls"), timeout=10, idle=0.5)
+                                if e["type"] == "callbus.call.ended"], timeout=20, what="the call to end")
+    assert len(ended) == 1
+    assert (ended[0]["direction"], ended[0]["disposition"], ended[0]["hangup_cause"]) == ("outbound", "no_answer", 19)
+    assert ended[0]["talk_s"] == 0 and "answered_by" not in ended[0]
+
+
+@pytest.mark.sanitizer
 def test_queue_commands(bench):
     for ctype, data in [("queue_login", {"operator_id": "op102", "queue": "sales", "penalty": 2}),
                         ("pause", {"operator_id": "op102", "queue": "sales", "reason": "Lunch"}),
@@ -167,6 +206,7 @@ def test_answer_transfer_and_supervisor(bench):
                timeout=20, what="the transfer")
 
 
+@pytest.mark.sanitizer
 def test_failures_and_refusals_never_reach_ami(bench):
     before = bench.ami_actions("Originate")
     cases = [
@@ -201,6 +241,84 @@ def test_failures_and_refusals_never_reach_ami(bench):
     assert "reason 0" in bench.result(cid, "failed")["reason"]
 
 
+def test_originate_variables_only_listed_and_plain(procs, tmp_path, site, kafka_bootstrap):
+    """Asterisk splits an Originate Variable on commas and takes a name
+    ending in ')' for a dialplan function: neither an unlisted name nor a
+    value that would add an assignment reaches AMI."""
+    b = Bench(procs, tmp_path, site, kafka_bootstrap, commands_extra='originate_variables = [ "CC_TICKET" ];')
+    base = {"operator_id": "op101", "number": "5552001"}
+    smuggled = b.send("originate", {**base, "variables": {"CC_TICKET": "1,CALLERID(num)=112"}})
+    cdr = b.send("originate", {**base, "variables": {"CC_TICKET": "2,CDR(userfield)=owned"}})
+    unlisted = b.send("originate", {**base, "variables": {"CC_TICKET": "T-1", "X": "1"}})
+    fine = b.send("originate", {**base, "variables": {"CC_TICKET": "T-2"}})
+    for cid in (smuggled, cdr):
+        assert b.statuses(cid) == ["rejected"]
+        assert "data.variables.CC_TICKET contains ','" in b.result(cid, "rejected")["reason"]
+    assert b.statuses(unlisted) == ["rejected"]
+    assert b.result(unlisted, "rejected")["reason"] == \
+        "variable X may not be set by a command (not in commands.originate_variables)"
+    assert b.statuses(fine) == ["accepted", "succeeded"]
+    assert [o["variables"].get("CC_TICKET") for o in b.amisim_stats()["originates"]] == ["T-2"]
+    assert sum(b.executed(c) for c in (smuggled, cdr, unlisted)) == 0
+
+
+def test_listen_attaches_only_to_the_named_operator(procs, tmp_path, site, kafka_bootstrap):
+    """ChanSpy's target is a channel-name prefix: an operator whose
+    interface begins another's (Local/op10 and Local/op101@phones) must not
+    be listened to on the other's call."""
+    b = Bench(procs, tmp_path, site, kafka_bootstrap,
+              top_extra='operators = ( { id = "op10"; interface = "Local/op10"; } );')
+    cid = b.send("originate", {"operator_id": "op101", "number": "5556001"})
+    assert b.statuses(cid) == ["accepted", "succeeded"]
+    call_id = b.result(cid, "succeeded")["call_id"]
+    wait_until(lambda: any(e["type"] == "callbus.call.answered" for e in calls_of(b, call_id)),
+               timeout=20, what="op101's call to be answered")
+    wrong = b.send("listen", {"supervisor_id": "op105", "operator_id": "op10"})
+    assert b.statuses(wrong) == ["accepted", "succeeded"]      # the supervisor's phone runs ChanSpy
+    right = b.send("listen", {"supervisor_id": "op104", "operator_id": "op101"})
+    assert b.statuses(right) == ["accepted", "succeeded"]
+
+    def spies():
+        out = []
+        for m in messages(b.bootstrap, b.site.topic("ami"), timeout=10, idle=0.5):
+            h = dict(m["data"]["headers"])
+            if h.get("Event") == "ChanSpyStart":
+                out.append((h["SpyerChannel"].split("-")[0], h["SpyeeChannel"].split("-")[0]))
+        return out
+    wait_until(lambda: ("Local/op104@phones", "Local/op101@phones") in spies(), timeout=20,
+               what="op104 to listen to op101")
+    time.sleep(2.5)     # ChanSpy scans for its target every second
+    assert [s for s in spies() if s[0] == "Local/op105@phones"] == []
+
+
+def test_hangup_and_transfer_only_on_the_senders_call_as_it_is_now(bench):
+    """The gateway checks ownership on its view when it makes the command;
+    the agent checks it again when it runs: a hangup or transfer in the
+    name of an operator who does not have the call (any more) is refused."""
+    cid = bench.send("originate", {"operator_id": "op101", "number": "5556001"})
+    assert bench.statuses(cid) == ["accepted", "succeeded"]
+    call_id = bench.result(cid, "succeeded")["call_id"]
+    wait_until(lambda: any(e["type"] == "callbus.call.answered" for e in calls_of(bench, call_id)),
+               timeout=20, what="op101's call to be answered")
+    for ctype, data in (("hangup", {}), ("transfer", {"to": "103"})):
+        other = bench.send(ctype, {"call_id": call_id, "operator_id": "op102", **data})
+        assert bench.statuses(other) == ["rejected"]
+        assert bench.result(other, "rejected")["reason"] == \
+            f"call {call_id} is not operator op102's call (any more): not executed"
+        assert bench.executed(other) == 0
+    assert not any(e["type"] == "callbus.call.ended" for e in calls_of(bench, call_id))
+    own = bench.send("hangup", {"call_id": call_id, "operator_id": "op101"})
+    assert bench.statuses(own) == ["accepted", "succeeded"]
+
+
+def test_originate_variables_none_by_default(bench):
+    cid = bench.send("originate", {"operator_id": "op101", "number": "5552001", "variables": {"CC_TICKET": "T-1"}})
+    assert bench.statuses(cid) == ["rejected"]
+    assert "not in commands.originate_variables" in bench.result(cid, "rejected")["reason"]
+    assert bench.executed(cid) == 0
+
+
+@pytest.mark.sanitizer
 def test_same_id_twice_executes_once(bench):
     cid = "central:crm1:1795669000:4242"
     first = command("originate", {"operator_id": "op101", "number": "5552001"}, cid=cid)
@@ -213,29 +331,63 @@ def test_same_id_twice_executes_once(bench):
     assert bench.executed(cid) == 1
 
 
+def committed_offsets(bootstrap, group, topic):
+    """{partition: committed offset} of a consumer group (-1001: none)."""
+    from confluent_kafka import Consumer, TopicPartition
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    try:
+        parts = c.list_topics(topic, timeout=10).topics[topic].partitions
+        return {tp.partition: tp.offset
+                for tp in c.committed([TopicPartition(topic, p) for p in parts], timeout=10)}
+    finally:
+        c.close()
+
+
+@pytest.mark.sanitizer
 def test_commands_wait_for_ami_and_expire_meanwhile(procs, tmp_path, site, kafka_bootstrap):
+    """While AMI is down, commands wait in Kafka, not in the agent's memory:
+    the agent is stopped while it holds them, and its consumer group's
+    committed offsets stand before them. The agent started again, with AMI
+    back, takes them from Kafka: the one that expired meanwhile gets
+    `expired` and never runs, the other runs once."""
     bench = Bench(procs, tmp_path, site, kafka_bootstrap)
     bench.amisim.stop(sig=signal.SIGKILL)
+    short_expires = time.monotonic() + 3
     short = bench.send("pause", {"operator_id": "op101"}, expires_in=3)
     long = bench.send("pause", {"operator_id": "op102"}, expires_in=60)
-    time.sleep(5)
+    bench.agent.wait_for(r"commands: AMI is down: commands wait in Kafka", timeout=15, which="err")
+    assert bench.agent.stop(timeout=30) == 0  # a clean close commits the offsets it stored
     assert [r for r in bench.results() if r["data"]["command_id"] in (short, long)] == []
+    where = {json.loads(r.value)["id"]: (r.partition, r.offset)
+             for r in consume_all(kafka_bootstrap, site.topic("commands"), expected_count=2)}
+    committed = committed_offsets(kafka_bootstrap, f"callbus-agent.{site.id}.agent1", site.topic("commands"))
+    for cid in (short, long):
+        part, offset = where[cid]
+        assert committed[part] <= offset, f"{cid} at {part}:{offset} was taken from Kafka ({committed})"
+
     bench.amisim = restart_amisim(procs, bench.port, "--operators", "5", "--queues", "support",
                                   "--rate", "0", "--stats-file", bench.stats_file,
                                   "--stats-interval", "0.3", name="amisim-back")
+    time.sleep(max(0.0, short_expires + 0.5 - time.monotonic()))
+    bench.agent = start_agent(procs, bench.conf, name="agent-again")
     assert bench.statuses(short) == ["expired"]
     assert bench.statuses(long) == ["accepted", "succeeded"]
-    assert bench.executed(short) == 0
+    assert bench.executed(short) == 0 and bench.executed(long) == 1
 
 
+@pytest.mark.sanitizer
 def test_kill9_never_executes_twice(procs, tmp_path, site, kafka_bootstrap):
-    """kill -9 of the agent at random points under a stream of commands, 20
-    times: no command is executed twice, every command gets a final result."""
+    """kill -9 of the agent at random points under a stream of commands, 12
+    times, several of them while a command is in flight: no command is
+    executed twice (amisim's counts), every command's first final result is
+    a real outcome (never only `duplicate`), and a command the agent was
+    executing when it died is reported failed, not retried, by the next
+    start (from the journal)."""
     bench = Bench(procs, tmp_path, site, kafka_bootstrap)
     rng = random.Random(42)
     sent = []
-    kills = 0
-    while kills < 20:
+    kills = inflight_kills = 0
+    while kills < 12:
         batch = []
         for _ in range(rng.randint(3, 8)):
             op = f"op10{rng.randint(1, 5)}"
@@ -247,24 +399,131 @@ def test_kill9_never_executes_twice(procs, tmp_path, site, kafka_bootstrap):
         produce(kafka_bootstrap, site.topic("commands"), [(c["subject"], json.dumps(c)) for c in batch])
         sent += [c["id"] for c in batch]
         time.sleep(rng.uniform(0.05, 1.2))
+        # An originate waits for its OriginateResponse: every other kill
+        # waits (a little) for one to be in flight.
+        def inflight():
+            return metrics(bench.http).get("callbus_agent_commands_inflight", 0) > 0
+        deadline = time.monotonic() + (3 if kills % 2 == 0 else 0)
+        while not inflight() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        inflight_kills += inflight()
         bench.agent.stop(sig=signal.SIGKILL)
         kills += 1
         bench.agent = start_agent(procs, bench.conf, name="agent")
+
     # Let the last agent finish everything.
     def all_final():
         by = {}
         for r in bench.results(idle=1.0):
-            by.setdefault(r["data"]["command_id"], []).append(r["data"]["status"])
-        missing = [c for c in sent if not FINAL & set(by.get(c, []))]
+            by.setdefault(r["data"]["command_id"], []).append(r["data"])
+        missing = [c for c in sent if not FINAL & {d["status"] for d in by.get(c, [])}]
         return by if not missing else None
     by = wait_until(all_final, timeout=120, interval=1, what="a final result for every command")
-    counts = bench.amisim_stats()["by_action_id"]
-    twice = {k: v for k, v in counts.items() if k.startswith("cmd/") and v["count"] > 1}
+    counts = by_command(bench.amisim_stats())
+    twice = {k: v for k, v in counts.items() if v["count"] > 1}
     assert not twice, f"executed more than once: {twice}"
-    executed = sum(1 for c in sent if counts.get(f"cmd/{c}"))
-    outcomes = {}
+    outcomes, stopped = collections.Counter(), []
     for c in sent:
-        final = [s for s in by[c] if s in FINAL]
-        outcomes[final[0]] = outcomes.get(final[0], 0) + 1
-    print(f"kill -9 x{kills}: {len(sent)} commands, {executed} executed once, none twice; "
-          f"first final results: {outcomes}")
+        first = next(d for d in by[c] if d["status"] in FINAL)
+        outcomes[first["status"]] += 1
+        ran = counts.get(c, {}).get("count", 0)
+        # A result lost in a crash would leave only the `duplicate` answer
+        # to the redelivered command.
+        assert first["status"] in ("succeeded", "failed", "expired", "rejected"), (c, by[c])
+        if first["status"] == "succeeded":
+            assert ran == 1, (c, by[c])
+        if "agent stopped" in first.get("reason", ""):
+            stopped.append(c)
+    executed = sum(1 for c in sent if counts.get(c))
+    print(f"kill -9 x{kills} ({inflight_kills} with a command in flight): {len(sent)} commands, "
+          f"{executed} executed once, none twice; first final results: {dict(outcomes)}; "
+          f"reported failed after the crash: {len(stopped)}")
+    assert executed >= len(sent) // 2
+    assert inflight_kills >= 3, "too few kills hit a command in flight to prove anything"
+    assert len(stopped) >= inflight_kills // 2, \
+        "commands in flight at a kill were not reported failed by the next start"
+
+
+NO_PINGS = 3600  # agent.ami.ping_interval: a paused Asterisk must not look dead
+
+
+@pytest.mark.sanitizer
+def test_no_answer_in_time_is_failed_and_never_retried(procs, tmp_path, site, kafka_bootstrap):
+    """Asterisk takes the action but does not answer within
+    commands.result_timeout (amisim stopped with SIGSTOP): the command is
+    reported failed, outcome unknown. When Asterisk wakes up and runs it,
+    the agent neither sends it again nor reports another outcome."""
+    bench = Bench(procs, tmp_path, site, kafka_bootstrap, commands_extra="result_timeout = 1;",
+                  ping_interval=NO_PINGS)
+    bench.amisim.send_signal(signal.SIGSTOP)
+    try:
+        cid = bench.send("pause", {"operator_id": "op101"})
+        assert bench.statuses(cid) == ["accepted", "failed"]
+        assert "no answer from Asterisk in time: outcome unknown, not retried" in \
+            bench.result(cid, "failed")["reason"]
+    finally:
+        bench.amisim.send_signal(signal.SIGCONT)
+    wait_until(lambda: bench.executed(cid) == 1, timeout=10, what="amisim to run the late action")
+    time.sleep(2)  # the late answer is in, and more than result_timeout passed again
+    assert bench.statuses(cid) == ["accepted", "failed"]
+    assert bench.executed(cid) == 1
+
+
+@pytest.mark.sanitizer
+def test_link_lost_mid_action_is_failed_and_never_retried(procs, tmp_path, site, kafka_bootstrap):
+    """The AMI link drops after the action left and before Asterisk answered:
+    the command is reported failed, outcome unknown, at once (not after
+    result_timeout). After the reconnect nothing is sent again: Asterisk ran
+    the action once, from the bytes it had received."""
+    bench = Bench(procs, tmp_path, site, kafka_bootstrap, via_proxy=True, ping_interval=NO_PINGS)
+    bench.amisim.send_signal(signal.SIGSTOP)
+    try:
+        cid = bench.send("pause", {"operator_id": "op101"})
+        bench.agent.wait_for(rf"command {cid} \S+: accepted", timeout=10, which="err")
+        time.sleep(0.3)  # the action crosses the proxy into amisim's socket
+        bench.proxy.cut()
+        assert bench.statuses(cid, timeout=10) == ["accepted", "failed"]
+        assert "AMI link lost before Asterisk answered" in bench.result(cid, "failed")["reason"]
+    finally:
+        bench.amisim.send_signal(signal.SIGCONT)
+    bench.proxy.restore()
+    bench.agent.wait_for(r"resync done", timeout=30, which="err")
+    wait_until(lambda: bench.executed(cid) == 1, timeout=10, what="amisim to run the action it had")
+    time.sleep(1)
+    assert bench.statuses(cid) == ["accepted", "failed"]
+    assert bench.executed(cid) == 1
+
+
+def test_a_result_is_on_disk_before_the_journal_closes_its_command(procs, tmp_path, site, kafka_bootstrap):
+    """fsync durability of results (a power loss cannot be produced, the
+    order of the agent's system calls can be watched): the final result is
+    written to a spool segment and fdatasync'ed before the journal records
+    the command as done, so a crash in between leaves a command the next
+    start reports, never one whose result is lost."""
+    strace = shutil.which("strace")
+    if not strace:
+        pytest.skip("strace is missing (tools/setup.sh deps)")
+    trace = tmp_path / "agent.strace"
+    bench = Bench(procs, tmp_path, site, kafka_bootstrap,
+                  wrap=[strace, "-f", "-qq", "-y", "-s", "1000000", "-e", "trace=write,fdatasync,fsync",
+                        "-o", trace])
+    cid = bench.send("pause", {"operator_id": "op101"})
+    assert bench.statuses(cid) == ["accepted", "succeeded"]
+    # SIGTERM to the agent itself (strace would detach and leave it running);
+    # strace exits with it, its log complete.
+    [agent_pid] = Path(f"/proc/{bench.agent.pid}/task/{bench.agent.pid}/children").read_text().split()
+    os.kill(int(agent_pid), signal.SIGTERM)
+    assert bench.agent.wait(timeout=30) == 0
+    lines = trace.read_text(errors="replace").splitlines()
+    calls = [(i, m.group(1), m.group(2), line) for i, line in enumerate(lines)
+             for m in [re.search(r"(write|fdatasync|fsync)\(\d+<([^>]*)>", line)] if m]
+    done = [i for i, call, path, line in calls
+            if call == "write" and path.endswith("commands.journal") and f"D " in line and cid in line]
+    assert len(done) == 1, f"the journal's done line for {cid}: {done}"
+    result = [(i, path) for i, call, path, line in calls
+              if call == "write" and path.endswith(".spool") and cid in line and "succeeded" in line]
+    assert result, "the final result was never written to the spool"
+    w, seg = result[0]
+    synced = [i for i, call, path, _ in calls if call in ("fdatasync", "fsync") and path == seg and w < i]
+    assert synced and synced[0] < done[0], \
+        f"result written (line {w}) but not synced before the journal's done line ({done[0]}): {synced[:3]}"

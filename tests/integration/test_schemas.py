@@ -26,7 +26,10 @@ CALL_TYPES = ["started", "queued", "offered", "answered", "held", "unheld", "tra
 OPERATOR_TYPES = ["logged_in", "logged_out", "paused", "ready", "ringing", "busy", "unavailable"]
 COMMAND_TYPES = ["originate", "answer", "hangup", "transfer", "pause", "unpause", "queue_login",
                  "queue_logout", "listen", "whisper"]
+STATE_TYPES = {"callbus.state.call": "state.calls", "callbus.state.operator": "state.operators",
+               "callbus.queue.stats": "state.queues"}
 EXPECTED_TYPES = (["callbus.ami.event", "callbus.agent.status", "callbus.agent.gap", "callbus.result"]
+                  + list(STATE_TYPES)
                   + ["callbus.call." + t for t in CALL_TYPES]
                   + ["callbus.operator." + t for t in OPERATOR_TYPES]
                   + ["callbus.command." + t for t in COMMAND_TYPES])
@@ -305,7 +308,8 @@ def test_command_needs_expires_and_sender(reg, name):
 @pytest.mark.parametrize("field,value", [
     ("number", "5551001\r\nAction: Command"), ("number", "555-1001; rm -rf"), ("operator_id", "op101\nx"),
     ("context", "outbound\r\nApplication: System"), ("variables", {"X": "a\r\nAction: Logoff"}),
-    ("variables", {"BAD NAME": "1"}),
+    ("variables", {"BAD NAME": "1"}), ("variables", {"X": "1,CALLERID(num)=112"}),
+    ("variables", {"X": "a(b"}), ("variables", {"X": "a|b"}), ("variables", {"X": "a\\b"}),
 ])
 def test_originate_injection_rejected(reg, field, value):
     msg = example(reg, "callbus.command.originate")
@@ -366,7 +370,7 @@ def test_asyncapi_structure():
     for key in ("info", "servers", "channels", "operations", "components"):
         assert key in doc
     assert doc["servers"]["site"]["protocol"] == "kafka"
-    for kind in ("ami", "calls", "operators", "commands", "results", "status"):
+    for kind in ("ami", "calls", "operators", "commands", "results", "status") + tuple(STATE_TYPES.values()):
         assert doc["channels"][kind]["address"] == "{prefix}.{site}." + kind
         assert doc["channels"][kind]["messages"]
     gw = doc["channels"]["gateway"]
@@ -405,6 +409,79 @@ def test_asyncapi_topic_of_each_type(reg):
     for t in EXPECTED_TYPES:
         assert where[t] == reg.schemas[t]["x-callbus-topic"], t
     assert where["callbus.call.ended"] == "calls" and where["callbus.agent.gap"] == "status"
+
+
+def test_asyncapi_state_topics_are_compacted():
+    """The configs the agent creates the state topics with (docs/operations.md)."""
+    doc = load_asyncapi()
+    want = {"cleanup.policy": "compact", "segment.ms": 60000, "min.cleanable.dirty.ratio": 0.1,
+            "max.compaction.lag.ms": 120000, "delete.retention.ms": 3600000}
+    for kind in STATE_TYPES.values():
+        ch = doc["channels"][kind]
+        assert ch["x-callbus-topic-config"] == want, kind
+        assert ch["bindings"]["kafka"]["topicConfiguration"]["cleanup.policy"] == ["compact"]
+        assert ch["bindings"]["kafka"]["partitions"] == 1
+
+
+# ---- the state records ----------------------------------------------------------
+
+def test_state_ids_name_their_topic(reg):
+    for t, topic in STATE_TYPES.items():
+        for ex in reg.schemas[t]["examples"]:
+            assert ex["id"].split(":")[2] == topic
+            assert ex["subject"] == ex["data"][{"callbus.state.call": "call_id", "callbus.state.operator":
+                                                 "operator_id", "callbus.queue.stats": "queue"}[t]]
+    msg = example(reg, "callbus.queue.stats")
+    msg["id"] = "riga:agent1:state.:1795670000:212"
+    assert_rejected(reg, msg, "/id")
+
+
+@pytest.mark.parametrize("path,value", [
+    ("state", "talking"), ("state", None), ("operators", "op101"),
+    ("position", -1), ("offered_to", [5]), ("caller", "5551001"), ("answered_at", "05:17:42"), ("direction", "sideways"),
+])
+def test_state_call_bad_fields_rejected(reg, path, value):
+    msg = example(reg, "callbus.state.call")
+    msg["data"][path] = value
+    assert_rejected(reg, msg, "/data/" + path)
+
+
+@pytest.mark.parametrize("path,value", [
+    ("state", "busy"), ("device", "on_call"), ("logged_in", "yes"), ("queues", [{"queue": "support"}]),
+    ("recent", [{}]), ("today", {"date": "26.11.2026", "handled": 1, "talk_s": 1, "missed": 0}),
+    ("today", {"date": "2026-11-26", "handled": -1, "talk_s": 1, "missed": 0}),
+    ("offered", {"call_id": "1795670259.0"}), ("call", {"call_id": "1795670259.0", "held": "no"}),
+])
+def test_state_operator_bad_fields_rejected(reg, path, value):
+    msg = example(reg, "callbus.state.operator")
+    msg["data"][path] = value
+    assert_rejected(reg, msg, "/data/" + path)
+
+
+def test_state_operator_recent_is_bounded(reg):
+    msg = example(reg, "callbus.state.operator")
+    msg["data"]["recent"] = msg["data"]["recent"] * 11
+    assert_rejected(reg, msg, "/data/recent")
+
+
+@pytest.mark.parametrize("path,value", [
+    ("service_level", 1.2), ("service_level", "87%"), ("waiting", -1), ("avg_wait_s", -3),
+    ("operators", {"logged_in": 1}), ("date", "2026-11-26T00:00:00Z"), ("timezone", ""),
+])
+def test_queue_stats_bad_fields_rejected(reg, path, value):
+    msg = example(reg, "callbus.queue.stats")
+    msg["data"][path] = value
+    assert_rejected(reg, msg, "/data/" + path)
+
+
+@pytest.mark.parametrize("mtype", list(STATE_TYPES))
+def test_state_records_need_their_key(reg, mtype):
+    msg = example(reg, mtype)
+    del msg["subject"]
+    assert_rejected(reg, msg, "'subject' is a required property")
+    msg = example(reg, mtype)
+    msg["data"]["extra"] = 1
+    assert_rejected(reg, msg, "extra")
 
 
 # ---- CLI ----------------------------------------------------------------------

@@ -20,6 +20,15 @@
 # bootstrap (host:port), pid, server.log (broker log), stdout.log, data/.
 # DIR/extra.properties, if present, is appended to server.properties.
 #
+# KAFKA_SECURITY=sasl_ssl at the first start of DIR (kept for restarts):
+# the clients' listener is SASL_SSL, SCRAM-SHA-512 over TLS, as a site's
+# production broker would be. openssl makes a CA and the broker's
+# certificate (for the address and localhost) in DIR/tls: ca.pem is what
+# clients trust. The SCRAM users are made when the storage is formatted:
+# "admin" (the broker's own) and "callbus", with random passwords, one
+# "name password" per line in DIR/users. Only the controller listener
+# stays PLAINTEXT, on its own port.
+#
 # Environment:
 #   KAFKA_BOOTSTRAP=host:port  use that cluster: start/stop/status only print it
 #   KAFKA_HOME=/opt/kafka      use an installed distribution's libs/ (no fetch)
@@ -28,6 +37,7 @@
 #   KAFKA_HEAP_OPTS            default "-Xmx512m -Xms256m"
 #   KAFKA_OPTS                 extra JVM options
 #   KAFKA_START_TIMEOUT        seconds to wait for the broker (default 90)
+#   KAFKA_SECURITY             sasl_ssl (first start of DIR): see above
 #   JAVA                       java binary (default $JAVA_HOME/bin/java or java)
 set -euo pipefail
 
@@ -88,18 +98,40 @@ running_pid() {
     echo "$pid"
 }
 
+# The CA and the broker's certificate, and the SCRAM users' passwords.
+make_secrets() {
+    local dir="$1" t="$1/tls" san="DNS:localhost"
+    [[ -f "$t/broker.pem" && -f "$dir/users" ]] && return 0
+    command -v openssl >/dev/null || die "openssl not found (run: tools/setup.sh deps)"
+    [[ "$HOST" =~ ^[0-9.]+$ ]] && san="IP:$HOST,$san" || san="DNS:$HOST,$san"
+    mkdir -p "$t"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=callbus test CA" \
+        -keyout "$t/ca.key" -out "$t/ca.pem" 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=$HOST" -keyout "$t/broker.key" -out "$t/broker.csr" 2>/dev/null
+    openssl x509 -req -days 3650 -in "$t/broker.csr" -CA "$t/ca.pem" -CAkey "$t/ca.key" -CAcreateserial \
+        -extfile <(echo "subjectAltName=$san") -out "$t/broker.crt" 2>/dev/null
+    # Kafka's PEM key store: the private key (PKCS#8), then the certificate
+    openssl pkcs8 -topk8 -nocrypt -in "$t/broker.key" >"$t/broker.pem"
+    cat "$t/broker.crt" >>"$t/broker.pem"
+    local u
+    for u in admin callbus; do echo "$u $(openssl rand -hex 16)"; done >"$dir/users"
+}
+
+user_password() { awk -v u="$2" '$1 == u { print $2 }' "$1/users"; }
+
 write_config() {
-    local dir="$1" port="$2" cport="$3"
+    local dir="$1" port="$2" cport="$3" client=PLAINTEXT
+    [[ -f "$dir/security" ]] && client=SASL_SSL
     cat >"$dir/server.properties" <<EOF
 # written by tests/kafka/kafka.sh -- single-node KRaft for tests
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@$HOST:$cport
-listeners=PLAINTEXT://$HOST:$port,CONTROLLER://$HOST:$cport
-advertised.listeners=PLAINTEXT://$HOST:$port
+listeners=$client://$HOST:$port,CONTROLLER://$HOST:$cport
+advertised.listeners=$client://$HOST:$port
 controller.listener.names=CONTROLLER
-inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=$client
+listener.security.protocol.map=$client:$client,CONTROLLER:PLAINTEXT
 log.dirs=$dir/data
 auto.create.topics.enable=true
 num.partitions=3
@@ -121,6 +153,18 @@ num.io.threads=4
 num.recovery.threads.per.data.dir=1
 log.retention.hours=168
 EOF
+    if [[ "$client" == SASL_SSL ]]; then
+        cat >>"$dir/server.properties" <<EOF
+sasl.enabled.mechanisms=SCRAM-SHA-512,PLAIN
+sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="admin" password="$(user_password "$dir" admin)";
+listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username="admin" password="$(user_password "$dir" admin)" $(awk '{ printf "user_%s=\"%s\" ", $1, $2 }' "$dir/users");
+ssl.keystore.type=PEM
+ssl.keystore.location=$dir/tls/broker.pem
+ssl.truststore.type=PEM
+ssl.truststore.location=$dir/tls/ca.pem
+EOF
+    fi
     if [[ -f "$dir/extra.properties" ]]; then
         echo "# from $dir/extra.properties" >>"$dir/server.properties"
         cat "$dir/extra.properties" >>"$dir/server.properties"
@@ -150,6 +194,12 @@ start() {
         return 0
     fi
     local port cport
+    if [[ ! -f "$dir/port" && "${KAFKA_SECURITY:-}" == sasl_ssl ]]; then
+        echo sasl_ssl >"$dir/security"
+    elif [[ ! -f "$dir/port" && -n "${KAFKA_SECURITY:-}" ]]; then
+        die "KAFKA_SECURITY=$KAFKA_SECURITY: only sasl_ssl is known"
+    fi
+    [[ -f "$dir/security" ]] && make_secrets "$dir"
     if [[ -f "$dir/port" && -f "$dir/controller_port" ]]; then
         port="$(cat "$dir/port")"; cport="$(cat "$dir/controller_port")"
         say "restarting broker in $dir on $HOST:$port (data kept)"
@@ -169,7 +219,11 @@ start() {
     JCMD+=(${KAFKA_OPTS:-} -cp "$LIBS/*")
     if [[ ! -f "$dir/data/meta.properties" ]]; then
         [[ -f "$dir/cluster_id" ]] || python3 -c 'import uuid,base64; print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))' >"$dir/cluster_id"
-        "${JCMD[@]}" kafka.tools.StorageTool format --ignore-formatted \
+        local -a scram=()
+        if [[ -f "$dir/security" ]]; then
+            while read -r name pw; do scram+=(--add-scram "SCRAM-SHA-512=[name=$name,password=$pw]"); done <"$dir/users"
+        fi
+        "${JCMD[@]}" kafka.tools.StorageTool format --ignore-formatted "${scram[@]}" \
             --cluster-id="$(cat "$dir/cluster_id")" -c "$dir/server.properties" >"$dir/format.log" 2>&1 \
             || { cat "$dir/format.log" >&2; die "storage format failed"; }
     fi

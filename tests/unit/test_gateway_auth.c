@@ -347,6 +347,34 @@ static void test_issuer(void **state) {
     free(none);
 }
 
+static void test_audience(void **state) {
+    (void)state;
+    auth_config c = hs_cfg();
+    c.audience = "callbus-gateway";
+    auth_identity id;
+    char *one = hs_token(claims_json("\"aud\":\"callbus-gateway\""));
+    char *among = hs_token(claims_json("\"aud\":[\"crm-reports\",\"callbus-gateway\"]"));
+    char *other = hs_token(claims_json("\"aud\":\"crm-reports\""));
+    char *others = hs_token(claims_json("\"aud\":[\"crm-reports\",7]"));
+    char *prefix = hs_token(claims_json("\"aud\":\"callbus-gateway-2\""));
+    char *none = hs_token(claims_json(""));
+    assert_int_equal(auth_verify(&c, one, NOW, &id), AUTH_OK);
+    assert_int_equal(auth_verify(&c, among, NOW, &id), AUTH_OK);
+    assert_int_equal(auth_verify(&c, other, NOW, &id), AUTH_WRONG_AUDIENCE);
+    assert_int_equal(auth_verify(&c, others, NOW, &id), AUTH_WRONG_AUDIENCE);
+    assert_int_equal(auth_verify(&c, prefix, NOW, &id), AUTH_WRONG_AUDIENCE);
+    assert_int_equal(auth_verify(&c, none, NOW, &id), AUTH_WRONG_AUDIENCE);
+    assert_int_equal(auth_close_code(AUTH_WRONG_AUDIENCE), 4001);
+    /* Without a configured audience, aud is not looked at. */
+    assert_int_equal(verify_hs(other), AUTH_OK);
+    free(one);
+    free(among);
+    free(other);
+    free(others);
+    free(prefix);
+    free(none);
+}
+
 /* ---- algorithms --------------------------------------------------------- */
 
 static void test_alg_none_refused(void **state) {
@@ -566,6 +594,40 @@ static void test_renewal(void **state) {
     free(other);
 }
 
+/* A renewal may not go back to a token issued before the one in use: a
+ * supervisor demoted to operator must not renew with the supervisor token
+ * they kept. */
+static void test_renewal_not_older(void **state) {
+    (void)state;
+    auth_config c = hs_cfg();
+    auth_identity cur, next;
+    char *old_sup = hs_token("{\"sub\":\"op-1042\",\"site\":\"lyon\",\"role\":\"supervisor\","
+                             "\"exp\":1800001200,\"iat\":1799999000}");
+    char *now_op = hs_token("{\"sub\":\"op-1042\",\"site\":\"lyon\",\"role\":\"operator\","
+                            "\"exp\":1800001200,\"iat\":1799999900}");
+    char *same = hs_token("{\"sub\":\"op-1042\",\"site\":\"lyon\",\"role\":\"operator\","
+                          "\"exp\":1800001300,\"iat\":1799999900}");
+    char *no_iat = hs_token("{\"sub\":\"op-1042\",\"site\":\"lyon\",\"role\":\"supervisor\","
+                            "\"exp\":1800001200}");
+    assert_int_equal(auth_verify(&c, now_op, NOW, &cur), AUTH_OK);
+    assert_true(cur.issued == 1799999900.0);
+    assert_int_equal(auth_renew(&c, &cur, old_sup, NOW + 10, &next), AUTH_OLDER_TOKEN);
+    assert_string_equal(next.operator_id, "");
+    assert_int_equal(auth_close_code(AUTH_OLDER_TOKEN), 4001);
+    /* Without an iat it cannot be shown newer: refused too. */
+    assert_int_equal(auth_renew(&c, &cur, no_iat, NOW + 10, &next), AUTH_OLDER_TOKEN);
+    /* Issued the same second: fine. */
+    assert_int_equal(auth_renew(&c, &cur, same, NOW + 10, &next), AUTH_OK);
+    /* A connection whose token had no iat has nothing to compare with. */
+    assert_int_equal(auth_verify(&c, no_iat, NOW, &cur), AUTH_OK);
+    assert_true(cur.issued == 0);
+    assert_int_equal(auth_renew(&c, &cur, old_sup, NOW + 10, &next), AUTH_OK);
+    free(old_sup);
+    free(now_op);
+    free(same);
+    free(no_iat);
+}
+
 static void test_texts_and_codes(void **state) {
     (void)state;
     for (int r = AUTH_OK; r <= AUTH_BAD_CONFIG; r++) {
@@ -599,6 +661,7 @@ int main(void) {
         cmocka_unit_test(test_bad_operator_id),
         cmocka_unit_test(test_bad_role),
         cmocka_unit_test(test_issuer),
+        cmocka_unit_test(test_audience),
         cmocka_unit_test(test_alg_none_refused),
         cmocka_unit_test(test_hs256_token_on_rs256_gateway),
         cmocka_unit_test(test_alg_confusion_public_key_as_secret),
@@ -610,6 +673,7 @@ int main(void) {
         cmocka_unit_test(test_config_problems),
         cmocka_unit_test(test_no_key_fails_closed),
         cmocka_unit_test(test_renewal),
+        cmocka_unit_test(test_renewal_not_older),
         cmocka_unit_test(test_texts_and_codes),
     };
     return cmocka_run_group_tests(tests, setup_keys, teardown_keys);

@@ -1,5 +1,8 @@
-/* test_gateway_view.c -- the gateway's per-operator view: routing, per-role
- * projection, snapshots, resume, duplicates, bad input, bounded memory. */
+/* test_gateway_view.c -- the gateway's view of the site's state records:
+ * routing, per-role projection (an operator never sees queue names or other
+ * operators), snapshots in parts and their bounds at 1,000 operators,
+ * resume, tombstones, unchanged records, results, bad input, bounded
+ * memory. Records are written as docs/messages.md ("State topics") shows. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,6 +13,7 @@
 #include "view.h"
 
 #define EPOCH "gw-1795670000"
+#define T0 "2026-12-04T09:12:03.120000Z"
 
 /* Every message delivered, per recipient stream. */
 typedef struct rec {
@@ -23,14 +27,6 @@ static void rec_init(rec *r) {
     r->other = json_array();
 }
 
-static void rec_clear(rec *r) {
-    json_decref(r->op101);
-    json_decref(r->op102);
-    json_decref(r->site);
-    json_decref(r->other);
-    rec_init(r);
-}
-
 static void rec_free(rec *r) {
     json_decref(r->op101);
     json_decref(r->op102);
@@ -40,558 +36,652 @@ static void rec_free(rec *r) {
 
 static void on_delivery(void *ctx, const char *op, json_t *msg) {
     rec *r = ctx;
-    json_t *to = !op ? r->site : strcmp(op, "op101") == 0 ? r->op101
-               : strcmp(op, "op102") == 0 ? r->op102 : r->other;
+    json_t *to = !op ? r->site : strcmp(op, "op101") == 0 ? r->op101 : strcmp(op, "op102") == 0 ? r->op102 : r->other;
     json_array_append(to, msg);
+}
+
+/* Most tests: a view keeping 100 messages per stream, and what it delivered. */
+typedef struct fixture {
+    view *v;
+    rec r;
+} fixture;
+
+static int setup(void **state) {
+    fixture *f = calloc(1, sizeof(*f));
+    f->v = view_new(100, EPOCH);
+    rec_init(&f->r);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state) {
+    fixture *f = *state;
+    rec_free(&f->r);
+    view_free(f->v);
+    free(f);
+    return 0;
 }
 
 static int seq;
 
-/* Apply one CloudEvent as the agent writes it; returns view_apply's result. */
-static int feed(view *v, rec *r, const char *type, const char *subject, const char *data) {
-    char id[64], t[40];
+static const char *const types[] = {"callbus.state.operator", "callbus.state.call", "callbus.queue.stats",
+                                    "callbus.result"};
+static const char *const topic_names[] = {"state.operators", "state.calls", "state.queues", "results"};
+
+/* One record as the agent writes it (data is stolen); key NULL: none.
+ * Returns view_apply's result. */
+static int put(view *v, rec *r, view_topic t, const char *key, json_t *data) {
+    char id[96];
     seq++;
-    snprintf(id, sizeof(id), "riga:agent1:1795670000:%d", seq);
-    snprintf(t, sizeof(t), "2026-11-26T05:%02d:%02d.000000Z", (seq / 60) % 60, seq % 60);
-    json_t *d = json_loads(data, 0, NULL);
-    assert_non_null(d);
-    json_t *ev = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:o}", "specversion",
-                           "1.0", "id", id, "source", "callbus://riga/agent/agent1", "type", type,
-                           "time", t, "subject", subject, "datacontenttype", "application/json",
-                           "epoch", (json_int_t)1795670000, "seq", (json_int_t)seq, "data", d);
-    char *s = json_dumps(ev, 0);
+    snprintf(id, sizeof(id), "riga:agent1:%s:1795670000:%d", topic_names[t], seq);
+    json_t *ev = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s?, s:s, s:o}", "specversion", "1.0", "id", id, "source",
+                           "callbus://riga/agent/agent1", "type", types[t], "time", T0, "subject", key,
+                           "datacontenttype", "application/json", "data", data);
+    char *s = json_dumps(ev, JSON_COMPACT);
     json_decref(ev);
-    int n = view_apply(v, s, strlen(s), r ? on_delivery : NULL, r);
+    int n = view_apply(v, t, key, key ? strlen(key) : 0, s, strlen(s), r ? on_delivery : NULL, r);
     free(s);
     return n;
 }
 
-#define CALLER_A "{\"number\":\"5551001\",\"name\":\"Alice Customer\"}"
-#define CALLER_B "{\"number\":\"5551002\",\"name\":\"Bob Customer\"}"
-
-static void logins(view *v, rec *r) {
-    feed(v, r, "callbus.operator.logged_in", "op101",
-         "{\"operator_id\":\"op101\",\"interface\":\"PJSIP/op101\",\"member_name\":\"Operator 101\","
-         "\"queue\":\"support\",\"device_status\":1}");
-    feed(v, r, "callbus.operator.logged_in", "op102",
-         "{\"operator_id\":\"op102\",\"interface\":\"PJSIP/op102\",\"member_name\":\"Operator 102\","
-         "\"queue\":\"sales\",\"device_status\":1}");
-    feed(v, r, "callbus.operator.ready", "op101",
-         "{\"operator_id\":\"op101\",\"interface\":\"PJSIP/op101\",\"device_status\":1}");
-    feed(v, r, "callbus.operator.ready", "op102",
-         "{\"operator_id\":\"op102\",\"interface\":\"PJSIP/op102\",\"device_status\":1}");
+static int tomb(view *v, rec *r, view_topic t, const char *key) {
+    return view_apply(v, t, key, strlen(key), NULL, 0, r ? on_delivery : NULL, r);
 }
 
-/* One inbound queue call up to the answer. */
-static void call_until_answer(view *v, rec *r, const char *id, const char *caller,
-                              const char *queue, const char *op) {
-    char d[512];
-    snprintf(d, sizeof(d), "{\"call_id\":\"%s\",\"caller\":%s,\"direction\":\"inbound\","
-             "\"channel\":\"PJSIP/trunk-00000001\",\"context\":\"from-trunk\",\"exten\":\"100\"}",
-             id, caller);
-    feed(v, r, "callbus.call.started", id, d);
-    snprintf(d, sizeof(d), "{\"call_id\":\"%s\",\"caller\":%s,\"queue\":\"%s\",\"position\":1}",
-             id, caller, queue);
-    feed(v, r, "callbus.call.queued", id, d);
-    snprintf(d, sizeof(d), "{\"call_id\":\"%s\",\"caller\":%s,\"queue\":\"%s\",\"operator_id\":"
-             "\"%s\",\"interface\":\"PJSIP/%s\",\"member_name\":\"Operator\"}",
-             id, caller, queue, op, op);
-    feed(v, r, "callbus.call.offered", id, d);
-    snprintf(d, sizeof(d), "{\"call_id\":\"%s\",\"caller\":%s,\"queue\":\"%s\",\"operator_id\":"
-             "\"%s\",\"wait_s\":2.493,\"ring_s\":2.903}", id, caller, queue, op);
-    feed(v, r, "callbus.call.answered", id, d);
+static json_t *caller(const char *number) { return json_pack("{s:s, s:s}", "number", number, "name", "Customer"); }
+
+/* callbus.state.operator, ready in one queue. */
+static json_t *operator_rec(const char *id, const char *queue) {
+    char iface[64];
+    snprintf(iface, sizeof(iface), "PJSIP/%s", id);
+    return json_pack("{s:s, s:s, s:s, s:b, s:[{s:s, s:b, s:n}], s:s, s:s, s:b, s:n, s:s, s:n, s:n, s:[],"
+                     " s:{s:s, s:i, s:f, s:i}}",
+                     "operator_id", id, "member_name", "Operator", "interface", iface, "logged_in", 1, "queues",
+                     "queue", queue, "paused", 0, "reason", "state", "ready", "state_since", T0, "paused", 0,
+                     "pause_reason", "device", "ready", "offered", "call", "recent", "today", "date", "2026-12-04",
+                     "handled", 0, "talk_s", 0.0, "missed", 0);
 }
 
-static void call_end(view *v, rec *r, const char *id, const char *caller, const char *queue,
-                     const char *op) {
-    char d[1024];
-    snprintf(d, sizeof(d),
-             "{\"call_id\":\"%s\",\"caller\":%s,\"queue\":\"%s\",\"operator_id\":\"%s\","
-             "\"direction\":\"inbound\",\"disposition\":\"answered\",\"hangup_cause\":16,"
-             "\"hangup_cause_text\":\"Normal Clearing\",\"duration_s\":97.412,\"talk_s\":92.018,"
-             "\"wait_s\":2,\"answered_by\":\"%s\",\"operators\":[\"%s\"],"
-             "\"started_at\":\"2026-11-26T05:17:39.512301Z\",\"answered_at\":"
-             "\"2026-11-26T05:17:42.907184Z\",\"ended_at\":\"2026-11-26T05:19:16.924301Z\","
-             "\"reason\":\"normal\"}", id, caller, queue, op, op, op);
-    feed(v, r, "callbus.call.ended", id, d);
+static json_t *offered(const char *call_id, const char *queue) {
+    return json_pack("{s:s, s:o, s:s, s:s}", "call_id", call_id, "caller", caller("5551001"), "queue", queue,
+                     "since", T0);
 }
 
-static void results(view *v, rec *r) {
-    feed(v, r, "callbus.result", "gw:op101:1",
-         "{\"command_id\":\"gw:op101:1\",\"command_type\":\"callbus.command.pause\","
-         "\"status\":\"succeeded\",\"sender\":\"gateway:op101\"}");
-    feed(v, r, "callbus.result", "central:crm1:1",
-         "{\"command_id\":\"central:crm1:1\",\"command_type\":\"callbus.command.originate\","
-         "\"status\":\"accepted\",\"sender\":\"crm:jdoe\"}");
+static json_t *in_call(const char *call_id, const char *queue) {
+    return json_pack("{s:s, s:o, s:s, s:s, s:s, s:b}", "call_id", call_id, "caller", caller("5551001"), "direction",
+                     "inbound", "queue", queue, "answered_at", T0, "held", 0);
 }
 
-/* The whole day: two operators, a call each, a pause, results. */
-static int scenario(view *v, rec *r) {
-    int before = seq;
-    logins(v, r);
-    call_until_answer(v, r, "1795670259.0", CALLER_A, "support", "op101");
-    call_until_answer(v, r, "1795670260.1", CALLER_B, "sales", "op102");
-    call_end(v, r, "1795670259.0", CALLER_A, "support", "op101");
-    call_end(v, r, "1795670260.1", CALLER_B, "sales", "op102");
-    feed(v, r, "callbus.operator.paused", "op101",
-         "{\"operator_id\":\"op101\",\"interface\":\"PJSIP/op101\",\"queue\":\"support\","
-         "\"reason\":\"lunch\",\"device_status\":1}");
-    results(v, r);
-    return seq - before;
+static json_t *recent_entry(const char *call_id, const char *queue) {
+    return json_pack("{s:s, s:o, s:s, s:s, s:s, s:f, s:f, s:s}", "call_id", call_id, "caller", caller("5551001"),
+                     "direction", "inbound", "queue", queue, "disposition", "answered", "duration_s", 97.4, "talk_s",
+                     92.0, "ended_at", T0);
 }
 
-static const char *ev_type(const json_t *msg) {
-    return json_string_value(json_object_get(json_object_get(msg, "event"), "type"));
+/* op101 ringing for call 1.1 in "support", with a recent call. */
+static json_t *op101_ringing(void) {
+    json_t *o = operator_rec("op101", "support");
+    json_object_set_new(o, "state", json_string("ringing"));
+    json_object_set_new(o, "device", json_string("ringing"));
+    json_object_set_new(o, "offered", offered("1.1", "support"));
+    json_object_set_new(o, "recent", json_pack("[o]", recent_entry("0.9", "support")));
+    return o;
 }
 
-static const char *ev_data(const json_t *msg, const char *key) {
-    json_t *d = json_object_get(json_object_get(msg, "event"), "data");
-    return json_string_value(json_object_get(d, key));
+static json_t *call_rec(const char *id, const char *state, const char *queue, const char *op) {
+    return json_pack("{s:s, s:s, s:s, s:o, s:n, s:s, s:i, s:s?, s:[s], s:[], s:s, s:s, s:n}", "call_id", id, "state",
+                     state, "direction", "inbound", "caller", caller("5551001"), "party", "queue", queue, "position",
+                     1, "operator_id", op, "offered_to", "op101", "operators", "started_at", T0, "queued_at", T0,
+                     "answered_at");
 }
+
+static json_t *queue_rec(const char *q, int waiting) {
+    return json_pack("{s:s, s:s, s:s, s:i, s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:f, s:f, s:f, s:i, s:f, s:i,"
+                     " s:{s:i, s:i, s:i, s:i, s:i, s:i}}",
+                     "queue", q, "date", "2026-12-04", "timezone", "Europe/Tallinn", "waiting", waiting,
+                     "oldest_waiting_since", T0, "longest_wait_s", 41, "offered", 812, "answered", 760, "abandoned",
+                     31, "timed_out", 12, "answered_within_sl", 702, "sl_threshold_s", 20, "service_level", 0.871,
+                     "avg_wait_s", 9.2, "avg_talk_s", 74.1, "wait_s_total", 6992, "talk_s_total", 53000.3, "talked",
+                     715, "operators", "logged_in", 40, "ready", 12, "paused", 5, "ringing", 3, "on_call", 19,
+                     "unavailable", 1);
+}
+
+static json_t *result(const char *cmd, const char *sender) {
+    return json_pack("{s:s, s:s, s:s, s:s}", "command_id", cmd, "command_type", "pause", "status", "succeeded",
+                     "sender", sender);
+}
+
+/* Two operators in different queues, a call, a queue, results. */
+static void site(view *v, rec *r) {
+    put(v, r, VIEW_TOPIC_OPERATORS, "op101", op101_ringing());
+    put(v, r, VIEW_TOPIC_OPERATORS, "op102", operator_rec("op102", "sales"));
+    put(v, r, VIEW_TOPIC_CALLS, "1.1", call_rec("1.1", "ringing", "support", NULL));
+    put(v, r, VIEW_TOPIC_QUEUES, "support", queue_rec("support", 1));
+    put(v, r, VIEW_TOPIC_RESULTS, "gw-1", result("gw-1", "gateway:op101"));
+    put(v, r, VIEW_TOPIC_RESULTS, "crm-1", result("crm-1", "crm:jdoe"));
+}
+
+static const char *jstr(const json_t *o, const char *k) { return json_string_value(json_object_get(o, k)); }
 
 static int has_key_anywhere(const json_t *j, const char *key) {
     const char *k;
     json_t *e;
     size_t i;
     if (json_is_object(j)) {
-        json_object_foreach((json_t *)j, k, e)
-            if (strcmp(k, key) == 0 || has_key_anywhere(e, key)) return 1;
+        json_object_foreach((json_t *)j, k, e) if (strcmp(k, key) == 0 || has_key_anywhere(e, key)) return 1;
     } else if (json_is_array(j)) {
         json_array_foreach(j, i, e) if (has_key_anywhere(e, key)) return 1;
     }
     return 0;
 }
 
+static void assert_no_queue_names(const json_t *j) {
+    assert_false(has_key_anywhere(j, "queue"));
+    assert_false(has_key_anywhere(j, "queues"));
+    assert_false(has_key_anywhere(j, "offered_to"));
+}
+
 static void assert_positions(const json_t *msgs, uint64_t first) {
     size_t i;
     json_t *m;
     json_array_foreach(msgs, i, m) {
-        assert_string_equal(json_string_value(json_object_get(m, "type")), "event");
-        assert_string_equal(json_string_value(json_object_get(m, "epoch")), EPOCH);
+        assert_string_equal(jstr(m, "epoch"), EPOCH);
         assert_int_equal(json_integer_value(json_object_get(m, "pos")), first + i);
     }
 }
 
-static void assert_types(const json_t *msgs, const char **want, size_t n) {
-    assert_int_equal(json_array_size(msgs), n);
-    for (size_t i = 0; i < n; i++) assert_string_equal(ev_type(json_array_get(msgs, i)), want[i]);
+static json_t *last(const json_t *msgs) { return json_array_get(msgs, json_array_size(msgs) - 1); }
+
+/* The one message of an operator's snapshot. */
+static json_t *op_snapshot(view *v, const char *id) {
+    json_t *parts = view_snapshot(v, id, VIEW_OPERATOR);
+    assert_int_equal(json_array_size(parts), 1);
+    json_t *m = json_incref(json_array_get(parts, 0));
+    json_decref(parts);
+    return m;
 }
 
 static void test_each_operator_gets_only_their_own(void **state) {
-    (void)state;
-    view *v = view_new(100, EPOCH);
-    rec r;
-    rec_init(&r);
-    scenario(v, &r);
-    const char *want101[] = {"callbus.operator.logged_in", "callbus.operator.ready",
-                             "callbus.call.offered", "callbus.call.answered",
-                             "callbus.call.ended", "callbus.operator.paused", "callbus.result"};
-    const char *want102[] = {"callbus.operator.logged_in", "callbus.operator.ready",
-                             "callbus.call.offered", "callbus.call.answered",
-                             "callbus.call.ended"};
-    assert_types(r.op101, want101, 7);
-    assert_types(r.op102, want102, 5);
-    assert_int_equal(json_array_size(r.other), 0);
-    assert_positions(r.op101, 1);
-    assert_positions(r.op102, 1);
-    size_t i;
-    json_t *m;
-    json_array_foreach(r.op101, i, m) {
-        const char *call = ev_data(m, "call_id");
-        if (call) assert_string_equal(call, "1795670259.0");
-        const char *op = ev_data(m, "operator_id");
-        if (op) assert_string_equal(op, "op101");
-    }
-    json_array_foreach(r.op102, i, m) {
-        const char *call = ev_data(m, "call_id");
-        if (call) assert_string_equal(call, "1795670260.1");
-        const char *op = ev_data(m, "operator_id");
-        if (op) assert_string_equal(op, "op102");
-    }
-    /* The result of op101's command, not the CRM's. */
-    assert_string_equal(ev_data(json_array_get(r.op101, 6), "command_id"), "gw:op101:1");
-    rec_free(&r);
-    view_free(v);
+    fixture *f = *state;
+    view *v = f->v;
+    rec *r = &f->r;
+    site(v, r);
+    /* op101: their record, then the result of their command; nothing else. */
+    assert_int_equal(json_array_size(r->op101), 2);
+    json_t *u = json_array_get(r->op101, 0);
+    assert_string_equal(jstr(u, "type"), "update");
+    assert_string_equal(jstr(u, "kind"), "operator");
+    assert_string_equal(jstr(u, "id"), "op101");
+    assert_string_equal(jstr(u, "time"), T0);
+    assert_string_equal(jstr(json_object_get(u, "state"), "operator_id"), "op101");
+    json_t *ev = json_array_get(r->op101, 1);
+    assert_string_equal(jstr(ev, "type"), "event");
+    assert_string_equal(jstr(json_object_get(ev, "event"), "type"), "callbus.result");
+    assert_string_equal(jstr(json_object_get(json_object_get(ev, "event"), "data"), "command_id"), "gw-1");
+    assert_positions(r->op101, 1);
+    assert_int_equal(json_array_size(r->op102), 1);
+    assert_string_equal(jstr(json_array_get(r->op102, 0), "id"), "op102");
+    assert_int_equal(json_array_size(r->other), 0);
+    /* The snapshot holds their own record only. */
+    json_t *snap = op_snapshot(v, "op102");
+    assert_string_equal(jstr(snap, "role"), "operator");
+    assert_int_equal(json_integer_value(json_object_get(snap, "pos")), 1);
+    assert_string_equal(jstr(json_object_get(snap, "operator"), "operator_id"), "op102");
+    assert_null(json_object_get(snap, "operators"));
+    assert_null(json_object_get(snap, "calls"));
+    assert_null(json_object_get(snap, "queues"));
+    char *txt = json_dumps(snap, 0);
+    assert_null(strstr(txt, "op101"));
+    assert_null(strstr(txt, "1.1"));
+    free(txt);
+    json_decref(snap);
+    /* Commands are checked against the operator's own record. */
+    const json_t *own = view_operator(v, "op101");
+    assert_string_equal(jstr(json_object_get(own, "offered"), "call_id"), "1.1");
+    assert_null(view_operator(v, "op999"));
 }
 
 static void test_operators_never_see_queues(void **state) {
-    (void)state;
-    view *v = view_new(100, EPOCH);
-    rec r;
-    rec_init(&r);
-    logins(v, &r);
-    call_until_answer(v, &r, "1795670259.0", CALLER_A, "support", "op101");
-    json_t *snaps[] = {view_snapshot(v, "op101", VIEW_OPERATOR),
-                       view_snapshot(v, "op102", VIEW_OPERATOR), NULL, NULL};
-    call_end(v, &r, "1795670259.0", CALLER_A, "support", "op101");
-    snaps[2] = view_snapshot(v, "op101", VIEW_OPERATOR);
-    snaps[3] = view_resume(v, "op101", VIEW_OPERATOR, EPOCH, 0);
-    for (int i = 0; i < 4; i++) {
-        assert_false(has_key_anywhere(snaps[i], "queue"));
-        assert_false(has_key_anywhere(snaps[i], "queues"));
-        json_decref(snaps[i]);
-    }
-    assert_true(json_array_size(r.op101) > 0);
-    assert_false(has_key_anywhere(r.op101, "queue"));
-    assert_false(has_key_anywhere(r.op102, "queue"));
-    /* ... while the same events on the site stream keep them. */
-    assert_true(has_key_anywhere(r.site, "queue"));
-    rec_free(&r);
-    view_free(v);
+    fixture *f = *state;
+    view *v = f->v;
+    rec *r = &f->r;
+    site(v, r);
+    json_t *o = op101_ringing();
+    json_object_set_new(o, "state", json_string("on_call"));
+    json_object_set_new(o, "offered", json_null());
+    json_object_set_new(o, "call", in_call("1.1", "support"));
+    put(v, r, VIEW_TOPIC_OPERATORS, "op101", o);
+    put(v, r, VIEW_TOPIC_CALLS, "1.1", call_rec("1.1", "connected", "support", "op101"));
+    assert_int_equal(json_array_size(r->op101), 3);
+    assert_no_queue_names(r->op101);
+    assert_no_queue_names(r->op102);
+    /* What the operator keeps: the call, the caller, the recent calls. */
+    json_t *st = json_object_get(last(r->op101), "state");
+    assert_string_equal(jstr(json_object_get(st, "call"), "call_id"), "1.1");
+    assert_string_equal(jstr(json_object_get(json_object_get(st, "call"), "caller"), "number"), "5551001");
+    assert_int_equal(json_array_size(json_object_get(st, "recent")), 1);
+    json_t *snap = op_snapshot(v, "op101");
+    assert_no_queue_names(snap);
+    assert_string_equal(jstr(json_object_get(json_object_get(snap, "operator"), "call"), "call_id"), "1.1");
+    json_decref(snap);
+    /* The snapshot that replaces a failed resume is projected too. */
+    json_t *res = view_resume(v, "op101", VIEW_OPERATOR, "old", 1);
+    assert_no_queue_names(res);
+    json_decref(res);
+    /* The kept record is untouched: supervisors still see the queues. */
+    assert_true(has_key_anywhere(view_operator(v, "op101"), "queue"));
+    assert_true(has_key_anywhere(last(r->site), "offered_to"));
 }
 
 static void test_supervisor_sees_the_site(void **state) {
-    (void)state;
-    view *v = view_new(100, EPOCH);
-    rec r;
-    rec_init(&r);
-    int start = seq;
-    logins(v, &r);
-    call_until_answer(v, &r, "1795670259.0", CALLER_A, "support", "op101");
-    call_until_answer(v, &r, "1795670260.1", CALLER_B, "sales", "op102");
-    json_t *snap = view_snapshot(v, "sup1", VIEW_SUPERVISOR);
-    assert_string_equal(json_string_value(json_object_get(snap, "role")), "supervisor");
-    json_t *calls = json_object_get(snap, "calls");
-    assert_int_equal(json_array_size(calls), 2);
-    assert_string_equal(json_string_value(json_object_get(json_array_get(calls, 0), "queue")),
-                        "support");
-    assert_string_equal(json_string_value(json_object_get(json_array_get(calls, 1), "queue")),
-                        "sales");
-    json_t *ops = json_object_get(snap, "operators");
-    assert_int_equal(json_array_size(ops), 2);
-    json_t *q = json_object_get(json_array_get(ops, 0), "queues");
-    assert_string_equal(json_string_value(json_object_get(json_array_get(q, 0), "queue")),
-                        "support");
-    json_decref(snap);
-    call_end(v, &r, "1795670259.0", CALLER_A, "support", "op101");
-    call_end(v, &r, "1795670260.1", CALLER_B, "sales", "op102");
-    results(v, &r);
-    /* Every event, in order, numbered 1..n, with its queue. */
-    assert_int_equal(json_array_size(r.site), (size_t)(seq - start));
-    assert_positions(r.site, 1);
-    assert_string_equal(ev_type(json_array_get(r.site, 5)), "callbus.call.queued");
-    assert_string_equal(ev_data(json_array_get(r.site, 5), "queue"), "support");
-    assert_string_equal(ev_data(json_array_get(r.site, json_array_size(r.site) - 1), "sender"),
-                        "crm:jdoe");
-    snap = view_snapshot(v, "sup1", VIEW_SUPERVISOR);
-    assert_int_equal(json_array_size(json_object_get(snap, "calls")), 0);
-    assert_int_equal(json_integer_value(json_object_get(snap, "pos")), json_array_size(r.site));
-    json_decref(snap);
-    rec_free(&r);
-    view_free(v);
+    fixture *f = *state;
+    view *v = f->v;
+    rec *r = &f->r;
+    site(v, r);
+    /* Operators, the call, the queue and both results, in order. */
+    const char *kinds[] = {"operator", "operator", "call", "queue"};
+    assert_int_equal(json_array_size(r->site), 6);
+    for (size_t i = 0; i < 4; i++) assert_string_equal(jstr(json_array_get(r->site, i), "kind"), kinds[i]);
+    assert_string_equal(jstr(json_array_get(r->site, 4), "type"), "event");
+    assert_string_equal(jstr(json_array_get(r->site, 5), "type"), "event");
+    assert_positions(r->site, 1);
+    /* Queue names for supervisors; other operators' recent calls are left out. */
+    json_t *op = json_object_get(json_array_get(r->site, 0), "state");
+    assert_true(has_key_anywhere(op, "queue"));
+    assert_null(json_object_get(op, "recent"));
+    assert_string_equal(jstr(json_object_get(json_array_get(r->site, 2), "state"), "queue"), "support");
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(json_array_get(r->site, 3), "state"),
+                                                        "waiting")),
+                     1);
+    /* The snapshot: one part at this size, with the supervisor's own record
+     * whole, every queue, operator and call. */
+    put(v, r, VIEW_TOPIC_OPERATORS, "sup1", operator_rec("sup1", "support"));
+    json_t *parts = view_snapshot(v, "sup1", VIEW_SUPERVISOR);
+    assert_int_equal(json_array_size(parts), 1);
+    json_t *p = json_array_get(parts, 0);
+    assert_string_equal(jstr(p, "role"), "supervisor");
+    assert_int_equal(json_integer_value(json_object_get(p, "part")), 1);
+    assert_int_equal(json_integer_value(json_object_get(p, "parts")), 1);
+    assert_int_equal(json_integer_value(json_object_get(p, "pos")), 7);
+    assert_string_equal(jstr(json_object_get(p, "operator"), "operator_id"), "sup1");
+    assert_non_null(json_object_get(json_object_get(p, "operator"), "recent"));
+    assert_int_equal(json_array_size(json_object_get(p, "queues")), 1);
+    assert_int_equal(json_array_size(json_object_get(p, "operators")), 3);
+    assert_int_equal(json_array_size(json_object_get(p, "calls")), 1);
+    assert_true(has_key_anywhere(json_object_get(p, "calls"), "offered_to"));
+    assert_false(has_key_anywhere(json_object_get(p, "operators"), "recent"));
+    json_decref(parts);
 }
 
-static json_t *op_state_of(json_t *snap) {
-    return json_object_get(snap, "operator");
+static void test_tombstones(void **state) {
+    fixture *f = *state;
+    view *v = f->v;
+    rec *r = &f->r;
+    site(v, r);
+    size_t nsite = json_array_size(r->site);
+    /* The call ended: supervisors are told, the snapshot forgets it. */
+    assert_int_equal(tomb(v, r, VIEW_TOPIC_CALLS, "1.1"), 1);
+    json_t *u = last(r->site);
+    assert_string_equal(jstr(u, "kind"), "call");
+    assert_string_equal(jstr(u, "id"), "1.1");
+    assert_true(json_is_null(json_object_get(u, "state")));
+    assert_int_equal(json_integer_value(json_object_get(u, "pos")), nsite + 1);
+    assert_int_equal(tomb(v, r, VIEW_TOPIC_CALLS, "1.1"), 0);
+    assert_int_equal(tomb(v, r, VIEW_TOPIC_QUEUES, "nowhere"), 0);
+    json_t *parts = view_snapshot(v, "sup1", VIEW_SUPERVISOR);
+    assert_int_equal(json_array_size(json_object_get(json_array_get(parts, 0), "calls")), 0);
+    json_decref(parts);
+    /* An operator removed: a null update on both streams, a blank record in
+     * the snapshot, and the stream keeps counting. */
+    assert_int_equal(tomb(v, r, VIEW_TOPIC_OPERATORS, "op101"), 2);
+    assert_true(json_is_null(json_object_get(last(r->op101), "state")));
+    assert_true(json_is_null(json_object_get(last(r->site), "state")));
+    assert_int_equal(json_integer_value(json_object_get(last(r->op101), "pos")), 3);
+    json_t *snap = op_snapshot(v, "op101");
+    assert_string_equal(jstr(json_object_get(snap, "operator"), "state"), "logged_out");
+    assert_int_equal(json_integer_value(json_object_get(snap, "pos")), 3);
+    assert_no_queue_names(snap);
+    json_decref(snap);
+    assert_int_equal(put(v, r, VIEW_TOPIC_OPERATORS, "op101", operator_rec("op101", "support")), 2);
+    assert_int_equal(json_integer_value(json_object_get(last(r->op101), "pos")), 4);
+    view_stats st;
+    view_get_stats(v, &st);
+    assert_int_equal(st.operators, 2);
+    assert_int_equal(st.active_calls, 0);
+    assert_int_equal(st.queues, 1);
 }
 
-static void test_snapshot_mid_call(void **state) {
-    (void)state;
-    view *v = view_new(100, EPOCH);
-    rec r;
-    rec_init(&r);
-    logins(v, &r);
-    feed(v, &r, "callbus.call.started", "1795670259.0",
-         "{\"call_id\":\"1795670259.0\",\"caller\":" CALLER_A ",\"direction\":\"inbound\"}");
-    feed(v, &r, "callbus.call.queued", "1795670259.0",
-         "{\"call_id\":\"1795670259.0\",\"caller\":" CALLER_A ",\"queue\":\"support\",\"position\":1}");
-    feed(v, &r, "callbus.call.offered", "1795670259.0",
-         "{\"call_id\":\"1795670259.0\",\"caller\":" CALLER_A ",\"queue\":\"support\","
-         "\"operator_id\":\"op101\"}");
-    feed(v, &r, "callbus.operator.ringing", "op101", "{\"operator_id\":\"op101\",\"device_status\":6}");
-
-    json_t *snap = view_snapshot(v, "op101", VIEW_OPERATOR);
-    assert_string_equal(json_string_value(json_object_get(snap, "type")), "snapshot");
-    assert_string_equal(json_string_value(json_object_get(snap, "epoch")), EPOCH);
-    assert_int_equal(json_integer_value(json_object_get(snap, "pos")), json_array_size(r.op101));
-    json_t *st = op_state_of(snap);
-    assert_true(json_is_true(json_object_get(st, "logged_in")));
-    assert_false(json_is_true(json_object_get(st, "paused")));
-    assert_string_equal(json_string_value(json_object_get(st, "device")), "ringing");
-    json_t *offered = json_object_get(st, "offered");
-    assert_string_equal(json_string_value(json_object_get(offered, "call_id")), "1795670259.0");
-    assert_string_equal(json_string_value(json_object_get(json_object_get(offered, "caller"), "number")),
-                        "5551001");
-    assert_non_null(json_string_value(json_object_get(offered, "since")));
-    assert_true(json_is_null(json_object_get(st, "call")));
-    assert_int_equal(json_array_size(json_object_get(snap, "calls")), 1);
-    json_decref(snap);
-
-    /* op102 was not offered it: not theirs. */
-    snap = view_snapshot(v, "op102", VIEW_OPERATOR);
-    assert_true(json_is_null(json_object_get(op_state_of(snap), "offered")));
-    assert_int_equal(json_array_size(json_object_get(snap, "calls")), 0);
-    json_decref(snap);
-
-    feed(v, &r, "callbus.call.answered", "1795670259.0",
-         "{\"call_id\":\"1795670259.0\",\"caller\":" CALLER_A ",\"queue\":\"support\","
-         "\"operator_id\":\"op101\",\"wait_s\":2.4}");
-    feed(v, &r, "callbus.operator.busy", "op101", "{\"operator_id\":\"op101\",\"device_status\":2}");
-    snap = view_snapshot(v, "op101", VIEW_OPERATOR);
-    st = op_state_of(snap);
-    assert_true(json_is_null(json_object_get(st, "offered")));
-    json_t *call = json_object_get(st, "call");
-    assert_string_equal(json_string_value(json_object_get(call, "call_id")), "1795670259.0");
-    assert_string_equal(json_string_value(json_object_get(call, "direction")), "inbound");
-    assert_string_equal(json_string_value(json_object_get(json_object_get(call, "caller"), "number")),
-                        "5551001");
-    assert_non_null(json_string_value(json_object_get(call, "answered_at")));
-    assert_string_equal(json_string_value(json_object_get(st, "device")), "busy");
-    json_decref(snap);
-
-    call_end(v, &r, "1795670259.0", CALLER_A, "support", "op101");
-    feed(v, &r, "callbus.operator.paused", "op101",
-         "{\"operator_id\":\"op101\",\"queue\":\"support\",\"reason\":\"lunch\"}");
-    snap = view_snapshot(v, "op101", VIEW_OPERATOR);
-    st = op_state_of(snap);
-    assert_true(json_is_null(json_object_get(st, "call")));
-    assert_true(json_is_true(json_object_get(st, "paused")));
-    assert_string_equal(json_string_value(json_object_get(st, "pause_reason")), "lunch");
-    json_t *recent = json_array_get(json_object_get(st, "recent"), 0);
-    assert_string_equal(json_string_value(json_object_get(recent, "call_id")), "1795670259.0");
-    assert_string_equal(json_string_value(json_object_get(recent, "disposition")), "answered");
-    assert_true(json_real_value(json_object_get(recent, "duration_s")) > 97.0);
-    assert_true(json_real_value(json_object_get(recent, "talk_s")) > 92.0);
-    assert_int_equal(json_array_size(json_object_get(snap, "calls")), 0);
-    json_decref(snap);
-
-    feed(v, &r, "callbus.operator.ready", "op101",
-         "{\"operator_id\":\"op101\",\"queue\":\"support\"}");
-    snap = view_snapshot(v, "op101", VIEW_OPERATOR);
-    assert_false(json_is_true(json_object_get(op_state_of(snap), "paused")));
-    assert_true(json_is_null(json_object_get(op_state_of(snap), "pause_reason")));
-    json_decref(snap);
-
-    /* Somebody the view never heard of gets an empty state at position 0. */
-    snap = view_snapshot(v, "op999", VIEW_OPERATOR);
-    assert_int_equal(json_integer_value(json_object_get(snap, "pos")), 0);
-    assert_false(json_is_true(json_object_get(op_state_of(snap), "logged_in")));
-    json_decref(snap);
-    rec_free(&r);
-    view_free(v);
+static void test_unchanged_records_are_not_sent_again(void **state) {
+    fixture *f = *state;
+    view *v = f->v;
+    rec *r = &f->r;
+    site(v, r);
+    size_t n101 = json_array_size(r->op101), nsite = json_array_size(r->site);
+    /* The same records again (a re-publication, a duplicate): nothing. */
+    assert_int_equal(put(v, r, VIEW_TOPIC_OPERATORS, "op101", op101_ringing()), 0);
+    assert_int_equal(put(v, r, VIEW_TOPIC_QUEUES, "support", queue_rec("support", 1)), 0);
+    assert_int_equal(json_array_size(r->op101), n101);
+    assert_int_equal(json_array_size(r->site), nsite);
+    /* A change only supervisors can see (another queue): the site only. */
+    json_t *o = op101_ringing();
+    json_array_append_new(json_object_get(o, "queues"), json_pack("{s:s, s:b, s:n}", "queue", "sales", "paused", 0,
+                                                                  "reason"));
+    assert_int_equal(put(v, r, VIEW_TOPIC_OPERATORS, "op101", o), 1);
+    assert_int_equal(json_array_size(r->op101), n101);
+    assert_int_equal(json_array_size(r->site), nsite + 1);
+    /* A change of recent calls only: the operator only. */
+    o = json_deep_copy(view_operator(v, "op101"));
+    json_array_append_new(json_object_get(o, "recent"), recent_entry("0.8", "sales"));
+    assert_int_equal(put(v, r, VIEW_TOPIC_OPERATORS, "op101", o), 1);
+    assert_int_equal(json_array_size(r->op101), n101 + 1);
+    assert_int_equal(json_array_size(r->site), nsite + 1);
+    /* A queue's longest wait moved: supervisors hear of it. */
+    json_t *q = queue_rec("support", 1);
+    json_object_set_new(q, "longest_wait_s", json_integer(51));
+    assert_int_equal(put(v, r, VIEW_TOPIC_QUEUES, "support", q), 1);
 }
 
 static void test_resume_returns_exactly_what_was_missed(void **state) {
-    (void)state;
-    view *v = view_new(100, EPOCH);
-    rec r;
-    rec_init(&r);
-    logins(v, &r);
-    json_t *snap = view_snapshot(v, "op101", VIEW_OPERATOR);
-    uint64_t pos = (uint64_t)json_integer_value(json_object_get(snap, "pos"));
+    fixture *f = *state;
+    view *v = f->v;
+    rec *r = &f->r;
+    site(v, r);
+    json_t *snap = op_snapshot(v, "op101");
+    uint64_t at = (uint64_t)json_integer_value(json_object_get(snap, "pos"));
     json_decref(snap);
-    json_t *sup = view_snapshot(v, NULL, VIEW_SUPERVISOR);
-    uint64_t sup_pos = (uint64_t)json_integer_value(json_object_get(sup, "pos"));
+    json_t *sup = view_snapshot(v, "sup1", VIEW_SUPERVISOR);
+    uint64_t sat = (uint64_t)json_integer_value(json_object_get(json_array_get(sup, 0), "pos"));
     json_decref(sup);
-    rec_clear(&r);   /* the client is away from here */
-    call_until_answer(v, &r, "1795670259.0", CALLER_A, "support", "op101");
-    call_until_answer(v, &r, "1795670260.1", CALLER_B, "sales", "op102");
-    call_end(v, &r, "1795670259.0", CALLER_A, "support", "op101");
-
-    json_t *res = view_resume(v, "op101", VIEW_OPERATOR, EPOCH, pos);
-    assert_string_equal(json_string_value(json_object_get(res, "type")), "resume");
-    assert_true(json_is_true(json_object_get(res, "recovered")));
-    assert_true(json_array_size(r.op101) == 3);
-    assert_true(json_equal(json_object_get(res, "events"), r.op101));
-    assert_positions(json_object_get(res, "events"), pos + 1);
+    size_t n101 = json_array_size(r->op101), nsite = json_array_size(r->site);
+    /* Missed meanwhile: op101 answers, the call connects, a result. */
+    json_t *o = op101_ringing();
+    json_object_set_new(o, "state", json_string("on_call"));
+    json_object_set_new(o, "offered", json_null());
+    json_object_set_new(o, "call", in_call("1.1", "support"));
+    put(v, r, VIEW_TOPIC_OPERATORS, "op101", o);
+    put(v, r, VIEW_TOPIC_CALLS, "1.1", call_rec("1.1", "connected", "support", "op101"));
+    put(v, r, VIEW_TOPIC_RESULTS, "gw-2", result("gw-2", "gateway:op101"));
+    put(v, r, VIEW_TOPIC_OPERATORS, "op102", operator_rec("op102", "support"));
+    json_t *res = view_resume(v, "op101", VIEW_OPERATOR, EPOCH, at);
+    assert_int_equal(json_array_size(res), 1);
+    json_t *m = json_array_get(res, 0);
+    assert_string_equal(jstr(m, "type"), "resume");
+    assert_true(json_is_true(json_object_get(m, "recovered")));
+    json_t *events = json_object_get(m, "events");
+    assert_int_equal(json_array_size(events), 2);
+    for (size_t i = 0; i < 2; i++) assert_true(json_equal(json_array_get(events, i), json_array_get(r->op101, n101 + i)));
+    assert_positions(events, at + 1);
+    assert_int_equal(json_integer_value(json_object_get(m, "pos")), at + 2);
     json_decref(res);
-
-    /* Up to date: nothing missed. */
-    res = view_resume(v, "op101", VIEW_OPERATOR, EPOCH, pos + 3);
-    assert_int_equal(json_array_size(json_object_get(res, "events")), 0);
+    /* The supervisor missed four: the operator, the call, the result, op102. */
+    res = view_resume(v, "sup1", VIEW_SUPERVISOR, EPOCH, sat);
+    events = json_object_get(json_array_get(res, 0), "events");
+    assert_int_equal(json_array_size(events), 4);
+    for (size_t i = 0; i < 4; i++) assert_true(json_equal(json_array_get(events, i), json_array_get(r->site, nsite + i)));
     json_decref(res);
-
-    /* From the middle. */
-    res = view_resume(v, "op101", VIEW_OPERATOR, EPOCH, pos + 1);
-    assert_int_equal(json_array_size(json_object_get(res, "events")), 2);
-    assert_true(json_equal(json_array_get(json_object_get(res, "events"), 0),
-                           json_array_get(r.op101, 1)));
+    /* Up to date: an empty resume. */
+    res = view_resume(v, "op101", VIEW_OPERATOR, EPOCH, at + 2);
+    assert_int_equal(json_array_size(json_object_get(json_array_get(res, 0), "events")), 0);
     json_decref(res);
-
-    res = view_resume(v, NULL, VIEW_SUPERVISOR, EPOCH, sup_pos);
-    assert_true(json_equal(json_object_get(res, "events"), r.site));
-    json_decref(res);
-    rec_free(&r);
-    view_free(v);
 }
 
-static void assert_not_recovered(json_t *res, const char *reason) {
-    assert_string_equal(json_string_value(json_object_get(res, "type")), "snapshot");
-    assert_true(json_is_false(json_object_get(res, "recovered")));
-    assert_string_equal(json_string_value(json_object_get(res, "reason")), reason);
-    assert_non_null(json_object_get(res, "operator"));
+static void assert_not_recovered(json_t *res, const char *why) {
+    assert_true(json_array_size(res) >= 1);
+    size_t i;
+    json_t *p;
+    json_array_foreach(res, i, p) {
+        assert_string_equal(jstr(p, "type"), "snapshot");
+        assert_true(json_is_false(json_object_get(p, "recovered")));
+        assert_string_equal(jstr(p, "reason"), why);
+    }
     json_decref(res);
 }
 
 static void test_resume_too_old_or_other_epoch(void **state) {
     (void)state;
     view *v = view_new(3, EPOCH);
-    scenario(v, NULL);   /* op101 has 7 messages, 3 kept */
-    assert_not_recovered(view_resume(v, "op101", VIEW_OPERATOR, EPOCH, 0), "too old");
-    assert_not_recovered(view_resume(v, "op101", VIEW_OPERATOR, EPOCH, 3), "too old");
-    json_t *res = view_resume(v, "op101", VIEW_OPERATOR, EPOCH, 4);
-    assert_int_equal(json_array_size(json_object_get(res, "events")), 3);
-    json_decref(res);
-    assert_not_recovered(view_resume(v, "op101", VIEW_OPERATOR, "gw-1795000000", 6),
-                         "epoch changed");
-    assert_not_recovered(view_resume(v, "op101", VIEW_OPERATOR, NULL, 6), "epoch changed");
-    assert_not_recovered(view_resume(v, "op101", VIEW_OPERATOR, EPOCH, 99), "unknown position");
-    assert_not_recovered(view_resume(v, NULL, VIEW_SUPERVISOR, EPOCH, 1), "too old");
-    /* The snapshot that replaces a failed resume is projected too. */
-    res = view_resume(v, "op101", VIEW_OPERATOR, "old", 1);
-    assert_false(has_key_anywhere(res, "queue"));
+    site(v, NULL);   /* loaded: nothing numbered */
+    rec r;
+    rec_init(&r);
+    for (int i = 0; i < 5; i++) {
+        json_t *q = queue_rec("support", i + 2);
+        put(v, &r, VIEW_TOPIC_QUEUES, "support", q);
+        put(v, &r, VIEW_TOPIC_RESULTS, NULL, result(i ? "x" : "y", "gateway:op101"));
+    }
+    /* op101 is at 5 (five results), the site at 10; 3 kept per stream. */
+    assert_not_recovered(view_resume(v, "op101", VIEW_OPERATOR, "gw-1795669999", 2), "epoch changed");
+    assert_not_recovered(view_resume(v, "op101", VIEW_OPERATOR, EPOCH, 6), "unknown position");
+    assert_not_recovered(view_resume(v, "sup1", VIEW_SUPERVISOR, EPOCH, 6), "too old");
+    assert_not_recovered(view_resume(v, "sup1", VIEW_SUPERVISOR, NULL, 6), "epoch changed");
+    json_t *res = view_resume(v, "sup1", VIEW_SUPERVISOR, EPOCH, 7);
+    assert_int_equal(json_array_size(json_object_get(json_array_get(res, 0), "events")), 3);
     json_decref(res);
     view_free(v);
 
     /* No history at all: only an up-to-date client resumes. */
     v = view_new(0, EPOCH);
-    scenario(v, NULL);
-    res = view_resume(v, "op101", VIEW_OPERATOR, EPOCH, 7);
-    assert_int_equal(json_array_size(json_object_get(res, "events")), 0);
+    site(v, &r);
+    res = view_resume(v, "op101", VIEW_OPERATOR, EPOCH, 2);
+    assert_int_equal(json_array_size(json_object_get(json_array_get(res, 0), "events")), 0);
     json_decref(res);
-    assert_not_recovered(view_resume(v, "op101", VIEW_OPERATOR, EPOCH, 6), "too old");
+    assert_not_recovered(view_resume(v, "op101", VIEW_OPERATOR, EPOCH, 1), "too old");
+    rec_free(&r);
     view_free(v);
 }
 
-static void test_duplicates_ignored(void **state) {
+static void test_loading_numbers_nothing(void **state) {
     (void)state;
     view *v = view_new(100, EPOCH);
-    rec r;
-    rec_init(&r);
-    logins(v, &r);
-    const char *ev =
-        "{\"specversion\":\"1.0\",\"id\":\"riga:agent1:1795670000:900\",\"type\":"
-        "\"callbus.call.offered\",\"time\":\"2026-11-26T05:17:40.004518Z\",\"subject\":\"9.9\","
-        "\"data\":{\"call_id\":\"9.9\",\"caller\":" CALLER_A ",\"queue\":\"support\","
-        "\"operator_id\":\"op101\"}}";
-    assert_int_equal(view_apply(v, ev, strlen(ev), on_delivery, &r), 2);
-    size_t n101 = json_array_size(r.op101), nsite = json_array_size(r.site);
-    assert_int_equal(view_apply(v, ev, strlen(ev), on_delivery, &r), 0);
-    assert_int_equal(view_apply(v, ev, strlen(ev), on_delivery, &r), 0);
-    assert_int_equal(json_array_size(r.op101), n101);
-    assert_int_equal(json_array_size(r.site), nsite);
+    site(v, NULL);
     view_stats st;
     view_get_stats(v, &st);
-    assert_int_equal(st.duplicates, 2);
+    assert_int_equal(st.operators, 2);
     assert_int_equal(st.active_calls, 1);
+    assert_int_equal(st.queues, 1);
+    assert_int_equal(st.history, 0);
+    json_t *snap = op_snapshot(v, "op101");
+    assert_int_equal(json_integer_value(json_object_get(snap, "pos")), 0);
+    assert_string_equal(jstr(json_object_get(json_object_get(snap, "operator"), "offered"), "call_id"), "1.1");
+    json_decref(snap);
+    /* The first live change is position 1. */
+    rec r;
+    rec_init(&r);
+    put(v, &r, VIEW_TOPIC_OPERATORS, "op101", operator_rec("op101", "support"));
+    assert_int_equal(json_array_size(r.op101), 1);
+    assert_positions(r.op101, 1);
+    assert_positions(r.site, 1);
     rec_free(&r);
     view_free(v);
+}
+
+static void test_results(void **state) {
+    fixture *f = *state;
+    view *v = f->v;
+    rec *r = &f->r;
+    /* A duplicate (at-least-once) is dropped by its CloudEvent id. */
+    const char *ev = "{\"specversion\":\"1.0\",\"id\":\"riga:agent1:results:1:9\",\"type\":\"callbus.result\","
+                     "\"time\":\"" T0 "\",\"subject\":\"c9\",\"data\":{\"command_id\":\"c9\",\"status\":\"accepted\","
+                     "\"sender\":\"gateway:op102\"}}";
+    assert_int_equal(view_apply(v, VIEW_TOPIC_RESULTS, "c9", 2, ev, strlen(ev), on_delivery, r), 2);
+    assert_int_equal(view_apply(v, VIEW_TOPIC_RESULTS, "c9", 2, ev, strlen(ev), on_delivery, r), 0);
+    assert_int_equal(json_array_size(r->op102), 1);
+    assert_int_equal(json_array_size(r->site), 1);
+    /* An operator with no record still gets the results of their commands. */
+    assert_string_equal(jstr(json_object_get(json_array_get(r->op102, 0), "event"), "subject"), "c9");
+    /* Not the gateway's, or no operator named: supervisors only. */
+    assert_int_equal(put(v, r, VIEW_TOPIC_RESULTS, NULL, result("c10", "crm:jdoe")), 1);
+    assert_int_equal(put(v, r, VIEW_TOPIC_RESULTS, NULL, result("c11", "gateway:")), 1);
+    assert_int_equal(json_array_size(r->other), 0);
+    view_stats st;
+    view_get_stats(v, &st);
+    assert_int_equal(st.duplicates, 1);
+    assert_int_equal(st.operators, 0);
 }
 
 static void test_bad_input_ignored(void **state) {
-    (void)state;
-    view *v = view_new(100, EPOCH);
-    rec r;
-    rec_init(&r);
+    fixture *f = *state;
+    view *v = f->v;
+    rec *r = &f->r;
     const char *bad[] = {
-        "", "{", "not json", "[]", "null", "42", "{\"id\":\"x\"}",
-        "{\"id\":\"x\",\"type\":\"callbus.call.started\"}",
-        "{\"id\":\"x\",\"type\":\"callbus.call.started\",\"data\":[1]}",
-        "{\"id\":5,\"type\":\"callbus.call.started\",\"data\":{}}",
-        "{\"id\":\"x\",\"type\":7,\"data\":{}}",
-        "{\"id\":\"x\",\"type\":\"callbus.call.started\",\"data\":{\"call_id\":\"1.1\"}",
+        "", "{", "not json", "[]", "null", "42", "{\"type\":\"callbus.state.operator\"}",
+        "{\"type\":\"callbus.state.operator\",\"data\":[1]}",
+        "{\"type\":\"callbus.state.operator\",\"data\":{}}",
+        "{\"type\":\"callbus.state.operator\",\"data\":{\"operator_id\":7}}",
+        "{\"type\":\"callbus.state.operator\",\"data\":{\"operator_id\":\"\"}}",
+        /* another operator's record under op101's key */
+        "{\"type\":\"callbus.state.operator\",\"data\":{\"operator_id\":\"op102\"}}",
+        /* a call record on the operators topic */
+        "{\"type\":\"callbus.state.call\",\"data\":{\"call_id\":\"op101\",\"operator_id\":\"op101\"}}",
+        "{\"type\":\"callbus.operator.ready\",\"data\":{\"operator_id\":\"op101\"}}",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        assert_int_equal(view_apply(v, bad[i], strlen(bad[i]), on_delivery, &r), -1);
-    const char nul[] = "{\"id\":\"x\0\",\"type\":\"callbus.result\",\"data\":{}}";
-    assert_int_equal(view_apply(v, nul, sizeof(nul) - 1, on_delivery, &r), -1);
-    const char *unknown[] = {
-        "{\"id\":\"u1\",\"type\":\"callbus.ami.event\",\"data\":{\"kind\":\"event\"}}",
-        "{\"id\":\"u2\",\"type\":\"callbus.call.teleported\",\"data\":{\"call_id\":\"1.1\"}}",
-        "{\"id\":\"u3\",\"type\":\"callbus.operator.dancing\",\"data\":{\"operator_id\":\"op101\"}}",
-        "{\"id\":\"u4\",\"type\":\"com.example.other\",\"data\":{}}",
-    };
-    for (size_t i = 0; i < sizeof(unknown) / sizeof(unknown[0]); i++)
-        assert_int_equal(view_apply(v, unknown[i], strlen(unknown[i]), on_delivery, &r), 0);
-    assert_int_equal(json_array_size(r.site) + json_array_size(r.op101) + json_array_size(r.other), 0);
-    /* Known types with odd data: only supervisors see them, nothing breaks. */
-    const char *odd[] = {
-        "{\"id\":\"o1\",\"type\":\"callbus.call.answered\",\"data\":{\"operator_id\":\"op101\"}}",
-        "{\"id\":\"o2\",\"type\":\"callbus.call.ended\",\"data\":{\"call_id\":\"never.seen\","
-        "\"caller\":\"oops\",\"duration_s\":\"x\"}}",
-        "{\"id\":\"o3\",\"type\":\"callbus.operator.paused\",\"data\":{\"operator_id\":3}}",
-        "{\"id\":\"o4\",\"type\":\"callbus.result\",\"data\":{\"sender\":\"gateway:\"}}",
-        "{\"id\":\"o5\",\"type\":\"callbus.call.offered\",\"data\":{\"call_id\":\"2.2\","
-        "\"operators\":[1,null]}}",
-    };
-    for (size_t i = 0; i < sizeof(odd) / sizeof(odd[0]); i++)
-        assert_int_equal(view_apply(v, odd[i], strlen(odd[i]), on_delivery, &r), 1);
-    assert_int_equal(json_array_size(r.site), 5);
+        assert_int_equal(view_apply(v, VIEW_TOPIC_OPERATORS, "op101", 5, bad[i], strlen(bad[i]), on_delivery, r), -1);
+    const char *good = "{\"type\":\"callbus.state.operator\",\"data\":{\"operator_id\":\"op101\"}}";
+    /* A key with a NUL in it, an empty or missing key on a tombstone, a key
+     * over 255 bytes. */
+    assert_int_equal(view_apply(v, VIEW_TOPIC_OPERATORS, "op101\0x", 7, good, strlen(good), on_delivery, r), -1);
+    assert_int_equal(view_apply(v, VIEW_TOPIC_OPERATORS, NULL, 0, NULL, 0, on_delivery, r), -1);
+    assert_int_equal(view_apply(v, VIEW_TOPIC_OPERATORS, "", 0, NULL, 0, on_delivery, r), -1);
+    char longkey[300];
+    memset(longkey, 'k', sizeof(longkey));
+    assert_int_equal(view_apply(v, VIEW_TOPIC_CALLS, longkey, sizeof(longkey), NULL, 0, on_delivery, r), -1);
+    /* Over VIEW_MAX_RECORD_BYTES. */
+    size_t big = VIEW_MAX_RECORD_BYTES + 100;
+    char *huge = malloc(big + 1);
+    int n = snprintf(huge, big + 1, "{\"type\":\"callbus.state.operator\",\"data\":{\"operator_id\":\"op101\",\"x\":\"");
+    memset(huge + n, 'x', big - (size_t)n - 3);
+    memcpy(huge + big - 3, "\"}}", 4);
+    assert_int_equal(view_apply(v, VIEW_TOPIC_OPERATORS, "op101", 5, huge, big, on_delivery, r), -1);
+    free(huge);
+    /* Results: not a result, no id, data not an object; an unknown topic. */
+    const char *badres[] = {"{\"id\":\"r1\",\"type\":\"callbus.state.call\",\"data\":{}}",
+                            "{\"type\":\"callbus.result\",\"data\":{}}",
+                            "{\"id\":\"r2\",\"type\":\"callbus.result\",\"data\":\"x\"}"};
+    for (size_t i = 0; i < 3; i++)
+        assert_int_equal(view_apply(v, VIEW_TOPIC_RESULTS, NULL, 0, badres[i], strlen(badres[i]), on_delivery, r), -1);
+    assert_int_equal(view_apply(v, VIEW_TOPIC_RESULTS, NULL, 0, NULL, 0, on_delivery, r), -1);
+    assert_int_equal(view_apply(v, (view_topic)9, "k", 1, good, strlen(good), on_delivery, r), -1);
+    assert_int_equal(json_array_size(r->site) + json_array_size(r->op101) + json_array_size(r->other), 0);
     view_stats st;
     view_get_stats(v, &st);
-    assert_int_equal(st.ignored, 17);
+    assert_int_equal(st.ignored, sizeof(bad) / sizeof(bad[0]) + 5 + 3 + 2);
     assert_int_equal(st.operators, 0);
-    rec_free(&r);
-    view_free(v);
+    /* Without a Kafka key a record names itself. */
+    assert_int_equal(view_apply(v, VIEW_TOPIC_OPERATORS, NULL, 0, good, strlen(good), on_delivery, r), 2);
 }
 
-static void test_transfer_and_ringall(void **state) {
+/* A 1,000-seat site with a day behind it: the supervisor's snapshot comes
+ * in parts of at most VIEW_SNAPSHOT_CHUNK operators and calls, each bounded
+ * by its records, and its size depends on the keys, not on the day. */
+static size_t part_bytes(json_t *parts, size_t *largest) {
+    size_t total = 0;
+    *largest = 0;
+    size_t i;
+    json_t *p;
+    json_array_foreach(parts, i, p) {
+        char *txt = json_dumps(p, JSON_COMPACT);
+        size_t n = strlen(txt);
+        free(txt);
+        total += n;
+        if (n > *largest) *largest = n;
+    }
+    return total;
+}
+
+static json_t *busy_operator(int i, int day) {
+    char id[16], cid[32];
+    snprintf(id, sizeof(id), "op%04d", i);
+    json_t *o = operator_rec(id, i % 2 ? "sales" : "support");
+    json_t *recent = json_object_get(o, "recent");
+    for (int k = 0; k < 10; k++) {
+        snprintf(cid, sizeof(cid), "%d.%d", day, k);
+        json_array_append_new(recent, recent_entry(cid, "support"));
+    }
+    json_object_set_new(json_object_get(o, "today"), "handled", json_integer(day));
+    return o;
+}
+
+static void test_snapshot_in_parts_at_1000_operators(void **state) {
     (void)state;
-    view *v = view_new(100, EPOCH);
+    view *v = view_new(500, EPOCH);
     rec r;
     rec_init(&r);
-    logins(v, &r);
-    /* Ring-all: offered to both, op101 answers; op102's offer goes away. */
-    const char *id = "1795670300.5";
-    feed(v, &r, "callbus.call.started", id, "{\"call_id\":\"1795670300.5\",\"caller\":" CALLER_A "}");
-    feed(v, &r, "callbus.call.offered", id,
-         "{\"call_id\":\"1795670300.5\",\"queue\":\"support\",\"operator_id\":\"op101\"}");
-    feed(v, &r, "callbus.call.offered", id,
-         "{\"call_id\":\"1795670300.5\",\"queue\":\"support\",\"operator_id\":\"op102\"}");
-    feed(v, &r, "callbus.call.answered", id,
-         "{\"call_id\":\"1795670300.5\",\"queue\":\"support\",\"operator_id\":\"op101\"}");
-    json_t *snap = view_snapshot(v, "op102", VIEW_OPERATOR);
-    assert_true(json_is_null(json_object_get(op_state_of(snap), "offered")));
+    char id[32];
+    for (int i = 0; i < 1000; i++) {
+        snprintf(id, sizeof(id), "op%04d", i);
+        put(v, NULL, VIEW_TOPIC_OPERATORS, id, busy_operator(i, 1));
+    }
+    for (int i = 0; i < 300; i++) {
+        snprintf(id, sizeof(id), "1795670%03d.%d", i, i);
+        put(v, NULL, VIEW_TOPIC_CALLS, id, call_rec(id, "connected", "support", "op0001"));
+    }
+    put(v, NULL, VIEW_TOPIC_QUEUES, "support", queue_rec("support", 3));
+    put(v, NULL, VIEW_TOPIC_QUEUES, "sales", queue_rec("sales", 0));
+    /* Live: every operator changes twice. */
+    for (int day = 2; day < 4; day++)
+        for (int i = 0; i < 1000; i++) {
+            snprintf(id, sizeof(id), "op%04d", i);
+            put(v, &r, VIEW_TOPIC_OPERATORS, id, busy_operator(i, day));
+        }
+    json_t *parts = view_snapshot(v, "sup1", VIEW_SUPERVISOR);
+    assert_int_equal(json_array_size(parts), 5);
+    json_t *seen = json_object();
+    size_t ncalls = 0, i;
+    json_t *p;
+    json_array_foreach(parts, i, p) {
+        assert_int_equal(json_integer_value(json_object_get(p, "part")), i + 1);
+        assert_int_equal(json_integer_value(json_object_get(p, "parts")), 5);
+        assert_int_equal(json_integer_value(json_object_get(p, "pos")), 2000);
+        assert_string_equal(jstr(p, "epoch"), EPOCH);
+        assert_true(json_array_size(json_object_get(p, "operators")) <= VIEW_SNAPSHOT_CHUNK);
+        assert_true(json_array_size(json_object_get(p, "calls")) <= VIEW_SNAPSHOT_CHUNK);
+        assert_int_equal(json_object_get(p, "queues") != NULL, i == 0);
+        assert_int_equal(json_object_get(p, "operator") != NULL, i == 0);
+        assert_false(has_key_anywhere(json_object_get(p, "operators"), "recent"));
+        size_t k;
+        json_t *o;
+        json_array_foreach(json_object_get(p, "operators"), k, o) {
+            assert_null(json_object_get(seen, jstr(o, "operator_id")));
+            json_object_set_new(seen, jstr(o, "operator_id"), json_true());
+            assert_int_equal(json_integer_value(json_object_get(json_object_get(o, "today"), "handled")), 3);
+        }
+        ncalls += json_array_size(json_object_get(p, "calls"));
+    }
+    assert_int_equal(json_object_size(seen), 1000);
+    assert_int_equal(ncalls, 300);
+    assert_int_equal(json_array_size(json_object_get(json_array_get(parts, 0), "queues")), 2);
+    json_decref(seen);
+    size_t largest, total = part_bytes(parts, &largest);
+    json_decref(parts);
+    /* The day behind does not weigh: after more changes of the same keys
+     * the snapshot is the same size. */
+    for (int day = 4; day < 7; day++)
+        for (int i2 = 0; i2 < 1000; i2++) {
+            snprintf(id, sizeof(id), "op%04d", i2);
+            put(v, NULL, VIEW_TOPIC_OPERATORS, id, busy_operator(i2, day));
+        }
+    parts = view_snapshot(v, "sup1", VIEW_SUPERVISOR);
+    size_t largest2, total2 = part_bytes(parts, &largest2);
+    json_decref(parts);
+    print_message("supervisor snapshot at 1,000 operators and 300 calls: %zu bytes in 5 parts, largest %zu\n", total,
+                  largest);
+    assert_true(total2 <= total + 1000 && total2 + 1000 >= total);
+    /* A part is about its 200 operators and 200 calls, no more. */
+    char *one = json_dumps(json_object_get(json_array_get(r.site, 0), "state"), JSON_COMPACT);
+    size_t op_bytes = strlen(one);
+    free(one);
+    json_t *c = call_rec("1795670999.9", "connected", "support", "op0001");
+    one = json_dumps(c, JSON_COMPACT);
+    size_t call_bytes = strlen(one);
+    free(one);
+    json_decref(c);
+    assert_true(largest <= VIEW_SNAPSHOT_CHUNK * (op_bytes + call_bytes + 2) + 4096);
+    /* An operator's snapshot is their own record, whatever the site's size. */
+    json_t *snap = op_snapshot(v, "op0007");
+    char *txt = json_dumps(snap, JSON_COMPACT);
+    assert_true(strlen(txt) < 8192);
+    free(txt);
     json_decref(snap);
-    assert_string_equal(ev_type(json_array_get(r.op102, json_array_size(r.op102) - 1)),
-                        "callbus.call.answered");
-    /* Blind transfer to op102: op101's call is over, op102 follows the call. */
-    feed(v, &r, "callbus.call.transferred", id,
-         "{\"call_id\":\"1795670300.5\",\"operator_id\":\"op101\",\"kind\":\"blind\","
-         "\"from_operator_id\":\"op101\",\"to_operator_id\":\"op102\",\"to\":\"102@phones\"}");
-    feed(v, &r, "callbus.call.answered", id,
-         "{\"call_id\":\"1795670300.5\",\"queue\":\"support\",\"operator_id\":\"op102\"}");
-    snap = view_snapshot(v, "op101", VIEW_OPERATOR);
-    assert_true(json_is_null(json_object_get(op_state_of(snap), "call")));
-    json_decref(snap);
-    snap = view_snapshot(v, "op102", VIEW_OPERATOR);
-    json_t *call = json_object_get(op_state_of(snap), "call");
-    assert_string_equal(json_string_value(json_object_get(call, "call_id")), id);
-    assert_string_equal(json_string_value(json_object_get(json_object_get(call, "caller"), "number")),
-                        "5551001");
-    json_decref(snap);
-    feed(v, &r, "callbus.call.ended", id,
-         "{\"call_id\":\"1795670300.5\",\"queue\":\"support\",\"disposition\":\"answered\","
-         "\"answered_by\":\"op101\",\"operators\":[\"op101\",\"op102\"]}");
-    assert_string_equal(ev_type(json_array_get(r.op102, json_array_size(r.op102) - 1)),
-                        "callbus.call.ended");
-    assert_string_equal(ev_type(json_array_get(r.op101, json_array_size(r.op101) - 1)),
-                        "callbus.call.ended");
-    snap = view_snapshot(v, "op102", VIEW_OPERATOR);
-    assert_true(json_is_null(json_object_get(op_state_of(snap), "call")));
-    assert_int_equal(json_array_size(json_object_get(op_state_of(snap), "recent")), 1);
-    json_decref(snap);
-    /* Click-to-call: the operator's phone starts it, it is theirs at once. */
-    feed(v, &r, "callbus.call.started", "1795670400.12",
-         "{\"call_id\":\"1795670400.12\",\"operator_id\":\"op102\",\"direction\":\"outbound\","
-         "\"exten\":\"5551009\"}");
-    snap = view_snapshot(v, "op102", VIEW_OPERATOR);
-    call = json_object_get(op_state_of(snap), "call");
-    assert_string_equal(json_string_value(json_object_get(call, "direction")), "outbound");
-    assert_string_equal(json_string_value(json_object_get(json_object_get(call, "caller"), "number")),
-                        "5551009");
-    assert_true(json_is_null(json_object_get(call, "answered_at")));
-    json_decref(snap);
-    /* The customer answers: still op102's call, now with answered_at. */
-    feed(v, &r, "callbus.call.answered", "1795670400.12",
-         "{\"call_id\":\"1795670400.12\",\"party\":\"5551009\"}");
-    snap = view_snapshot(v, "op102", VIEW_OPERATOR);
-    call = json_object_get(op_state_of(snap), "call");
-    assert_string_equal(json_string_value(json_object_get(call, "call_id")), "1795670400.12");
-    assert_non_null(json_string_value(json_object_get(call, "answered_at")));
-    json_decref(snap);
-    assert_string_equal(ev_type(json_array_get(r.op102, json_array_size(r.op102) - 1)),
-                        "callbus.call.answered");
     rec_free(&r);
     view_free(v);
 }
@@ -599,42 +689,56 @@ static void test_transfer_and_ringall(void **state) {
 static void test_memory_bounded(void **state) {
     (void)state;
     view *v = view_new(50, EPOCH);
-    logins(v, NULL);
+    rec r;
+    rec_init(&r);
+    put(v, &r, VIEW_TOPIC_OPERATORS, "op101", operator_rec("op101", "support"));
+    /* Tombstones never seen: the oldest calls go past VIEW_MAX_KEYS,
+     * and supervisors are told. */
     char id[32];
-    for (int i = 0; i < 10000; i++) {
+    for (int i = 0; i < VIEW_MAX_KEYS + 10; i++) {
         snprintf(id, sizeof(id), "1795671000.%d", i);
-        const char *op = i % 2 ? "op102" : "op101";
-        call_until_answer(v, NULL, id, i % 2 ? CALLER_B : CALLER_A, i % 2 ? "sales" : "support", op);
-        call_end(v, NULL, id, i % 2 ? CALLER_B : CALLER_A, i % 2 ? "sales" : "support", op);
+        put(v, i >= VIEW_MAX_KEYS ? &r : NULL, VIEW_TOPIC_CALLS, id, json_pack("{s:s}", "call_id", id));
     }
     view_stats st;
     view_get_stats(v, &st);
-    assert_int_equal(st.operators, 2);
-    assert_int_equal(st.active_calls, 0);
-    assert_int_equal(st.streams, 3);
-    assert_int_equal(st.history, 3 * 50);
+    assert_int_equal(st.active_calls, VIEW_MAX_KEYS);
+    assert_string_equal(jstr(json_array_get(r.site, 1), "id"), "1795671000.0");
+    assert_true(json_is_null(json_object_get(json_array_get(r.site, 1), "state")));
+    /* Results for operators the view never heard of: a bounded number of
+     * streams, the rest reach the supervisors only. */
+    for (int i = 0; i < VIEW_MAX_RESULT_ONLY + 100; i++) {
+        char sender[32];
+        snprintf(sender, sizeof(sender), "gateway:ghost%d", i);
+        snprintf(id, sizeof(id), "c%d", i);
+        put(v, &r, VIEW_TOPIC_RESULTS, id, result(id, sender));
+    }
+    view_get_stats(v, &st);
+    assert_int_equal(st.streams, 1 + 1 + VIEW_MAX_RESULT_ONLY);
+    assert_int_equal(st.operators, 1);
+    assert_int_equal(st.history, 50 + 1 + VIEW_MAX_RESULT_ONLY);
+    for (int i = 0; i < VIEW_DEDUPE_WINDOW; i++) {
+        snprintf(id, sizeof(id), "d%d", i);
+        put(v, NULL, VIEW_TOPIC_RESULTS, id, result(id, "crm:x"));
+    }
+    view_get_stats(v, &st);
     assert_int_equal(st.dedupe_ids, VIEW_DEDUPE_WINDOW);
-    json_t *snap = view_snapshot(v, "op101", VIEW_OPERATOR);
-    assert_int_equal(json_array_size(json_object_get(op_state_of(snap), "recent")), VIEW_RECENT_CALLS);
-    assert_string_equal(json_string_value(json_object_get(
-                            json_array_get(json_object_get(op_state_of(snap), "recent"), 0), "call_id")),
-                        "1795671000.9998");
-    assert_int_equal(json_integer_value(json_object_get(snap, "pos")), 2 + 3 * 5000);
-    json_decref(snap);
+    rec_free(&r);
     view_free(v);
 }
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_each_operator_gets_only_their_own),
-        cmocka_unit_test(test_operators_never_see_queues),
-        cmocka_unit_test(test_supervisor_sees_the_site),
-        cmocka_unit_test(test_snapshot_mid_call),
-        cmocka_unit_test(test_resume_returns_exactly_what_was_missed),
+        cmocka_unit_test_setup_teardown(test_each_operator_gets_only_their_own, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_operators_never_see_queues, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_supervisor_sees_the_site, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tombstones, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unchanged_records_are_not_sent_again, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_resume_returns_exactly_what_was_missed, setup, teardown),
         cmocka_unit_test(test_resume_too_old_or_other_epoch),
-        cmocka_unit_test(test_duplicates_ignored),
-        cmocka_unit_test(test_bad_input_ignored),
-        cmocka_unit_test(test_transfer_and_ringall),
+        cmocka_unit_test(test_loading_numbers_nothing),
+        cmocka_unit_test_setup_teardown(test_results, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_input_ignored, setup, teardown),
+        cmocka_unit_test(test_snapshot_in_parts_at_1000_operators),
         cmocka_unit_test(test_memory_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -7,7 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <dirent.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "spool.h"
@@ -117,11 +119,9 @@ static void test_front_segment_read_first(void **state) {
     spool_close(s);
 }
 
-/* A clean stop while the broker is away, half way through the spool: the
- * records librdkafka still held go to the front, the rest of the spool
- * follows from where reading stopped, nothing twice. */
-static void test_stop_mid_spool_no_duplicates(void **state) {
-    (void)state;
+/* 20 records spooled, 0-4 delivered, 5-9 handed to librdkafka when a
+ * clean stop (broker away) purges them to the front. */
+static void stop_half_way(void) {
     char err[256];
     spool *s = spool_open(dir, 1 << 20, err, sizeof(err));
     for (int i = 0; i < 20; i++) put(s, i);
@@ -136,9 +136,131 @@ static void test_stop_mid_spool_no_duplicates(void **state) {
         spool_release(s, h);
     }
     spool_close(s);
-    s = spool_open(dir, 1 << 20, err, sizeof(err));
+}
+
+/* A clean stop while the broker is away, half way through the spool: the
+ * records librdkafka still held go to the front, the rest of the spool
+ * follows from where reading stopped, nothing twice. */
+static void test_stop_mid_spool_no_duplicates(void **state) {
+    (void)state;
+    char err[256];
+    stop_half_way();
+    spool *s = spool_open(dir, 1 << 20, err, sizeof(err));
     assert_int_equal(take(s, 5, 1000), 15);
     assert_true(spool_empty(s));
+    spool_close(s);
+}
+
+/* The same stop, then the next run crashes before it has read past where
+ * the stop left off: the run after it must still start there, not send the
+ * front copies and the segment's start both. */
+static void test_stop_then_crash_no_duplicates(void **state) {
+    (void)state;
+    char err[256];
+    stop_half_way();
+    spool *crashed = spool_open(dir, 1 << 20, err, sizeof(err));
+    assert_int_equal(take_some(crashed, 5, 3, 1), 3);  /* then killed: never closed */
+    spool *s = spool_open(dir, 1 << 20, err, sizeof(err));
+    assert_int_equal(take(s, 5, 1000), 15);          /* 5..19 once each */
+    assert_true(spool_empty(s));
+    spool_close(s);
+    spool_close(crashed);
+}
+
+/* As above, but the crashed run had read everything, past where the stop
+ * left off, and the broker took none of it. */
+static void test_stop_then_crash_after_reading_all(void **state) {
+    (void)state;
+    char err[256];
+    stop_half_way();
+    spool *crashed = spool_open(dir, 1 << 20, err, sizeof(err));
+    assert_int_equal(take_some(crashed, 5, 1000, 1), 15);
+    assert_true(spool_empty(crashed));
+    spool *s = spool_open(dir, 1 << 20, err, sizeof(err));
+    assert_int_equal(take(s, 5, 1000), 15);
+    assert_true(spool_empty(s));
+    spool_close(s);
+    spool_close(crashed);
+}
+
+/* read.offset comes from the disk: nonsense in it is ignored. */
+static void test_read_offset_garbage_ignored(void **state) {
+    (void)state;
+    char err[256], path[4200];
+    spool *s = spool_open(dir, 1 << 20, err, sizeof(err));
+    for (int i = 0; i < 5; i++) put(s, i);
+    spool_close(s);
+    snprintf(path, sizeof(path), "%s/read.offset", dir);
+    FILE *f = fopen(path, "w");
+    fputs("-5 -7\n99999 12\n0 -3\nzz\n", f);
+    fclose(f);
+    s = spool_open(dir, 1 << 20, err, sizeof(err));
+    assert_non_null(s);
+    assert_int_equal(take(s, 0, 1000), 5);
+    spool_close(s);
+}
+
+static int lost_by_topic[4];
+
+static void count_lost(void *ctx, uint8_t topic) {
+    (void)ctx;
+    lost_by_topic[topic % 4]++;
+}
+
+/* The disk fills up (here: RLIMIT_FSIZE, which fails write() as a full disk
+ * does) with records buffered: each one is reported lost, by topic, none is
+ * counted as kept, and what is spooled once the disk has room arrives. */
+static void test_write_failure_reports_each_lost_record(void **state) {
+    (void)state;
+    char err[256];
+    struct rlimit old, small;
+    memset(lost_by_topic, 0, sizeof(lost_by_topic));
+    spool *s = spool_open(dir, 1 << 20, err, sizeof(err));
+    spool_set_lost_handler(s, count_lost, NULL);
+    for (int i = 0; i < 200; i++) put(s, i);
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+    small = old;
+    small.rlim_cur = 2048;
+    signal(SIGXFSZ, SIG_IGN);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &small), 0);
+    spool_flush(s);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+    assert_int_equal(lost_by_topic[0] + lost_by_topic[1] + lost_by_topic[2] + lost_by_topic[3], 200);
+    assert_int_equal(lost_by_topic[1], 50);
+    assert_int_equal(spool_size(s), 0);
+    for (int i = 200; i < 205; i++) put(s, i);
+    assert_int_equal(take(s, 200, 1000), 5);
+    assert_true(spool_empty(s));
+    spool_close(s);
+}
+
+static spool_hold *ahead(spool *s, int i);
+
+/* A full disk may be full of the write-ahead segment itself, its records
+ * delivered: after a failed write, writing ahead moves to a new segment, so
+ * the old one is deleted once its records are released. */
+static void test_write_failure_moves_write_ahead_on(void **state) {
+    (void)state;
+    char err[256];
+    struct rlimit old, small;
+    spool *s = spool_open(dir, 1 << 20, err, sizeof(err));
+    spool_hold *h[20];
+    for (int i = 0; i < 10; i++) assert_non_null(h[i] = ahead(s, i));
+    spool_flush(s);                                  /* on disk: the disk is now "full" */
+    for (int i = 10; i < 20; i++) assert_non_null(h[i] = ahead(s, i));
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+    small = old;
+    small.rlim_cur = 64;
+    signal(SIGXFSZ, SIG_IGN);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &small), 0);
+    spool_flush(s);                                  /* fails: 10..19 stay in librdkafka only */
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+    spool_hold *next = ahead(s, 20);
+    assert_non_null(next);
+    assert_int_equal(segment_files(), 2);            /* the next record went to a new segment */
+    for (int i = 0; i < 20; i++) spool_release(s, h[i]);
+    assert_int_equal(segment_files(), 1);            /* the full one is gone */
+    spool_release(s, next);
     spool_close(s);
 }
 
@@ -304,6 +426,40 @@ static void test_keyless_record(void **state) {
     spool_close(s);
 }
 
+/* A tombstone (null value) stays one through the spool, across a restart
+ * and through the front segment: an empty value would not delete its key
+ * from a compacted topic. */
+static void test_tombstone_stays_null(void **state) {
+    (void)state;
+    char err[256];
+    spool *s = spool_open(dir, 1 << 20, err, sizeof(err));
+    spool_record tomb = {.topic = 5, .key = "1795670259.0", .keylen = 12, .payload = NULL, .len = 0};
+    spool_record empty = {.topic = 5, .key = "k", .keylen = 1, .payload = "", .len = 0};
+    assert_int_equal(spool_append(s, &tomb), 0);
+    assert_int_equal(spool_append(s, &empty), 0);
+    assert_int_equal(spool_begin_front(s), 0);
+    assert_int_equal(spool_append_front(s, &tomb), 0);
+    spool_close(s);
+    s = spool_open(dir, 1 << 20, err, sizeof(err));
+    spool_record got;
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(spool_peek(s, &got), 1);
+        assert_int_equal(got.topic, 5);
+        assert_int_equal(got.len, 0);
+        if (i == 2) {
+            assert_non_null(got.payload);
+            assert_memory_equal(got.key, "k", 1);
+        } else {
+            assert_null(got.payload);
+            assert_memory_equal(got.key, "1795670259.0", 12);
+        }
+        spool_consume(s);
+        spool_release(s, got.hold);
+    }
+    assert_int_equal(spool_peek(s, &got), 0);
+    spool_close(s);
+}
+
 static void test_unwritable_dir(void **state) {
     (void)state;
     char err[256];
@@ -317,6 +473,11 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_fifo_interleaved, setup, teardown),
         cmocka_unit_test_setup_teardown(test_survives_restart_without_duplicates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_front_segment_read_first, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stop_then_crash_no_duplicates, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_write_failure_reports_each_lost_record, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_write_failure_moves_write_ahead_on, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stop_then_crash_after_reading_all, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_offset_garbage_ignored, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_mid_spool_no_duplicates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unreleased_records_survive_a_crash, setup, teardown),
         cmocka_unit_test_setup_teardown(test_released_segment_deleted, setup, teardown),
@@ -327,6 +488,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_torn_tail_ignored, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keyless_record, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tombstone_stays_null, setup, teardown),
         cmocka_unit_test(test_unwritable_dir),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -117,6 +117,7 @@ static void send_fully_booted(client *c) {
     sbuf_append(&b, "\r\n", 2);
     client_append(c, b.data, b.len);
     sbuf_free(&b);
+    c->events++;
     stats_events(1);
 }
 
@@ -146,6 +147,14 @@ static void act_login(client *c, const action *a) {
     log_info("client %u logged in as %s (events %s)", c->id, c->user, c->event_mask ? "on" : "off");
     reply_ack(c, a, "Authentication accepted");
     if (c->event_mask & EV_SYSTEM) send_fully_booted(c);
+    static long dropped;
+    if (dropped < cfg.drop_after_login) {
+        dropped++;
+        client_drop(c, "dropped right after login (--drop-after-login)");
+        /* With --exit-after the port closes too: an Asterisk that stopped. */
+        if (cfg.exit_after && dropped == cfg.drop_after_login) server_request_exit();
+        return;
+    }
     if (c->event_mask) replay_on_events_on(c);
 }
 

@@ -41,8 +41,32 @@ typedef struct amisim_config {
     long calls;            /* 0 = unlimited */
     double linger;         /* after the last of --calls: seconds before exiting, < 0 never */
     unsigned seed;
+    double queue_timeout;  /* Queue()'s maximum wait */
+    double ring_timeout;   /* a member rings this long (queues.conf timeout) */
+    double retry;          /* then the queue waits this long (queues.conf retry) */
+    double rna_pct;        /* share of offers nobody picks up */
+    const char *no_answer; /* operators whose phones are never picked up */
+    double patience_min, patience_max;  /* 0: callers wait for the queue timeout */
+    double burst_at;       /* simulated seconds after the start */
+    long burst_calls;      /* 0 = no burst */
+    double sl_threshold;   /* service level: answered within this many seconds */
+
+    /* --day */
+    double day_hours;      /* 0 = no day: flat --rate, static members */
+    const char *profile;   /* arrival rate multipliers over the day */
+    const char *start_at;  /* local time the simulated clock starts at */
+    const char *tz;        /* the site's time zone */
+
+    const char *tls_cert;  /* serve AMI over TLS (manager.conf tlsenable) */
+    const char *tls_key;   /* NULL: the key is in tls_cert, as Asterisk's tlsprivatekey */
+
+    /* Dialplan data from outside Asterisk that the [phones] dialplan puts,
+     * unescaped as Asterisk does, into a Newexten and a UserEvent (NULL: no
+     * such step); raw CR/LF in it make messages of their own. */
+    const char *dialplan_data;
 
     int writetimeout_ms;   /* 0 = never drop a slow reader */
+    long drop_after_login; /* cut this many sessions right after their login reply */
     int auth_fail_delay_ms;
     double shutdown_after; /* seconds, 0 = never */
     const char *stats_file;
@@ -50,8 +74,7 @@ typedef struct amisim_config {
 } amisim_config;
 
 extern amisim_config cfg;
-/* Wall-clock time amisim started: FullyBooted's Uptime counts from here and
- * the simulated clock starts here. */
+/* Wall-clock time amisim started: FullyBooted's Uptime counts from here. */
 extern double boot_time;
 
 double now_real(void);

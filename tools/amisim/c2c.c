@@ -6,9 +6,11 @@
  * c2c-outbound dialplan dials Local/<number>@pstn, whose lab behaviour the
  * number decides (5552xxx answers after 3 s and hangs up after 8 s, 5553xxx
  * is busy, 5556xxx answers and stays, 5554xxx never answers, anything else is
- * not in the dialplan). A Redirect to [transfer] 1NN or [answer] opNNN makes
- * the redirected leg dial that operator's phone (05a); Hangup ends a call's
- * channels with the cause given (06). */
+ * not in the dialplan). A phone nobody picks up (--no-answer) rings until
+ * the Originate's Timeout, then the Originate fails (main/dial.c, manager.c).
+ * A Redirect to [transfer] 1NN or [answer] opNNN makes the redirected leg
+ * dial that operator's phone (05a); Hangup ends a call's channels with the
+ * cause given (06). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +19,7 @@
 #include "callcenter.h"
 #include "log.h"
 #include "sim.h"
+#include "truth.h"
 
 #define COMPANY_CID "18005550100"
 #define COMPANY_NAME "ACME Support"
@@ -84,8 +87,11 @@ static void op_release(call *k, double now) {
     if (!op) return;
     if (k->op_other) {
         if (op->other_calls > 0) op->other_calls--;
-    } else if (op->call == k) {
+    } else if (op->call == k && k->agent == op) {
         operator_free(op, now);
+    } else if (op->call == k) {     /* rung, never took it */
+        op->call = NULL;
+        op->in_call = 0;
     }
     k->op = NULL;
     k->op_other = 0;
@@ -133,18 +139,19 @@ static void op_ring_events(call *k, const orig_req *r) {
     snprintf(data, sizeof(data), "Operator phone %s rings for \"%s\" <%s>", op->name,
              r->cid_name, r->cid_num);
     newexten(o2, 1, "NoOp", data);
+    phone_dialplan_data(o2);
     snprintf(dial, sizeof(dial), "%s@phones", op->name);
     dest_event("DialBegin", "call,all", NULL, o1, "DialString", dial, NULL);
-    newexten(o2, 2, "Ringing", "");
+    newexten(o2, phone_pri(2), "Ringing", "");
     newstate(o1, 5);
-    newexten(o2, 3, "Wait", "2");
+    newexten(o2, phone_pri(3), "Wait", k->ring_fails ? "60" : "2");
     dest_event("DialState", "call,all", NULL, o1, "DialStatus", "RINGING", NULL);
     device_state(op->iface, "INUSE");
     member_status_all_queues(op);
 }
 
 static void op_answer_events(call *k) {
-    newexten(&k->o2, 4, "Answer", "");
+    newexten(&k->o2, phone_pri(4), "Answer", "");
     newstate(&k->o2, 6);
     newstate(&k->o1, 6);
     dest_event("DialEnd", "call,all", NULL, &k->o1, "DialStatus", "ANSWER", NULL);
@@ -152,6 +159,10 @@ static void op_answer_events(call *k) {
 
 static void copy_request(call *k, const orig_req *r) {
     snprintf(k->actionid, sizeof(k->actionid), "%s", r->actionid);
+    snprintf(k->dialstring, sizeof(k->dialstring), "%s", r->channel);
+    snprintf(k->orig_app, sizeof(k->orig_app), "%s", r->app);
+    snprintf(k->orig_data, sizeof(k->orig_data), "%s", r->data);
+    snprintf(k->orig_channel_id, sizeof(k->orig_channel_id), "%s", r->channel_id);
     snprintf(k->number, sizeof(k->number), "%s", r->exten);
     k->nvars = r->nvars;
     memcpy(k->vars, r->vars, sizeof(k->vars));
@@ -170,46 +181,64 @@ static void start_op_call(call *k, const orig_req *r, operator_ *op, double now)
     }
     if (*r->other_id) snprintf(k->o2.uniqueid, sizeof(k->o2.uniqueid), "%s", r->other_id);
     copy_request(k, r);
+    k->ring_fails = op->no_answer;
     op_ring_events(k, r);
-    timer_set(k, now + RING_SECONDS);
+    /* Asterisk's Originate rings for its Timeout, 30000 ms unless given
+     * (manager.c action_originate()). */
+    timer_set(k, now + (!k->ring_fails ? RING_SECONDS : r->timeout > 0 ? r->timeout : 30));
 }
 
 /* ---- OriginateResponse ---- */
 
-static void originate_response(const call *k, const chan *c, const char *context,
-                               const char *exten) {
-    char key[160];
+/* What manager.c fast_originate() reports once the dial is over. */
+typedef struct orig_outcome {
+    const char *actionid, *channel, *app, *data, *context, *exten, *uniqueid;
+    const char *cid_num, *cid_name;
+    int reason;             /* 4 answered, 3 rang out, 0 failed (pbx_dial_reason()) */
+    const chan *made;       /* the channel when answered: its ChanVariable lines */
+} orig_outcome;
+
+static const char *or_unknown(const char *s) {
+    return s && *s ? s : "<unknown>";
+}
+
+/* The Application variant for an Originate of an application, else Context
+ * and Exten; ChanVariable(<channel>) lines only with a channel
+ * (ast_manager_event_multichan()). */
+static void originate_response(const orig_outcome *o) {
     ev_begin("OriginateResponse", "call,all", stamp());
-    if (*k->actionid) ev_kv("ActionID", k->actionid);
-    ev_kv("Response", "Success");
-    ev_kv("Channel", c->name);
-    ev_kv("Context", context);
-    ev_kv("Exten", exten);
-    ev_kv("Reason", "4");
-    ev_kv("Uniqueid", c->uniqueid);
-    ev_kv("CallerIDNum", *k->c1.cid_num ? k->c1.cid_num : "<unknown>");
-    ev_kv("CallerIDName", *k->c1.cid_name ? k->c1.cid_name : "<unknown>");
-    snprintf(key, sizeof(key), "ChanVariable(%s)", c->name);
-    ev_kvf(key, "CC_CAMPAIGN=%s", c->campaign);
-    ev_kvf(key, "CC_TICKET=%s", c->ticket);
+    if (*o->actionid) ev_kv("ActionID", o->actionid);
+    ev_kv("Response", o->made ? "Success" : "Failure");
+    ev_kv("Channel", o->channel);
+    ev_kv(*o->app ? "Application" : "Context", *o->app ? o->app : o->context);
+    ev_kv(*o->app ? "Data" : "Exten", *o->app ? o->data : o->exten);
+    ev_kvf("Reason", "%d", o->reason);
+    ev_kv("Uniqueid", o->uniqueid);
+    ev_kv("CallerIDNum", or_unknown(o->cid_num));
+    ev_kv("CallerIDName", or_unknown(o->cid_name));
+    if (o->made) {
+        char key[160];
+        snprintf(key, sizeof(key), "ChanVariable(%s)", o->made->name);
+        ev_kvf(key, "CC_CAMPAIGN=%s", o->made->campaign);
+        ev_kvf(key, "CC_TICKET=%s", o->made->ticket);
+    }
     ev_send();
 }
 
-/* No channel could be made: Uniqueid is the ChannelId asked for or <unknown>
- * and Channel the dial string. */
+/* The operator's phone answered (Reason 4): the channel is named. */
+static void originate_answered(const call *k, const chan *c) {
+    orig_outcome o = {k->actionid, c->name, k->orig_app, k->orig_data, c->context, c->exten,
+                      c->uniqueid, k->c1.cid_num, k->c1.cid_name, 4, c};
+    originate_response(&o);
+}
+
+/* No channel is left: Channel is the dial string, Uniqueid the ChannelId
+ * asked for or <unknown>. */
 void originate_failed(const orig_req *r) {
     sim_step_now();
-    ev_begin("OriginateResponse", "call,all", stamp());
-    if (*r->actionid) ev_kv("ActionID", r->actionid);
-    ev_kv("Response", "Failure");
-    ev_kv("Channel", r->channel);
-    ev_kv("Context", r->context);
-    ev_kv("Exten", r->exten);
-    ev_kv("Reason", "0");
-    ev_kv("Uniqueid", *r->channel_id ? r->channel_id : "<unknown>");
-    ev_kv("CallerIDNum", *r->cid_num ? r->cid_num : "<unknown>");
-    ev_kv("CallerIDName", *r->cid_name ? r->cid_name : "<unknown>");
-    ev_send();
+    orig_outcome o = {r->actionid, r->channel, r->app, r->data, r->context, r->exten,
+                      or_unknown(r->channel_id), r->cid_num, r->cid_name, 0, NULL};
+    originate_response(&o);
 }
 
 /* ---- click-to-call ---- */
@@ -230,6 +259,28 @@ void originate_c2c(const orig_req *r, operator_ *op) {
     k->ring_limit = r->timeout > 0 && r->timeout < 20 ? r->timeout : 20;
     k->phase = PH_OP_RING;
     start_op_call(k, r, op, now);
+}
+
+/* Nobody picked the phone up within the Originate's Timeout: main/dial.c
+ * handle_timeout_trip() sets cause 19 (AST_CAUSE_NO_ANSWER) on the ;1 half
+ * and hangs it up, without a DialEnd; ast_unreal_hangup() passes the cause
+ * on to the ;2 half, which takes it from the hangup frame (channel.c
+ * __ast_read()). pbx.c pbx_dial_reason() makes cause 19 Reason 3 (ringing),
+ * and fast_originate() reports Failure with the dial string, since no
+ * channel is left. The ;2 half ends in its own thread. */
+static void originate_rang_out(call *k, double now) {
+    const char *uid = *k->orig_channel_id ? k->orig_channel_id : "<unknown>";
+    hangup_request("HangupRequest", &k->o2, 19);
+    hangup_cause(&k->o1, 19);
+    orig_outcome o = {k->actionid, k->dialstring, k->orig_app, k->orig_data, k->c1.context,
+                      k->number, uid, k->c1.cid_num, k->c1.cid_name, 3, NULL};
+    originate_response(&o);
+    hangup_request("SoftHangupRequest", &k->o2, 16);
+    hangup_cause(&k->o2, 19);
+    if (k->kind == K_C2C) truth_originated("operator_no_answer", now);
+    op_release(k, now);
+    call_unlink(k);
+    dispatch(now);
 }
 
 static void clear_dial_vars(const chan *c) {
@@ -254,7 +305,7 @@ static void c2c_dialplan(call *k) {
     varset(o1, "__CC_CAMPAIGN", o1->campaign);
     snprintf(data, sizeof(data), "CDR(cc_campaign)=%s", o1->campaign);
     newexten(o1, 3, "Set", data);
-    originate_response(k, o1, o1->context, o1->exten);
+    originate_answered(k, o1);
     device_state(k->op->iface, "INUSE");
     device_state(k->op->iface, "INUSE");
     newexten(o1, 4, "Set", "CALLERID(num)=" COMPANY_CID);
@@ -345,6 +396,7 @@ static void step_op_answer(call *k, double now) {
     chan *p1 = &k->p1, *p2 = &k->p2;
     char data[96], dial[64];
     if (k->pstn == PSTN_INVALID) {
+        truth_originated("failed", now);
         hangup_cause(p2, 0);
         hangup_cause(p1, 0);
         k->has_pstn = 0;
@@ -379,7 +431,7 @@ static void step_op_answer(call *k, double now) {
         newexten(p2, 1, "NoOp", data);
         pstn_ringing(k, "3");
     }
-    newexten(&k->o2, 5, "Wait", "600");
+    newexten(&k->o2, phone_pri(5), "Wait", "600");
     k->phase = PH_PSTN_RING;
     timer_set(k, now + after);
 }
@@ -414,6 +466,7 @@ static void pstn_answer(call *k, double now) {
     bridge_two(k, p1, o1);
     k->cust = p1;
     k->t_answer = now;
+    truth_originated("answered", now);
     if (k->pstn == PSTN_ANSWER_HANGUP) {
         newexten(p2, 5, "Wait", "8");
         k->phase = PH_PSTN_TALK;
@@ -434,6 +487,7 @@ static void pstn_busy(call *k, double now) {
     hangup_request("SoftHangupRequest", p2, 16);
     hangup_cause(p1, 0);
     k->has_pstn = 0;
+    truth_originated("busy", now);
     dial_failed_end(k, "BUSY", 0, 17, now);
 }
 
@@ -443,6 +497,7 @@ static void pstn_noanswer(call *k, double now) {
     hangup_request("HangupRequest", p2, 19);
     hangup_cause(p1, 19);
     k->has_pstn = 0;
+    truth_originated("no_answer", now);
     dial_failed_end(k, "NOANSWER", 19, 19, now);
 }
 
@@ -529,19 +584,24 @@ static void spy_scan(call *s, double now) {
     }
     s->spyee_call = owner;
     s->spyee = target;
+    owner->watchers++;
     spy_event("ChanSpyStart", s);
     s->phase = PH_UP;
     timer_cancel(s);
 }
 
+/* Only a watched call is looked for among the live ones: ending a call
+ * costs O(1) at a thousand seats. */
 void spy_detach(call *gone) {
     if (gone->kind == K_SPY && gone->spyee_call) {
         spy_event("ChanSpyStop", gone);
+        gone->spyee_call->watchers--;
         gone->spyee_call = NULL;
         gone->spyee = NULL;
     }
-    for (call *s = live; s; s = s->next) {
+    for (call *s = live; s && gone->watchers > 0; s = s->next) {
         if (s->kind != K_SPY || s->spyee_call != gone) continue;
+        gone->watchers--;
         spy_event("ChanSpyStop", s);
         s->spyee_call = NULL;
         s->spyee = NULL;
@@ -561,15 +621,14 @@ void originate_spy(const orig_req *r, operator_ *op) {
     snprintf(k->spy_opts, sizeof(k->spy_opts), "%s", comma ? comma + 1 : "");
     k->phase = PH_SPY_RING;
     start_op_call(k, r, op, now);
-    snprintf(k->c1.context, sizeof(k->c1.context), "%s", r->data);   /* AppData */
 }
 
 static void step_spy_answer(call *k, double now) {
     op_answer_events(k);
-    originate_response(k, &k->o1, "", "");
-    snprintf(k->o1.app, sizeof(k->o1.app), "ChanSpy");
-    snprintf(k->o1.appdata, sizeof(k->o1.appdata), "%s", k->c1.context);
-    newexten(&k->o2, 5, "Wait", "600");
+    originate_answered(k, &k->o1);
+    snprintf(k->o1.app, sizeof(k->o1.app), "%s", k->orig_app);
+    snprintf(k->o1.appdata, sizeof(k->o1.appdata), "%s", k->orig_data);
+    newexten(&k->o2, phone_pri(5), "Wait", "600");
     spy_scan(k, now);
 }
 
@@ -648,7 +707,7 @@ void call_teardown(call *k, chan *hit, int cause) {
         }
         k->phase = PH_WAITING;
     }
-    if (k->kind == K_INBOUND && k->phase == PH_WAITING) {
+    if (k->kind == K_INBOUND && (k->phase == PH_WAITING || k->phase == PH_RETRY)) {
         k->will_abandon = 1;
         step_give_up(k, now);
         return;
@@ -660,6 +719,7 @@ void call_teardown(call *k, chan *hit, int cause) {
         dest_event("AgentComplete", "agent,all", &k->c2, &k->o1, "Queue", k->q->name,
                    "Interface", k->agent->iface, "MemberName", k->agent->member, "HoldTime", hs,
                    "TalkTime", ts, "Reason", is_trunk_side(k, hit) ? "caller" : "agent", NULL);
+        inbound_talk_over(k, now);
     }
     teardown_all(k, hit, cause, now);
 }
@@ -702,11 +762,12 @@ static void xfer_ring(call *k, operator_ *op, const char *context, const char *e
     snprintf(data, sizeof(data), "Operator phone %s rings for \"%s\" <%s>", op->name,
              cu->cid_name, cu->cid_num);
     newexten(o2, 1, "NoOp", data);
-    newexten(o2, 2, "Ringing", "");
+    phone_dialplan_data(o2);
+    newexten(o2, phone_pri(2), "Ringing", "");
     newstate(o1, 5);
     device_state(op->iface, "INUSE");
     member_status_all_queues(op);
-    newexten(o2, 3, "Wait", "2");
+    newexten(o2, phone_pri(3), "Wait", "2");
     varset(cu, "RINGTIME", "0");
     varset(cu, "RINGTIME_MS", "1");
     dest_event("DialState", "call,all", cu, o1, "DialStatus", "RINGING", NULL);
@@ -718,7 +779,7 @@ static void step_xfer_answer(call *k, double now) {
     chan *cu = k->cust, *o1 = &k->o1, *o2 = &k->o2;
     char peer[48];
     snprintf(peer, sizeof(peer), "%s@phones", k->op->name);
-    newexten(o2, 4, "Answer", "");
+    newexten(o2, phone_pri(4), "Answer", "");
     newstate(o1, 6);
     newstate(o2, 6);
     varset(cu, "DIALSTATUS", "ANSWER");
@@ -726,7 +787,7 @@ static void step_xfer_answer(call *k, double now) {
     varset(cu, "DIALEDPEERNUMBER", peer);
     dest_event("DialEnd", "call,all", cu, o1, "DialStatus", "ANSWER", NULL);
     bridge_two(k, o1, cu);
-    newexten(o2, 5, "Wait", "600");
+    newexten(o2, phone_pri(5), "Wait", "600");
     if (k->kind == K_INBOUND) {
         if (!k->t_answer) k->t_answer = now;
         k->phase = PH_TALKING;
@@ -793,12 +854,14 @@ const char *redirect_call(call *k, chan *ch, const char *context, const char *ex
         step_agent_answer(k, now);
         return NULL;
     }
-    k->resume_due = k->phase == PH_TALKING ? k->due : 0;
+    k->resume_due = k->phase == PH_TALKING ? k->tm.due : 0;
     timer_cancel(k);
     if (k->kind == K_INBOUND && k->phase == PH_RINGING) drop_ringing_op(k, now);
-    if (k->kind == K_INBOUND && (k->phase == PH_WAITING || k->phase == PH_RINGING)) {
+    if (k->kind == K_INBOUND && (k->phase == PH_WAITING || k->phase == PH_RINGING ||
+                                 k->phase == PH_RETRY)) {
         chan_event("MusicOnHoldStop", "call,all", &k->c2, NULL);
         leave_queue(k);
+        truth_left(k->q, (long)now - (long)k->t_join, LEFT_REDIRECT, now);
     }
     if (k->has_op) leave_old_operator(k, now);
     k->cust = ch;
@@ -810,12 +873,12 @@ const char *redirect_call(call *k, chan *ch, const char *context, const char *ex
 
 void c2c_timer(call *k, double now) {
     switch (k->phase) {
-    case PH_OP_RING: step_op_answer(k, now); break;
+    case PH_OP_RING: if (k->ring_fails) originate_rang_out(k, now); else step_op_answer(k, now); break;
     case PH_PSTN_RING: step_pstn_ring(k, now); break;
     case PH_PSTN_TALK: step_pstn_hangup(k, now); break;
     case PH_XFER_RING: step_xfer_answer(k, now); break;
     case PH_XFER_TALK: teardown_all(k, &k->p2, 16, now); break;
-    case PH_SPY_RING: step_spy_answer(k, now); break;
+    case PH_SPY_RING: if (k->ring_fails) originate_rang_out(k, now); else step_spy_answer(k, now); break;
     case PH_SPY_SCAN: spy_scan(k, now); break;
     default: log_warn("call %ld: timer in phase %d", k->id, (int)k->phase); timer_cancel(k);
     }

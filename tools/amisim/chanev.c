@@ -5,8 +5,10 @@
  * per event. Events of one step get Timestamps a few microseconds apart, as
  * Asterisk's do. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "amisim.h"
 #include "sim.h"
 
 static double ev_ts;            /* Timestamp of the last event written */
@@ -90,6 +92,33 @@ void newexten(chan *c, int priority, const char *app, const char *data) {
     snprintf(c->appdata, sizeof(c->appdata), "%s", data);
     chan_event("Newexten", "dialplan,all", c, "Extension", c->exten, "Application", app, "AppData",
                data, NULL);
+}
+
+/* The [phones] priorities after the NoOp move one down when the dialplan
+ * data step below is there. */
+int phone_pri(int priority) {
+    return priority >= 2 && cfg.dialplan_data ? priority + 1 : priority;
+}
+
+/* With --dialplan-data, the lab's [phones] dialplan runs
+ * UserEvent(CrmNote,Note: ${CRM_NOTE}) right after its NoOp, CRM_NOTE being
+ * data from outside Asterisk (a CRM lookup, a database). Asterisk writes it
+ * unescaped twice: in the Newexten's AppData (main/manager_channels.c
+ * channel_newexten(): "AppData: %s\r\n" with the substituted data) and in
+ * the UserEvent's body (apps/app_userevent.c keeps each "Key: value"
+ * argument's value as it is, only trimmed at its ends; main/manager.c
+ * manager_json_value_str_append() writes it with "%s: %s\r\n", and
+ * __manager_event_sessions_va() expands the event with no escaping). A CR/LF
+ * in it ends the event there; what follows is read as messages of its own. */
+void phone_dialplan_data(chan *c) {
+    if (!cfg.dialplan_data) return;
+    size_t n = strlen(cfg.dialplan_data) + 32;
+    char *data = malloc(n);
+    if (!data) abort();
+    snprintf(data, n, "CrmNote,Note: %s", cfg.dialplan_data);
+    newexten(c, 2, "UserEvent", data);
+    chan_event("UserEvent", "user,all", c, "UserEvent", "CrmNote", "Note", cfg.dialplan_data, NULL);
+    free(data);
 }
 
 void varset(const chan *c, const char *var, const char *value) {

@@ -145,6 +145,12 @@ void member_set_paused(queue *q, member *m, int paused, const char *reason) {
     member_event("QueueMemberPause", q, m);
 }
 
+/* When op was last busy or last rung in vain: a member who just let a call
+ * ring out comes after the others, as rrmemory moves on past them. */
+static double last_busy(const operator_ *op) {
+    return op->last_offer > (double)op->last_call ? op->last_offer : (double)op->last_call;
+}
+
 /* Ringinuse is off: a member whose phone is busy is not offered a call. */
 operator_ *member_free_operator(queue *q) {
     operator_ *best = NULL;
@@ -154,7 +160,7 @@ operator_ *member_free_operator(queue *q) {
         operator_ *op = m->op;
         if (!op || m->paused || op->call || op->other_calls) continue;
         if (!best || m->penalty < best_penalty ||
-            (m->penalty == best_penalty && op->last_call < best->last_call)) {
+            (m->penalty == best_penalty && last_busy(op) < last_busy(best))) {
             best = op;
             best_penalty = m->penalty;
         }

@@ -223,12 +223,14 @@ static void stream_finished(client *c, stream *s) {
 static void send_run(client *c, size_t from, size_t to) {
     if (c->event_mask == EV_ALL) {
         client_append(c, data + msgs[from].off, msgs[to - 1].off + msgs[to - 1].len - msgs[from].off);
+        c->events += to - from;
         stats_events(to - from);
         return;
     }
     for (size_t i = from; i < to; i++) {
         if (!(msgs[i].priv & c->event_mask)) continue;
         client_append(c, data + msgs[i].off, msgs[i].len);
+        c->events++;
         stats_events(1);
     }
 }

@@ -25,6 +25,7 @@
 #include "log.h"
 #include "replay.h"
 #include "stats.h"
+#include "tls.h"
 
 static int listen_fd = -1;
 static int epoll_fd = -1;
@@ -92,6 +93,7 @@ void server_broadcast(const char *p, size_t n, unsigned priv) {
     for (client *c = clients; c; c = c->next) {
         if (!receives_events(c) || !(c->event_mask & priv)) continue;
         client_append(c, p, n);
+        c->events++;
         sent++;
     }
     stats_events(sent);
@@ -115,13 +117,41 @@ void server_request_exit(void) {
 
 /* ---- connection lifecycle ---- */
 
+/* read() and write(), through TLS when amisim serves it. */
+static ssize_t conn_read(client *c, void *buf, size_t n) {
+    if (!c->tls) return read(c->fd, buf, n);
+    return tls_read(c->tls, buf, n, &c->tls_read_wants_write);
+}
+
+static ssize_t conn_write(client *c, const void *buf, size_t n) {
+    if (!c->tls) return write(c->fd, buf, n);
+    int wants_write;
+    ssize_t r = tls_write(c->tls, buf, n, &wants_write);
+    c->tls_write_wants_read = r < 0 && errno == EAGAIN && !wants_write;
+    return r;
+}
+
+static int client_flush(client *c);
+
 static void client_close(client *c, const char *why) {
     if (c->dead) return;
     log_info("client %u %s disconnected (%s)", c->id, c->peer, why);
+    stats_session(c->id, c->events, c->bytes_written, c->fd);
     epoll_ctl(epoll_fd, EPOLL_CTL_DEL, c->fd, NULL);
     close(c->fd);
     c->dead = 1;
     if (c->exit_when_closed) server_request_exit();
+}
+
+/* A network cut: what is queued is written, then a reset (SO_LINGER 0), so
+ * the client's next write fails at once instead of draining into a FIN. */
+void client_drop(client *c, const char *why) {
+    client_flush(c);
+    if (c->dead) return;
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    c->closing = 1;
+    client_close(c, why);
 }
 
 static void client_free(client *c) {
@@ -129,6 +159,7 @@ static void client_free(client *c) {
     reader_free(&c->rd);
     free(c->deferred);
     free(c->out);
+    if (c->tls) tls_session_free(c->tls);
     free(c);
 }
 
@@ -150,8 +181,9 @@ static void reap_dead(void) {
 static void update_interest(client *c) {
     if (c->dead) return;
     unsigned want = 0;
-    if (client_pending(c) < CLIENT_READ_STOP) want |= EPOLLIN;
-    if (client_pending(c)) want |= EPOLLOUT;
+    /* TLS may have to read (a handshake) before our output can move */
+    if (client_pending(c) < CLIENT_READ_STOP || c->tls_write_wants_read) want |= EPOLLIN;
+    if ((client_pending(c) && !c->tls_write_wants_read) || c->tls_read_wants_write) want |= EPOLLOUT;
     if (want == c->watched) return;
     struct epoll_event ev = {.events = want, .data.ptr = c};
     epoll_ctl(epoll_fd, EPOLL_CTL_MOD, c->fd, &ev);
@@ -161,6 +193,7 @@ static void update_interest(client *c) {
 /* Everything queued is out: half-close, then wait briefly for the peer's FIN
  * so unread input does not turn our close into a reset that eats the reply. */
 static void finish_write_side(client *c) {
+    if (c->tls) tls_close_notify(c->tls);
     shutdown(c->fd, SHUT_WR);
     c->write_shut = 1;
     c->linger_until = now_real() + 2.0;
@@ -169,9 +202,10 @@ static void finish_write_side(client *c) {
 /* Writes as much as the socket takes; returns 1 when the queue is empty. */
 static int client_flush(client *c) {
     while (!c->dead && client_pending(c)) {
-        ssize_t n = write(c->fd, c->out + c->out_off, client_pending(c));
+        ssize_t n = conn_write(c, c->out + c->out_off, client_pending(c));
         if (n > 0) {
             c->out_off += (size_t)n;
+            c->bytes_written += (unsigned long long)n;
             c->stalled_since = 0;
             continue;
         }
@@ -199,14 +233,15 @@ static void on_action(void *ctx, action *a) {
 static void client_read(client *c) {
     char buf[65536];
     for (int rounds = 0; rounds < 16 && !c->dead; rounds++) {
-        ssize_t n = read(c->fd, buf, sizeof(buf));
+        ssize_t n = conn_read(c, buf, sizeof(buf));
         if (n == 0) {
             client_close(c, c->write_shut ? "closed" : "peer closed");
             return;
         }
         if (n < 0) {
             if (errno == EINTR) continue;
-            if (errno != EAGAIN && errno != EWOULDBLOCK) client_close(c, "read error");
+            if (errno != EAGAIN && errno != EWOULDBLOCK) client_close(c, c->tls ? "TLS error" : "read error");
+            else update_interest(c);
             return;
         }
         /* After Logoff, a failed Login or in raw replay, input is ignored. */
@@ -225,6 +260,7 @@ static void client_new(int fd, const struct sockaddr_in *sa) {
     reader_init(&c->rd);
     c->next = clients;
     clients = c;
+    if (tls_enabled() && !(c->tls = tls_session_new(fd))) abort();
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
@@ -343,6 +379,8 @@ static void housekeeping(double now) {
     }
     if (stats_requested) {
         stats_requested = 0;
+        for (client *c = clients; c; c = c->next)
+            if (!c->dead) stats_session(c->id, c->events, c->bytes_written, c->fd);
         if (cfg.stats_file) stats_write(cfg.stats_file);
     }
 }
@@ -407,7 +445,8 @@ static void handle_events(struct epoll_event *evs, int n) {
             continue;
         }
         if (c->dead) continue;
-        if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) client_read(c);
+        if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR) || (c->tls_read_wants_write && evs[i].events & EPOLLOUT))
+            client_read(c);
         if (!c->dead && (evs[i].events & EPOLLOUT)) client_flush(c);
         if (!c->dead && client_pending(c)) client_flush(c);
     }
@@ -428,8 +467,10 @@ int server_run(void) {
         double now = now_real();
         produce(now);
         housekeeping(now);
-        for (client *c = clients; c; c = c->next)
+        for (client *c = clients; c; c = c->next) {
             if (!c->dead && client_pending(c)) client_flush(c);
+            if (!c->dead && c->tls && tls_buffered(c->tls) && client_pending(c) < CLIENT_READ_STOP) client_read(c);
+        }
         reap_dead();
     }
     for (client *c = clients; c; c = c->next) {

@@ -42,8 +42,13 @@ struct client {
     char *deferred;         /* reply held back (failed Login waits like Asterisk) */
     double deferred_at;
     unsigned watched;       /* epoll interest currently registered */
+    unsigned long events;   /* events queued to this session (stats.c: sessions) */
+    unsigned long long bytes_written;
 
     void *replay;           /* replay.c's per-client stream */
+    void *tls;              /* tls.c's session, when amisim serves TLS */
+    int tls_read_wants_write;  /* TLS must write before it can read on */
+    int tls_write_wants_read;  /* ... or read before it can write on */
     client *next;
 };
 
@@ -52,6 +57,8 @@ void client_append_str(client *c, const char *s);
 size_t client_pending(const client *c);
 /* Stop reading; close once everything queued has been written. */
 void client_finish(client *c);
+/* Write what is queued, then reset the connection (--drop-after-login). */
+void client_drop(client *c, const char *why);
 /* Hold reply back for delay_ms, then send it and close (failed Login). */
 void client_fail_later(client *c, const char *reply, int delay_ms);
 

@@ -1,19 +1,21 @@
 /* sim.h -- the call centre's internal model, shared by its parts.
  *
- * callcenter.c drives the clock and the inbound calls, members.c the queue
- * membership, c2c.c the calls that actions start or change (Originate,
- * Redirect, Hangup, ChanSpy), chanev.c writes the channel events they all
- * share and commands.c turns AMI actions into calls of these. One call is
- * one small state machine with one pending timer (see callcenter.c). */
+ * callcenter.c drives the clock, arrivals.c says when inbound calls come,
+ * inbound.c takes them through the queues, day.c runs the operators'
+ * working day (shifts, breaks), members.c the queue membership, c2c.c the
+ * calls that actions start or change (Originate, Redirect, Hangup,
+ * ChanSpy), chanev.c writes the channel events they all share, commands.c
+ * turns AMI actions into calls of these and truth.c counts what happened.
+ * One call is one small state machine with one pending timer (timers.h). */
 #ifndef AMISIM_SIM_H
 #define AMISIM_SIM_H
 
 #include <stdarg.h>
 
 #include "events.h"
+#include "timers.h"
 
-#define RING_SECONDS 2.0
-#define QUEUE_TIMEOUT 120.0
+#define RING_SECONDS 2.0           /* the lab's phones answer after Wait(2) */
 #define MAX_QUEUES 16
 #define MAX_ORIG_VARS 16
 
@@ -28,6 +30,8 @@ typedef struct operator_ {
     int other_calls;        /* click-to-call, transfer, spy legs on this phone */
     int in_call;
     long calls_taken, last_call, login_time;
+    double last_offer;      /* last rung by a queue: the next offer goes to others first */
+    int no_answer;          /* --no-answer: away from the desk, the phone rings on */
 } operator_;
 
 /* A queue member: an operator (or any interface QueueAdd names). */
@@ -56,6 +60,7 @@ enum kind { K_INBOUND, K_C2C, K_SPY };
 enum phase {
     /* inbound (callcenter.c) */
     PH_DID_ANSWER, PH_JOIN, PH_WAITING, PH_RINGING, PH_TALKING,
+    PH_RETRY,               /* nobody answered: the queue waits --retry before ringing again */
     /* click-to-call, transfers, spy (c2c.c) */
     PH_OP_RING,             /* the operator's phone rings (2 s) */
     PH_PSTN_RING,           /* the customer's number rings or is busy */
@@ -84,16 +89,22 @@ struct call {
     double resume_due;      /* a redirected call's talk goes on until then */
     int will_abandon;
     double patience_end;    /* Originate ... Application Wait: the caller hangs up then */
+    double gives_up_at;     /* the caller leaves the queue by themselves then */
+    double expire;          /* the queue's maximum wait runs out then */
+    int ring_fails;         /* the phone ringing now will not be picked up */
+    long ring_ms;           /* how long it is rung for (AgentRingNoAnswer's RingTime) */
     double t_join, t_ring, t_answer, deadline;
     int orig_position;
     char bridge[40];
-    double due;
-    int heap_idx;
+    timer tm;
     call *qprev, *qnext;
     call *prev, *next;      /* live calls, newest first */
 
     /* Originate */
     char actionid[128];
+    char dialstring[96];    /* its Channel, named by an OriginateResponse Failure */
+    char orig_app[32], orig_data[128];   /* Application, Data (ChanSpy and others) */
+    char orig_channel_id[64];            /* ChannelId asked for */
     char number[40];        /* dialled customer number */
     enum pstn pstn;
     double ring_limit;      /* seconds a PSTN number may ring (Dial's 20, Timeout) */
@@ -105,6 +116,7 @@ struct call {
     int plain_app;          /* Originate of another application: just stays up */
     call *spyee_call;
     chan *spyee;
+    int watchers;           /* spies on this call */
 };
 
 /* An Originate action, parsed (commands.c). */
@@ -124,25 +136,34 @@ extern int nqueues;
 extern operator_ *ops;
 extern int nops;
 double rnd(void);
+double uniform(double a, double b);
 void timer_set(call *c, double due);
 void timer_cancel(call *c);
 call *call_new(int kind);
 void call_unlink(call *k);
+operator_ *operator_by_name(const char *name);
+queue *queue_by_name(const char *name);
+queue *queue_by_did(const char *did);
+/* Sets the event clock to the simulated now before an action's events. */
+double sim_step_now(void);
+
+/* inbound.c */
+/* A caller from the trunk arrives now (--simulate). */
+void inbound_arrive(double now);
+long inbound_arrived(void);
+/* Starts an inbound call now (Originate Local/<DID>@from-trunk). */
+call *inbound_start(queue *q, double now, const char *num, const char *name, const char *ticket);
+void inbound_timer(call *k, double now);
 void dispatch(double now);
 void operator_free(operator_ *op, double now);
+/* An answered inbound call's talk ends now (for the ground truth). */
+void inbound_talk_over(call *k, double now);
 void queue_vars(const chan *c, const queue *q);
 void leave_queue(call *k);
 void step_caller_hangup(call *k, double now);
 void step_give_up(call *k, double now);
 void step_agent_answer(call *k, double now);
 void random_bridge_id(char out[40]);
-operator_ *operator_by_name(const char *name);
-queue *queue_by_name(const char *name);
-queue *queue_by_did(const char *did);
-/* Starts an inbound call now (Originate Local/<DID>@from-trunk). */
-call *inbound_start(queue *q, double now, const char *num, const char *name, const char *ticket);
-/* Sets the event clock to the simulated now before an action's events. */
-double sim_step_now(void);
 
 /* chanev.c */
 double stamp(void);
@@ -157,6 +178,10 @@ void chan_event(const char *event, const char *priv, const chan *c, ...);
 void dest_event(const char *event, const char *priv, const chan *c, const chan *d, ...);
 void newchannel(const chan *c);
 void newexten(chan *c, int priority, const char *app, const char *data);
+/* --dialplan-data: the [phones] UserEvent step after the NoOp, and the
+ * priority a later [phones] step then has. */
+void phone_dialplan_data(chan *c);
+int phone_pri(int priority);
 void varset(const chan *c, const char *var, const char *value);
 void varsetf(const chan *c, const char *var, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

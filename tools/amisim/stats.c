@@ -2,14 +2,19 @@
 #include "stats.h"
 
 #include <jansson.h>
+#include <linux/tcp.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/time.h>
 #include <uthash.h>
 
+#include "callcenter.h"
+#include "clock.h"
 #include "log.h"
+#include "truth.h"
 
 typedef struct action_count {
     char *name;
@@ -23,6 +28,23 @@ static action_count *actions, *by_id;
 static json_t *originates;
 static unsigned long events_sent;
 static unsigned long clients;
+static double sim_lag_max;
+
+/* Events per whole second, and the most seen in one. */
+typedef struct second_count {
+    long second, count;
+    long best_second, best_count;
+} second_count;
+
+static second_count by_sim = {-1, 0, -1, 0}, by_wall = {-1, 0, -1, 0};
+
+typedef struct session_count {
+    unsigned id;
+    unsigned long events;
+    unsigned long long bytes_written, bytes_acked;
+    UT_hash_handle hh;
+} session_count;
+static session_count *sessions;
 
 static action_count *count_in(action_count **table, const char *key) {
     action_count *a;
@@ -50,10 +72,8 @@ void stats_action(const char *name, const char *actionid) {
     if (!*actionid || !counted_by_id(name)) return;
     action_count *a = count_in(&by_id, actionid);
     if (!a->action) {
-        struct timeval tv;
-        gettimeofday(&tv, NULL);
         a->action = strdup(name);
-        a->first_at = (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
+        a->first_at = wall_now();
     }
 }
 
@@ -75,6 +95,70 @@ void stats_client(void) {
     clients++;
 }
 
+static unsigned long long bytes_acked(int fd) {
+    struct tcp_info ti;
+    socklen_t len = sizeof(ti);
+    memset(&ti, 0, sizeof(ti));
+    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0) return 0;
+    return ti.tcpi_bytes_acked;
+}
+
+void stats_session(unsigned id, unsigned long events, unsigned long long bytes_written, int fd) {
+    session_count *s;
+    HASH_FIND_INT(sessions, &id, s);
+    if (!s) {
+        s = calloc(1, sizeof(*s));
+        if (!s) abort();
+        s->id = id;
+        HASH_ADD_INT(sessions, id, s);
+    }
+    s->events = events;
+    s->bytes_written = bytes_written;
+    unsigned long long acked = bytes_acked(fd);
+    if (acked > s->bytes_acked) s->bytes_acked = acked;
+}
+
+/* {"<client id>": {"events": N, "bytes_written": B, "bytes_acked": A}}: the
+ * ground truth of what each connection of the agent was sent. */
+static json_t *sessions_json(void) {
+    json_t *o = json_object();
+    char id[16];
+    for (session_count *s = sessions; s; s = s->hh.next) {
+        snprintf(id, sizeof(id), "%u", s->id);
+        json_object_set_new(o, id, json_pack("{s:I, s:I, s:I}", "events", (json_int_t)s->events,
+                                             "bytes_written", (json_int_t)s->bytes_written,
+                                             "bytes_acked", (json_int_t)s->bytes_acked));
+    }
+    return o;
+}
+
+static void count_second(second_count *s, double t) {
+    long sec = (long)t;
+    if (sec != s->second) {
+        s->second = sec;
+        s->count = 0;
+    }
+    if (++s->count > s->best_count) {
+        s->best_count = s->count;
+        s->best_second = sec;
+    }
+}
+
+void stats_event_at(double ts) {
+    count_second(&by_sim, ts);
+    count_second(&by_wall, wall_now());
+}
+
+void stats_sim_lag(double seconds) {
+    if (seconds > sim_lag_max) sim_lag_max = seconds;
+}
+
+static json_t *busiest_json(void) {
+    return json_pack("{s:{s:I, s:I}, s:{s:I, s:I}}",
+                     "sim", "events", (json_int_t)by_sim.best_count, "at", (json_int_t)by_sim.best_second,
+                     "wall", "events", (json_int_t)by_wall.best_count, "at", (json_int_t)by_wall.best_second);
+}
+
 static json_t *counts_json(void) {
     json_t *acts = json_object();
     for (action_count *a = actions; a; a = a->hh.next)
@@ -94,9 +178,12 @@ static json_t *by_id_json(void) {
 /* Written to a temporary file and renamed, so a reader never sees half. */
 int stats_write(const char *path) {
     json_t *orig = originates ? json_incref(originates) : json_array();
-    json_t *root = json_pack("{s:o, s:o, s:o, s:I, s:I}", "actions", counts_json(),
+    json_t *root = json_pack("{s:o, s:o, s:o, s:I, s:I, s:o, s:o, s:f}", "actions", counts_json(),
                              "by_action_id", by_id_json(), "originates", orig, "events_sent",
-                             (json_int_t)events_sent, "clients", (json_int_t)clients);
+                             (json_int_t)events_sent, "clients", (json_int_t)clients,
+                             "sessions", sessions_json(), "busiest_second", busiest_json(),
+                             "sim_lag_max_s", sim_lag_max);
+    if (callcenter_enabled()) json_object_set_new(root, "truth", truth_json());
     char tmp[4096];
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
     int rc = json_dump_file(root, tmp, JSON_INDENT(2) | JSON_SORT_KEYS);
@@ -119,6 +206,11 @@ static void free_table(action_count **table) {
 void stats_free(void) {
     free_table(&actions);
     free_table(&by_id);
+    session_count *s, *tmp;
+    HASH_ITER(hh, sessions, s, tmp) {
+        HASH_DEL(sessions, s);
+        free(s);
+    }
     json_decref(originates);
     originates = NULL;
 }

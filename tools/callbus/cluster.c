@@ -10,32 +10,32 @@
 #include <string.h>
 
 #include "cli.h"
+#include "kafka_conf.h"
 
 int cli_timeout_ms = 15000;
 
-static int set(rd_kafka_conf_t *conf, const char *k, const char *v, const char *who) {
-    char err[512];
-    if (rd_kafka_conf_set(conf, k, v, err, sizeof(err)) == RD_KAFKA_CONF_OK) return 0;
-    fprintf(stderr, "callbus %s: kafka property %s: %s\n", who, k, err);
+static int set(rd_kafka_conf_t *conf, const char *name, const char *value, const char *who) {
+    char err[768];
+    if (kafka_conf_set(conf, name, value, err, sizeof(err)) == 0) return 0;
+    fprintf(stderr, "callbus %s: %s\n", who, err);
     return -1;
 }
 
 /* -X CLUSTER:name=value for this cluster, after the plain -X, so that it
  * overrides them for this cluster alone. */
 static int set_scoped(const cli_ctx *cx, rd_kafka_conf_t *conf, const char *cluster, const char *who) {
-    int bad = 0;
     size_t n = cluster ? strlen(cluster) : 0;
     for (int i = 0; cluster && i < cx->nscoped; i++) {
         const char *s = cx->scoped[i], *eq = strchr(s, '=');
         if (strncmp(s, cluster, n) || s[n] != ':') continue;
-        char name[256], err[512];
+        char name[256], err[768];
         snprintf(name, sizeof(name), "%.*s", (int)(eq - s - (int)n - 1), s + n + 1);
-        if (rd_kafka_conf_set(conf, name, eq + 1, err, sizeof(err)) != RD_KAFKA_CONF_OK) {
-            fprintf(stderr, "callbus %s: cluster %s: kafka property %s: %s\n", who, cluster, name, err);
-            bad = 1;
+        if (kafka_conf_set(conf, name, eq + 1, err, sizeof(err)) < 0) {
+            fprintf(stderr, "callbus %s: cluster %s: %s\n", who, cluster, err);
+            return -1;
         }
     }
-    return bad;
+    return 0;
 }
 
 int cli_is_scoped(const char *arg) {
@@ -70,43 +70,41 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 
 rd_kafka_t *cli_client(cli_ctx *cx, rd_kafka_type_t type, const char *bootstrap, const char *group,
                        const char *who, const char *cluster) {
-    char err[512];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    int bad = 0;
+    char err[768];
+    kafka_prop defaults[5];
+    size_t n = 0;
     if (type == RD_KAFKA_CONSUMER) {
-        bad |= set(conf, "group.id", group ? group : "callbus-cli", who);
-        bad |= set(conf, "enable.auto.commit", "false", who);
-        bad |= set(conf, "enable.partition.eof", "true", who);
-        bad |= set(conf, "auto.offset.reset", "error", who);
+        defaults[n++] = (kafka_prop){"group.id", group ? group : "callbus-cli"};
+        defaults[n++] = (kafka_prop){"enable.auto.commit", "false"};
+        defaults[n++] = (kafka_prop){"enable.partition.eof", "true"};
+        defaults[n++] = (kafka_prop){"auto.offset.reset", "error"};
         /* Point reads: do not let the broker hold a fetch for new data. */
-        bad |= set(conf, "fetch.wait.max.ms", "20", who);
+        defaults[n++] = (kafka_prop){"fetch.wait.max.ms", "20"};
     } else {
-        bad |= set(conf, "enable.idempotence", "true", who);
-        bad |= set(conf, "message.timeout.ms", "60000", who);
+        defaults[n++] = (kafka_prop){"enable.idempotence", "true"};
+        defaults[n++] = (kafka_prop){"message.timeout.ms", "60000"};
         /* Asking whether a target topic exists must not create it. */
-        bad |= set(conf, "allow.auto.create.topics", "false", who);
-        rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+        defaults[n++] = (kafka_prop){"allow.auto.create.topics", "false"};
     }
-    for (size_t i = 0; i < cx->cfg.kafka_count; i++)
-        bad |= set(conf, cx->cfg.kafka[i].key, cx->cfg.kafka[i].value, who);
-    bad |= set_scoped(cx, conf, cluster, who);
-    if (bootstrap) bad |= set(conf, "bootstrap.servers", bootstrap, who);
+    rd_kafka_conf_t *conf = kafka_conf_new(defaults, n, &cx->cfg, err, sizeof(err));
+    if (!conf) {
+        fprintf(stderr, "callbus %s: %s\n", who, err);
+        return NULL;
+    }
+    if (type == RD_KAFKA_PRODUCER) rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
+    int bad = set_scoped(cx, conf, cluster, who) < 0 || (bootstrap && set(conf, "bootstrap.servers", bootstrap, who) < 0);
     if (!bad && !config_get_kafka(&cx->cfg, "bootstrap.servers") && !bootstrap) {
         fprintf(stderr, "callbus %s: no Kafka cluster given: -X bootstrap.servers=HOST:PORT, -c agent.conf or --bootstrap\n", who);
         bad = 1;
     }
     /* Quiet librdkafka's connection chatter: the errors that matter come
      * back from the calls and are printed once, with context. */
-    bad |= set(conf, "log_level", "3", who);
-    if (bad) {
+    if (bad || set(conf, "log_level", "3", who) < 0) {
         rd_kafka_conf_destroy(conf);
         return NULL;
     }
-    rd_kafka_t *rk = rd_kafka_new(type, conf, err, sizeof(err));
-    if (!rk) {
-        fprintf(stderr, "callbus %s: %s\n", who, err);
-        rd_kafka_conf_destroy(conf);
-    }
+    rd_kafka_t *rk = kafka_client_new(type, conf, err, sizeof(err));
+    if (!rk) fprintf(stderr, "callbus %s: %s\n", who, err);
     return rk;
 }
 

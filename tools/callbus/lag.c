@@ -35,9 +35,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
 
 #include "cli.h"
+#include "clock.h"
 #include "timearg.h"
 
 #define MAX_SITES 32
@@ -72,11 +72,7 @@ typedef struct lag_opts {
 static int64_t started_ms;
 
 static int64_t now_ms(void) {
-    if (!started_ms) {
-        struct timeval tv;
-        gettimeofday(&tv, NULL);
-        started_ms = (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-    }
+    if (!started_ms) started_ms = (int64_t)(wall_now() * 1000);
     return started_ms;
 }
 

@@ -3,7 +3,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "cli.h"
+#include "kafka_conf.h"
 #include "version.h"
 
 static void usage(FILE *out) {
@@ -30,24 +32,12 @@ void cli_topic(const cli_ctx *cx, const char *name, char *out, size_t outlen) {
 }
 
 rd_kafka_t *cli_consumer(cli_ctx *cx) {
-    char err[512];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_conf_set(conf, "group.id", "callbus-cli", err, sizeof(err));
-    rd_kafka_conf_set(conf, "enable.auto.commit", "false", err, sizeof(err));
-    rd_kafka_conf_set(conf, "enable.partition.eof", "false", err, sizeof(err));
-    for (size_t i = 0; i < cx->cfg.kafka_count; i++) {
-        if (rd_kafka_conf_set(conf, cx->cfg.kafka[i].key, cx->cfg.kafka[i].value, err, sizeof(err)) !=
-            RD_KAFKA_CONF_OK) {
-            fprintf(stderr, "callbus: kafka property %s: %s\n", cx->cfg.kafka[i].key, err);
-            rd_kafka_conf_destroy(conf);
-            return NULL;
-        }
-    }
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
-    if (!rk) {
-        fprintf(stderr, "callbus: %s\n", err);
-        rd_kafka_conf_destroy(conf);
-    }
+    static const kafka_prop defaults[] = {
+        {"group.id", "callbus-cli"}, {"enable.auto.commit", "false"}, {"enable.partition.eof", "false"}};
+    char err[768];
+    rd_kafka_conf_t *conf = kafka_conf_new(defaults, 3, &cx->cfg, err, sizeof(err));
+    rd_kafka_t *rk = conf ? kafka_client_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err)) : NULL;
+    if (!rk) fprintf(stderr, "callbus: %s\n", err);
     return rk;
 }
 
@@ -67,12 +57,13 @@ static int run(cli_ctx *cx, const char *cmd, int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
+    alloc_init();
     cli_ctx cx;
     char err[1024];
     const char *path = NULL;
     int i = 1, nprops = 0, rc = 0;
     /* -X name=value in the first half, -X CLUSTER:name=value in the second. */
-    char **props = calloc(2 * (size_t)argc, sizeof(char *));
+    char **props = xcalloc(2 * (size_t)argc, sizeof(char *));
     cx.scoped = (const char **)props + argc;
     cx.nscoped = 0;
     for (; rc == 0 && i < argc && argv[i][0] == '-'; i++) {

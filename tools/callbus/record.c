@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "cli.h"
 #include "sbuf.h"
 #include "timearg.h"
@@ -75,7 +76,7 @@ char *cli_record_json(const rd_kafka_message_t *m) {
     if (raw) {
         json_decref(v);
         size_t n = strlen(s);
-        char *t = malloc(n + m->len + 16);
+        char *t = xmalloc(n + m->len + 16);
         memcpy(t, s, n - 1);
         memcpy(t + n - 1, ",\"value\":", 9);
         memcpy(t + n + 8, m->payload, m->len);

@@ -12,9 +12,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "alloc.h"
 #include "cli.h"
+#include "clock.h"
 #include "timearg.h"
 
 typedef struct replay_opts {
@@ -81,7 +82,7 @@ static int plan(rd_kafka_t *rk, const replay_opts *o, cli_range **ranges, char *
     int n = cli_partition_count(rk, o->topic, err, errlen);
     if (n == 0) snprintf(err, errlen, "topic %s does not exist", o->topic);
     if (n <= 0) return -1;
-    *ranges = calloc((size_t)n, sizeof(cli_range));
+    *ranges = xcalloc((size_t)n, sizeof(cli_range));
     for (int p = 0; p < n; p++)
         if (cli_window(rk, o->topic, p, o->from, o->to, &(*ranges)[p], err, errlen) < 0) return -1;
     return n;
@@ -212,7 +213,7 @@ static int parse(cli_ctx *cx, int argc, char **argv, replay_opts *o) {
         {"to-bootstrap", required_argument, 0, 'B'}, {"reset-group", required_argument, 0, 'g'},
         {"execute", no_argument, 0, 'x'},            {"timeout", required_argument, 0, 't'},
         {"help", no_argument, 0, 'h'},               {0, 0, 0, 0}};
-    int64_t now = (int64_t)time(NULL) * 1000;
+    int64_t now = (int64_t)wall_now() * 1000;
     char err[512];
     int opt;
     static char topic[256];

@@ -9,13 +9,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "cli.h"
+#include "clock.h"
 #include "cloudevent.h"
-#include "sbuf.h"
+#include "kafka_conf.h"
 
 static volatile sig_atomic_t stopping;
 static void on_signal(int sig) { (void)sig; stopping = 1; }
@@ -33,7 +33,7 @@ static int fill_data(json_t *data, int argc, char **argv) {
             fprintf(stderr, "callbus send: \"%s\" is not key=value\n", argv[i]);
             return -1;
         }
-        char *key = strndup(argv[i], (size_t)(eq - argv[i]));
+        char *key = xstrndup(argv[i], (size_t)(eq - argv[i]));
         if (!strncmp(key, "var.", 4)) {
             json_t *vars = json_object_get(data, "variables");
             if (!vars) json_object_set_new(data, "variables", vars = json_object());
@@ -50,37 +50,26 @@ static int fill_data(json_t *data, int argc, char **argv) {
 
 static char *build_command(const char *type, const char *id, const char *sender, double expires_in,
                            json_t *data) {
-    double now = ce_now();
-    sbuf t1, t2;
-    sbuf_init(&t1);
-    sbuf_init(&t2);
-    sbuf_json_time(&t1, now);
-    sbuf_json_time(&t2, now + expires_in);
-    /* Drop the quotes sbuf_json_time adds. */
-    t1.data[t1.len - 1] = t2.data[t2.len - 1] = '\0';
-    json_t *subject = json_object_get(data, "call_id");
-    if (!subject) subject = json_object_get(data, "operator_id");
+    double now = wall_now();
+    const char *subject = json_string_value(json_object_get(data, "call_id"));
+    if (!subject) subject = json_string_value(json_object_get(data, "operator_id"));
     char full_type[64];
     snprintf(full_type, sizeof(full_type), "callbus.command.%s", type);
-    json_t *ev = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:O}", "specversion", "1.0",
-                           "id", id, "source", "callbus://cli/callbus", "type", full_type, "time",
-                           t1.data + 1, "expires", t2.data + 1, "sender", sender,
-                           "datacontenttype", "application/json", "data", data);
-    if (subject) json_object_set(ev, "subject", subject);
-    char *s = json_dumps(ev, JSON_COMPACT);
-    json_decref(ev);
-    sbuf_free(&t1);
-    sbuf_free(&t2);
-    return s;
+    sbuf ev;
+    sbuf_init(&ev);
+    ce_begin_command(&ev, id, "callbus://cli/callbus", full_type, subject, now, now + expires_in, sender);
+    char *d = json_dumps(data, JSON_COMPACT);
+    sbuf_puts(&ev, d);
+    free(d);
+    ce_end(&ev);
+    return ev.data;
 }
 
 static int produce(cli_ctx *cx, const char *topic, const char *key, const char *value) {
-    char err[512];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    rd_kafka_conf_set(conf, "enable.idempotence", "true", err, sizeof(err));
-    for (size_t i = 0; i < cx->cfg.kafka_count; i++)
-        rd_kafka_conf_set(conf, cx->cfg.kafka[i].key, cx->cfg.kafka[i].value, err, sizeof(err));
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+    static const kafka_prop defaults[] = {{"enable.idempotence", "true"}};
+    char err[768];
+    rd_kafka_conf_t *conf = kafka_conf_new(defaults, 1, &cx->cfg, err, sizeof(err));
+    rd_kafka_t *rk = conf ? kafka_client_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err)) : NULL;
     if (!rk) {
         fprintf(stderr, "callbus send: %s\n", err);
         return -1;
@@ -121,8 +110,8 @@ static int assign_end(rd_kafka_t *rk, const char *topic) {
 
 /* Prints results for id until a final one; returns 0 if it succeeded. */
 static int await_results(rd_kafka_t *rk, const char *id, double wait_s) {
-    double deadline = ce_now() + wait_s;
-    while (!stopping && ce_now() < deadline) {
+    double deadline = mono_now() + wait_s;
+    while (!stopping && mono_now() < deadline) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
         if (!m) continue;
         json_t *ev = m->err ? NULL : json_loadb(m->payload, m->len, 0, NULL);
@@ -187,7 +176,7 @@ int cmd_send(cli_ctx *cx, int argc, char **argv) {
         json_decref(data);
         return 2;
     }
-    if (!*id) snprintf(id, sizeof(id), "%s:cli-%d:%lld:1", cx->cfg.site, (int)getpid(), (long long)(ce_now() * 1000));
+    if (!*id) snprintf(id, sizeof(id), "%s:cli-%d:%lld:1", cx->cfg.site, (int)getpid(), (long long)(wall_now() * 1000));
     json_t *key = json_object_get(data, "call_id");
     if (!key) key = json_object_get(data, "operator_id");
     char keybuf[160];

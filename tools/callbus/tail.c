@@ -18,6 +18,10 @@ static volatile sig_atomic_t stopping;
 static void on_signal(int sig) { (void)sig; stopping = 1; }
 
 static void print_pretty(const rd_kafka_message_t *m) {
+    if (!m->payload) {   /* a tombstone: the key's end in a compacted topic (a call ended) */
+        printf("%-27s %-28s %.*s\n", "-", "(tombstone)", (int)m->key_len, m->key ? (const char *)m->key : "-");
+        return;
+    }
     json_error_t jerr;
     json_t *ev = json_loadb(m->payload, m->len, 0, &jerr);
     if (!ev) {
@@ -120,7 +124,7 @@ int cmd_tail(cli_ctx *cx, int argc, char **argv) {
         } else {
             idle = 0;
             seen++;
-            if (json) printf("%.*s\n", (int)m->len, (const char *)m->payload);
+            if (json) printf("%.*s\n", m->payload ? (int)m->len : 4, m->payload ? (const char *)m->payload : "null");
             else print_pretty(m);
             fflush(stdout);
         }

@@ -7,6 +7,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
+
 static int relative(const char *s, int64_t now_ms, int64_t *out, char *err, size_t errlen) {
     char *end;
     double n = strtod(s + 1, &end);
@@ -99,12 +101,5 @@ int timearg_parse(const char *s, int64_t now_ms, int64_t *out_ms, char *err, siz
 }
 
 void timearg_format(int64_t ms, char *out, size_t outlen) {
-    time_t t = (time_t)(ms / 1000);
-    int frac = (int)(ms % 1000);
-    if (frac < 0) frac += 1000, t--;
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    char b[32];
-    strftime(b, sizeof(b), "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out, outlen, "%s.%03dZ", b, frac);
+    rfc3339((double)ms / 1000.0, 3, out, outlen);
 }

@@ -1,0 +1,377 @@
+"""make bench: a 500-seat site after a whole working day (issue 11).
+
+1. The day: amisim --simulate --day 8 at 500 seats, two queues, a busy
+   centre's rate (5 calls/s on average, 7 at the peak of the profile; talk
+   30-90 s; callers who give up, queue timeouts, phones nobody picks up),
+   run with --max (as fast as the agent reads) into the agent and Kafka. Its
+   wall time and AMI events, and the agent's RSS after it.
+2. After the day: a gateway starts, and a supervisor connects: time from
+   the gateway's start to serving (the first supervisor snapshot whole),
+   the supervisor snapshot's bytes and parts, time from connecting to part 1
+   (the page's first paint) and to the last part. Then the gateway restarts:
+   restart to serving again.
+3. Live: 500 operators and 20 supervisors connected to the gateway; amisim
+   is replaced (an Asterisk restart on the same port) by a real-time
+   500-seat simulation at the same rate, with a burst of 220 callers at
+   once (over 6,500 AMI events in its busiest second) BENCH_DAY_BURST_AT s
+   in. AMI event -> WebSocket client latency over BENCH_DAY_LATENCY_S s:
+   each update's `time` is the Timestamp of the AMI event that changed the
+   record (amisim's clock = the wall clock at --speed 1), less its arrival;
+   p50/p99 at steady load and in the burst's seconds, at one supervisor
+   (every call, operator and queue update) and the operators (their own
+   record); the other 19 supervisors read as fast as a browser would
+   without parsing, so that this one Python process does not become the
+   bottleneck it measures. The agent's and the gateway's RSS at the end.
+4. The day's state records came in minutes, too fast for Kafka's log
+   cleaner, which a real day gives hours: once it caught up
+   (BENCH_DAY_COMPACT_WAIT s, the live simulation still running), the
+   gateway restarts again at load: restart to serving.
+
+Environment: BENCH_DAY_HOURS (8), BENCH_DAY_SEATS (500), BENCH_DAY_RATE (5),
+BENCH_DAY_SUPERVISORS (20), BENCH_DAY_LATENCY_S (50), BENCH_DAY_BURST_AT
+(20), BENCH_DAY_COMPACT_WAIT (150), BENCH_KEEP=1 (keep the work directory
+with the programs' logs, and the site's topics, otherwise deleted). ~10 minutes on the 2-core machine.
+Usage: bench_day.py BOOTSTRAP (tests/bench/run.sh passes its broker).
+
+Clients are bench_gateway.py's raw asyncio WebSocket clients."""
+
+import asyncio
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import bench_gateway as bg
+from bench import free_port, metrics
+
+ROOT = Path(__file__).resolve().parents[2]
+BUILD = Path(os.environ.get("CALLBUS_BUILD", ROOT / "build"))
+HOURS = float(os.environ.get("BENCH_DAY_HOURS", "8"))
+SEATS = int(os.environ.get("BENCH_DAY_SEATS", "500"))
+RATE = float(os.environ.get("BENCH_DAY_RATE", "5"))
+SUPERVISORS = int(os.environ.get("BENCH_DAY_SUPERVISORS", "20"))
+LATENCY_S = float(os.environ.get("BENCH_DAY_LATENCY_S", "50"))
+BURST_AT = int(os.environ.get("BENCH_DAY_BURST_AT", "20"))
+COMPACT_WAIT = float(os.environ.get("BENCH_DAY_COMPACT_WAIT", "150"))
+QUEUES = "support,sales"
+CALLS = ["--operators", str(SEATS), "--queues", QUEUES, "--rate", str(RATE), "--talk", "30-90",
+         "--abandon", "3", "--patience", "40-240", "--rna", "3", "--seed", "1"]
+
+
+def mem_mb(pid, field="VmRSS"):
+    return int(re.search(rf"{field}:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text()).group(1)) / 1024
+
+
+def write_conf(work, site, bootstrap, ami_port, http_port):
+    """One file for both programs (each reads its own sections)."""
+    conf = work / "callbus.conf"
+    conf.write_text(f"""site = "{site}"; state_dir = "{work / 'state'}";
+kafka = [ "bootstrap.servers={bootstrap}" ];
+agent: {{ ami: {{ port = {ami_port}; secret = "callbus"; reconnect_min_ms = 100; reconnect_max_ms = 500; }};
+          http: {{ listen = "127.0.0.1:{http_port}"; }}; }};
+gateway: {{ id = "gwday"; listen = "127.0.0.1:0"; www_dir = "{ROOT / 'gateway' / 'www'}";
+  jwt_alg = "HS256"; jwt_secret = "{bg.SECRET}"; max_connections = {SEATS + SUPERVISORS + 100};
+  idle_timeout = 3600; }};
+""")
+    return conf
+
+
+def start_amisim(work, name, args, port=0):
+    p = subprocess.Popen([BUILD / "amisim", "--listen", f"127.0.0.1:{port}", "--stats-file", work / f"{name}.json",
+                          "--stats-interval", "2", *args],
+                         stdout=subprocess.PIPE, stderr=open(work / f"{name}.log", "w"), text=True)
+    return p, int(re.search(r":(\d+)$", p.stdout.readline().strip()).group(1))
+
+
+def stats(work, name):
+    try:
+        return json.loads((work / f"{name}.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def agent_drained(http, quiet=3.0, timeout=600):
+    """Until the agent has read nothing new for `quiet` s and Kafka has every message."""
+    last, since, end = None, time.monotonic(), time.monotonic() + timeout
+    while time.monotonic() < end:
+        m = metrics(http)
+        now = time.monotonic()
+        if m["callbus_agent_ami_events_total"] != last:
+            last, since = m["callbus_agent_ami_events_total"], now
+        elif (now - since >= quiet and m["callbus_agent_kafka_delivered_total"] == m["callbus_agent_kafka_sent_total"]
+              and m["callbus_agent_spool_bytes"] == 0):
+            return m
+        time.sleep(0.5)
+    raise RuntimeError("the agent did not drain")
+
+
+async def read_message(reader):
+    """One WebSocket message (fragments joined): (opcode, payload bytes)."""
+    b0, b1 = await reader.readexactly(2)
+    op, data = b0 & 0x0F, bytearray()
+    while True:
+        n = b1 & 0x7F
+        if n == 126:
+            n = int.from_bytes(await reader.readexactly(2), "big")
+        elif n == 127:
+            n = int.from_bytes(await reader.readexactly(8), "big")
+        data += await reader.readexactly(n)
+        if b0 & 0x80:
+            return op, bytes(data)
+        b0, b1 = await reader.readexactly(2)
+
+
+async def connect(port, site, who, role):
+    """Connects and authenticates; reads the snapshot whole. Returns
+    (reader, writer, snapshot info: bytes, parts, seconds to part 1 and to
+    the last part, from the TCP connect)."""
+    t0 = time.monotonic()
+    reader, writer = await bg.ws_upgrade(port)
+    writer.write(bg.frame(json.dumps({"type": "auth", "token": bg.token(site, who, role)})))
+    info = dict(bytes=0, parts=0, first=None, whole=None)
+    while True:
+        op, data = await read_message(reader)
+        if op == 8:
+            raise RuntimeError(f"{who} closed: {data[:2].hex()} {data[2:]}")
+        m = json.loads(data)
+        if m["type"] != "snapshot":
+            continue
+        info["bytes"] += len(data)
+        info["parts"] += 1
+        if m.get("part", 1) == 1:
+            info["first"] = time.monotonic() - t0
+        if m.get("part", 1) == m.get("parts", 1):
+            info["whole"] = time.monotonic() - t0
+            return reader, writer, info
+
+
+def start_gateway(work, conf):
+    """Starts the gateway; returns (process, port, seconds from start to
+    listening, seconds to a supervisor's whole snapshot, that snapshot)."""
+    log = work / "gateway.log"
+    t0 = time.monotonic()
+    gw = subprocess.Popen([BUILD / "callbus-gateway", "-c", conf], stderr=open(log, "a"))
+    pos = log.stat().st_size if log.exists() else 0
+    end = t0 + 120
+    while time.monotonic() < end:
+        m = re.search(r"listening on https?://[0-9.]+:(\d+)", log.read_text(errors="replace")[pos:])
+        if m:
+            break
+        time.sleep(0.01)
+    listening = time.monotonic() - t0
+    port = int(m.group(1))
+    loop = asyncio.new_event_loop()
+    _, writer, snap = loop.run_until_complete(connect(port, site_of(conf), "sup0", "supervisor"))
+    serving = time.monotonic() - t0
+    writer.close()
+    loop.close()
+    read = re.findall(r"read (\d+) records from \d+ partitions", log.read_text(errors="replace")[pos:])
+    return gw, port, listening, serving, snap, int(read[-1]) if read else -1
+
+
+def site_of(conf):
+    return re.search(r'site = "([^"]+)"', Path(conf).read_text()).group(1)
+
+
+def stop(p):
+    if p and p.poll() is None:
+        p.terminate()
+        try:
+            p.wait(30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
+async def live(port, site, seconds, start_sim):
+    """500 operators and the supervisors connected, reading everything;
+    start_sim() begins the load once all are in. Returns samples
+    (role, kind, event time, arrival) and the connect figures."""
+    sem = asyncio.Semaphore(100)
+    conns = []
+
+    async def one(who, role):
+        async with sem:
+            r, w, info = await connect(port, site, who, role)
+            conns.append((who, role, r, w, info))
+    t0 = time.monotonic()
+    await asyncio.gather(*(one(f"op{101 + i}", "operator") for i in range(SEATS)),
+                         *(one(f"sup{i + 1}", "supervisor") for i in range(SUPERVISORS)))
+    took = time.monotonic() - t0
+    samples, closed = [], []
+
+    async def drain(reader):
+        while await reader.read(1 << 16):
+            pass
+
+    async def follow(who, role, reader):
+        if role == "supervisor" and who != "sup1":
+            return await drain(reader)
+        while True:
+            op, data = await read_message(reader)
+            now = time.time()
+            if op == 8:
+                closed.append((who, data[:2].hex()))
+                return
+            if op != 1:
+                continue
+            m = json.loads(data)
+            if m.get("type") == "update" and m.get("time"):
+                samples.append((role, m["kind"], bg.rfc3339_s(m["time"]), now))
+    tasks = [asyncio.ensure_future(follow(who, role, r)) for who, role, r, _, _ in conns]
+    start_sim()
+    await asyncio.sleep(seconds)
+    for t in tasks:
+        t.cancel()
+    for _, _, _, w, _ in conns:
+        w.close()
+    return samples, closed, took, conns
+
+
+def pcts(xs):
+    if not xs:
+        return "no samples"
+    return f"p50 {bg.pct(xs, .5):.1f} ms, p99 {bg.pct(xs, .99):.1f} ms, max {max(xs):.1f} ms ({len(xs)} updates)"
+
+
+def delete_topics(bootstrap, site):
+    """The day's topics (GBs of AMI events): a shared broker keeps no copy."""
+    from confluent_kafka.admin import AdminClient
+    a = AdminClient({"bootstrap.servers": bootstrap})
+    topics = [t for t in a.list_topics(timeout=10).topics if t.startswith(f"callbus.{site}.")]
+    for f in (a.delete_topics(topics, operation_timeout=60).values() if topics else ()):
+        try:
+            f.result(60)
+        except Exception as e:   # reported, not fatal: the figures are out
+            print(f"bench_day: deleting a topic: {e}")
+
+
+def run(bootstrap):
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    work = Path(subprocess.check_output(["mktemp", "-d", "/tmp/callbus-bench-day.XXXXXX"], text=True).strip())
+    site = "d" + uuid.uuid4().hex[:8]
+    amisim = agent = gw = None
+    live_sim = {}
+    try:
+        # 1. The day, as fast as the agent takes it.
+        amisim, ami_port = start_amisim(work, "day", ["--simulate", "--day", str(HOURS), *CALLS, "--max",
+                                                      "--start-at", "08:00", "--tz", "UTC", "--linger", "-1"])
+        http = free_port()
+        conf = write_conf(work, site, bootstrap, ami_port, http)
+        t0 = time.monotonic()
+        agent = subprocess.Popen([BUILD / "callbus-agent", "-c", conf], stderr=open(work / "agent.log", "w"))
+        while not ((s := stats(work, "day")) and s["truth"]["over"]):
+            if amisim.poll() is not None or agent.poll() is not None:
+                raise RuntimeError(f"amisim or the agent exited; see {work}")
+            time.sleep(2)
+        m = agent_drained(http)
+        day_s = time.monotonic() - t0
+        t = s["truth"]
+        q = {k: sum(v[k] for v in t["queues"].values()) for k in ("offered", "answered", "abandoned", "timed_out")}
+        print(f"day: {HOURS:g} h at {SEATS} seats, {t['arrived']} calls ({q['answered']} answered, "
+              f"{q['abandoned']} abandoned, {q['timed_out']} timed out), {s['events_sent']:,} AMI events, "
+              f"{m['callbus_agent_kafka_delivered_total']:,.0f} Kafka messages, in {day_s:.0f} s "
+              f"({s['events_sent'] / day_s:,.0f} events/s); agent RSS {mem_mb(agent.pid):.1f} MB, "
+              f"peak {mem_mb(agent.pid, 'VmHWM'):.1f} MB", flush=True)
+
+        # 2. The gateway after the day: start, the supervisor's snapshot, a restart.
+        gw, port, listening, serving, snap, read = start_gateway(work, conf)
+        print(f"gateway start after the day: listening {listening:.2f} s, serving (a supervisor's snapshot whole) "
+              f"{serving:.2f} s after its start, {read:,} state records read", flush=True)
+        loop = asyncio.new_event_loop()
+        _, w, snap2 = loop.run_until_complete(connect(port, site, "sup-late", "supervisor"))
+        w.close()
+        loop.close()
+        print(f"supervisor snapshot: {snap['bytes']:,} bytes in {snap['parts']} parts; first paint (part 1) "
+              f"{snap['first'] * 1000:.0f} ms, whole {snap['whole'] * 1000:.0f} ms after connecting (the first "
+              f"supervisor of a fresh gateway); a second supervisor: {snap2['first'] * 1000:.0f} / "
+              f"{snap2['whole'] * 1000:.0f} ms", flush=True)
+        stop(gw)
+        gw, port, listening, serving_again, _, read = start_gateway(work, conf)
+        print(f"gateway restart: listening {listening:.2f} s, serving {serving_again:.2f} s after its start, "
+              f"{read:,} state records read", flush=True)
+
+        # 3. Live: everyone connected, a real-time day with a burst.
+        def start_sim():
+            amisim.send_signal(signal.SIGTERM)
+            amisim.wait(30)
+            live_sim["p"], _ = start_amisim(work, "live", ["--simulate", *CALLS, "--speed", "1",
+                                                           "--burst", str(BURST_AT)], port=ami_port)
+            live_sim["t0"] = time.time()
+        loop = asyncio.new_event_loop()
+        gw_cpu0, me_cpu0, wall0 = bg.cpu_s(gw.pid), time.process_time(), time.monotonic()
+        samples, closed, took, conns = loop.run_until_complete(live(port, site, LATENCY_S, start_sim))
+        wall = time.monotonic() - wall0
+        gw_cpu, me_cpu = (bg.cpu_s(gw.pid) - gw_cpu0) / wall * 100, (time.process_time() - me_cpu0) / wall * 100
+        loop.close()
+        if os.environ.get("BENCH_KEEP"):
+            (work / "samples.json").write_text(json.dumps(samples))
+        ls = stats(work, "live") or {}
+        live_sim["p"].send_signal(signal.SIGUSR1)
+        time.sleep(1)
+        ls = stats(work, "live") or ls
+        burst_events = ls.get("busiest_second", {}).get("sim", {}).get("events", 0)
+        lat = lambda pred: [(now - ts) * 1000 for role, kind, ts, now in samples if pred(role, kind, ts)]
+        # amisim's clock starts on the next whole second.
+        burst_at = int(live_sim["t0"]) + 1 + BURST_AT
+        in_burst = lambda ts: burst_at <= ts < burst_at + 6
+        # Steady: from 5 s after the new amisim started (the agent has logged
+        # in again and 500 operators came back at once) to the burst, and
+        # from 15 s after it.
+        steady = lambda ts: live_sim["t0"] + 5 <= ts < burst_at or ts >= burst_at + 15
+        sups = [c for c in conns if c[1] == "supervisor"]
+        print(f"live: {SEATS} operators and {len(sups)} supervisors connected in {took:.1f} s "
+              f"(supervisor snapshots {bg.pct([c[4]['whole'] * 1000 for c in sups], .5):.0f} ms median); "
+              f"{ls.get('events_sent', 0):,} AMI events in {LATENCY_S:g} s at {RATE:g} calls/s, the busiest "
+              f"second {burst_events:,} events; clients closed by the gateway: {len(closed)}; CPU meanwhile: gateway "
+              f"{gw_cpu:.0f} %, this script's clients {me_cpu:.0f} % of a core", flush=True)
+        print(f"AMI event -> WebSocket client, steady: a supervisor "
+              f"{pcts(lat(lambda r, k, ts: r == 'supervisor' and steady(ts)))}; operators "
+              f"{pcts(lat(lambda r, k, ts: r == 'operator' and steady(ts)))}", flush=True)
+        print(f"AMI event -> WebSocket client, in the burst's 6 s: a supervisor "
+              f"{pcts(lat(lambda r, k, ts: r == 'supervisor' and in_burst(ts)))}; operators "
+              f"{pcts(lat(lambda r, k, ts: r == 'operator' and in_burst(ts)))}", flush=True)
+        print(f"RSS at the end: agent {mem_mb(agent.pid):.1f} MB (peak {mem_mb(agent.pid, 'VmHWM'):.1f}), "
+              f"gateway {mem_mb(gw.pid):.1f} MB (peak {mem_mb(gw.pid, 'VmHWM'):.1f})", flush=True)
+        # 4. The compressed day wrote 8 hours of state records in minutes:
+        #    the log cleaner (segment.ms 60 s, max.compaction.lag.ms 120 s)
+        #    had no time to compact them, which a real day gives it. With
+        #    the live simulation still running (new records roll the
+        #    segments), wait for it, then restart the gateway at load.
+        print(f"waiting {COMPACT_WAIT:g} s for the log cleaner (the live simulation goes on)", flush=True)
+        time.sleep(COMPACT_WAIT)
+        stop(gw)
+        gw, port, listening, serving_compacted, snap3, read3 = start_gateway(work, conf)
+        print(f"gateway restart at load once the cleaner caught up: listening {listening:.2f} s, serving "
+              f"{serving_compacted:.2f} s after its start, {read3:,} state records read (the tombstones of the "
+              f"calls of the last hour, delete.retention.ms, included: here all the day's); a supervisor's "
+              f"snapshot {snap3['bytes']:,} bytes in {snap3['parts']} parts, whole {snap3['whole'] * 1000:.0f} ms",
+              flush=True)
+        all_sup = lat(lambda r, k, ts: r == "supervisor" and steady(ts))
+        print(f"RESULT day ({HOURS:g} h, {SEATS} seats): supervisor snapshot {snap['bytes']:,} bytes in "
+              f"{snap['parts']} parts, first paint {snap['first'] * 1000:.0f} ms; gateway start to serving "
+              f"{serving:.2f} s, restart to serving {serving_again:.2f} s (once the log cleaner caught up: "
+              f"{serving_compacted:.2f} s); AMI event -> browser "
+              f"p50 {bg.pct(all_sup, .5):.1f} / p99 {bg.pct(all_sup, .99):.1f} ms steady with {SEATS} operators "
+              f"and {len(sups)} supervisors connected")
+    finally:
+        stop(gw)
+        stop(agent)
+        stop(amisim)
+        stop(live_sim.get("p"))
+        if os.environ.get("BENCH_KEEP"):
+            print(f"work directory and topics kept: {work}, callbus.{site}.*")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+            delete_topics(bootstrap, site)
+
+
+if __name__ == "__main__":
+    run(sys.argv[1])

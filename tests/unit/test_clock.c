@@ -1,0 +1,62 @@
+/* test_clock.c -- the RFC 3339 writer and the two clocks (lib/clock.c). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <math.h>
+
+#include "clock.h"
+
+static void check(double t, int digits, const char *want) {
+    char out[RFC3339_MAX];
+    assert_string_equal(rfc3339(t, digits, out, sizeof(out)), want);
+}
+
+static void test_digits_and_rounding(void **state) {
+    (void)state;
+    check(1795670259.396093, 6, "2026-11-26T05:17:39.396093Z");
+    check(1795670259.396093, 3, "2026-11-26T05:17:39.396Z");
+    check(1795670259.396093, 0, "2026-11-26T05:17:39Z");
+    /* Rounding up carries into the seconds (and on into the day). */
+    check(1795670259.9999996, 6, "2026-11-26T05:17:40.000000Z");
+    check(1795670259.9996, 3, "2026-11-26T05:17:40.000Z");
+    check(1767225599.9999999, 6, "2026-01-01T00:00:00.000000Z");
+    check(0, 3, "1970-01-01T00:00:00.000Z");
+}
+
+static void test_out_of_range_is_the_epoch(void **state) {
+    (void)state;
+    check(-1, 6, "1970-01-01T00:00:00.000000Z");
+    check(NAN, 3, "1970-01-01T00:00:00.000Z");
+    check(INFINITY, 3, "1970-01-01T00:00:00.000Z");
+    check(1e13, 3, "1970-01-01T00:00:00.000Z");
+    check(253402300799.0, 0, "9999-12-31T23:59:59Z");
+}
+
+static void test_short_buffer_is_cut_not_overrun(void **state) {
+    (void)state;
+    char out[12];
+    rfc3339(1795670259.5, 6, out, sizeof(out));
+    assert_string_equal(out, "2026-11-26T");
+}
+
+static void test_clocks(void **state) {
+    (void)state;
+    double w = wall_now(), m = mono_now();
+    assert_true(w > 1.7e9);  /* a wall time, not a duration */
+    for (int i = 0; i < 1000; i++) {
+        double next = mono_now();
+        assert_true(next >= m);
+        m = next;
+    }
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_digits_and_rounding),
+        cmocka_unit_test(test_out_of_range_is_the_epoch),
+        cmocka_unit_test(test_short_buffer_is_cut_not_overrun),
+        cmocka_unit_test(test_clocks),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
