@@ -52,7 +52,7 @@ LIBCLI := $(BUILD)/libcli.a
 DEPS := $(patsubst %.o,%.d,$(LIB_OBJS) $(AGENT_OBJS) $(GATEWAY_OBJS) $(AMISIM_OBJS) $(CLI_OBJS) \
           $(BUILD)/agent/main.o $(BUILD)/gateway/main.o $(BUILD)/tools/callbus/main.o \
           $(BUILD)/tools/configdoc/configdoc.o) \
-        $(patsubst %,%.d,$(UNIT_BINS) $(BUILD)/bench_parser)
+        $(patsubst %,%.d,$(UNIT_BINS) $(BUILD)/bench_parser $(BUILD)/bench_lookups)
 
 PROGRAMS := $(BUILD)/callbus-agent $(BUILD)/amisim $(BUILD)/callbus $(BUILD)/callbus-gateway $(BUILD)/configdoc
 
@@ -136,7 +136,7 @@ demo: deps
 	@tools/demo.sh
 
 bench: deps
-	@$(MAKE) --no-print-directory all $(BUILD)/bench_parser kafka-jars
+	@$(MAKE) --no-print-directory all $(BUILD)/bench_parser $(BUILD)/bench_lookups kafka-jars
 	@tests/bench/run.sh
 
 fuzz: deps
@@ -195,6 +195,9 @@ uninstall:
 	@echo "kept: $(DESTDIR)$(SYSCONFDIR)/callbus (configuration) and $(DESTDIR)$(LOCALSTATEDIR)/lib/callbus (state)"
 
 $(BUILD)/bench_parser: tests/bench/bench_parser.c $(LIBCALLBUS)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -MF $@.d $(filter %.c %.a,$^) -o $@ $(LDLIBS)
+
+$(BUILD)/bench_lookups: tests/bench/bench_lookups.c $(LIBCALLBUS)
 	$(CC) $(ALL_CFLAGS) -MMD -MP -MF $@.d $(filter %.c %.a,$^) -o $@ $(LDLIBS)
 
 -include $(DEPS)

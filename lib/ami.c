@@ -126,6 +126,25 @@ static void reserve_headers(ami_msg *m, size_t need) {
     m->headers = xrealloc(m->headers, m->cap * sizeof(*m->headers));
 }
 
+static size_t bucket_of(const char *key, size_t len) {
+    return ((size_t)((unsigned char)key[0] | 0x20) * 7 + len) & (AMI_INDEX_BUCKETS - 1);
+}
+
+/* Index the headers not indexed yet (their key_len set). */
+static void index_headers(ami_msg *m) {
+    for (; m->indexed < m->count; m->indexed++) {
+        ami_header *h = &m->headers[m->indexed];
+        size_t b = bucket_of(h->key, h->key_len);
+        h->next = m->bucket[b];
+        m->bucket[b] = (uint32_t)(m->indexed + 1);
+    }
+}
+
+static void index_clear(ami_msg *m) {
+    memset(m->bucket, 0, sizeof(m->bucket));
+    m->indexed = 0;
+}
+
 /* Key and value share one allocation so a header costs a single malloc. */
 int ami_msg_add(ami_msg *m, const char *key, size_t klen, const char *val, size_t vlen) {
     char *block = xmalloc(klen + vlen + 2);
@@ -136,19 +155,20 @@ int ami_msg_add(ami_msg *m, const char *key, size_t klen, const char *val, size_
     reserve_headers(m, m->count + 1);
     m->headers[m->count].key = block;
     m->headers[m->count].value = block + klen + 1;
+    m->headers[m->count].key_len = (uint32_t)strlen(block);
     m->count++;
+    index_headers(m);
     return 0;
 }
 
-/* Runs a dozen times per event on the agent's hot path, over ~20 headers:
- * the first bytes folded with | 0x20 (equal for any two that strcasecmp
- * takes as equal) rule out almost every header without the call. */
+/* A chain runs from the latest header back: the last match is the first. */
 const char *ami_get(const ami_msg *m, const char *key) {
-    int first = (unsigned char)key[0] | 0x20;
-    for (size_t i = 0; i < m->count; i++)
-        if (((unsigned char)m->headers[i].key[0] | 0x20) == first && strcasecmp(m->headers[i].key, key) == 0)
-            return m->headers[i].value;
-    return NULL;
+    size_t len = strlen(key);
+    const char *found = NULL;
+    for (uint32_t i = m->bucket[bucket_of(key, len)]; i; i = m->headers[i - 1].next)
+        if (m->headers[i - 1].key_len == len && strcasecmp(m->headers[i - 1].key, key) == 0)
+            found = m->headers[i - 1].value;
+    return found;
 }
 
 const char *ami_get_or(const ami_msg *m, const char *key, const char *def) {
@@ -249,10 +269,14 @@ static void deliver(ami_parser *p) {
     ami_msg *m = &p->msg;
     reserve_headers(m, p->npairs);
     for (size_t i = 0; i < p->npairs; i++) {
-        m->headers[i].key = m->strings + p->pairs[i].key;
-        m->headers[i].value = m->strings + p->pairs[i].val;
+        ami_header *h = &m->headers[i];
+        h->key = m->strings + p->pairs[i].key;
+        h->value = m->strings + p->pairs[i].val;
+        /* A NUL inside a key (noncanonical) ends it as a C string. */
+        h->key_len = p->noncanonical ? (uint32_t)strlen(h->key) : (uint32_t)(p->pairs[i].val - p->pairs[i].key - 1);
     }
     m->count = p->npairs;
+    index_headers(m);
     m->raw[p->len] = '\0';
     m->raw_len = p->len;
     m->strings_len = p->slen;
@@ -263,6 +287,7 @@ static void deliver(ami_parser *p) {
     if (!m->strings) p->scap = 0;
     free_added_headers(m);
     m->count = 0;
+    index_clear(m);
     m->raw_len = m->strings_len = 0;
     msg_clear(p);
 }

@@ -15,7 +15,12 @@
 typedef struct ami_header {
     char *key;
     char *value;
+    uint32_t key_len;
+    uint32_t next;      /* the index's chain: an earlier header's number + 1, 0 = none */
 } ami_header;
+
+/* Buckets of a message's header index (a power of two). */
+#define AMI_INDEX_BUCKETS 32
 
 typedef enum ami_kind {
     AMI_EVENT,     /* has Event: (checked first: OriginateResponse has Response: too) */
@@ -26,6 +31,15 @@ typedef enum ami_kind {
 typedef struct ami_msg {
     ami_header *headers;
     size_t count, cap;
+    /* The agent looks up a dozen or more headers of every event, handler
+     * after handler. The headers are indexed once per message by key length
+     * and first letter (case folded): a bucket holds its latest header's
+     * number + 1 and each header chains to the earlier ones, so a lookup
+     * compares only keys of its length and initial, instead of walking
+     * every header. Measured with callgrind over the captures: cheaper than
+     * both the plain walk and a full hash of every key. */
+    uint32_t bucket[AMI_INDEX_BUCKETS];
+    size_t indexed;
     /* Exact bytes of the message as received, terminator included. */
     char *raw;
     size_t raw_len;

@@ -235,6 +235,44 @@ static void test_basic_messages(void **state) {
     collector_free(&c);
 }
 
+/* Lookups go through the index built once per message: case-insensitive,
+ * the first of repeated keys, headers past the indexed ones still found,
+ * and nothing of an earlier message seen through the reused buffers. */
+static void test_lookup_index(void **state) {
+    (void)state;
+    char *in = malloc(16384);
+    size_t n = (size_t)sprintf(in, BANNER "Event: Many\r\n");
+    for (int i = 0; i < 100; i++) n += (size_t)sprintf(in + n, "Key%d: v%d\r\n", i, i);
+    n += (size_t)sprintf(in + n, "key7: second\r\nKEY90: second\r\n\r\n"
+                                 "Event: First\r\nOnly1: x\r\n\r\nEvent: Second\r\nOther: y\r\n\r\n");
+    collector c;
+    parse_str(&c, in, WHOLE);
+    assert_int_equal(c.n, 3);
+    char key[16], want[16];
+    for (int i = 0; i < 100; i++) {
+        sprintf(key, "kEy%d", i);
+        sprintf(want, "v%d", i);
+        assert_string_equal(ami_get(&c.msgs[0], key), want);
+    }
+    assert_string_equal(ami_get(&c.msgs[0], "KEY7"), "v7");
+    assert_string_equal(ami_get(&c.msgs[0], "key90"), "v90");
+    assert_null(ami_get(&c.msgs[0], "Key100"));
+    assert_string_equal(ami_get(&c.msgs[2], "other"), "y");
+    assert_null(ami_get(&c.msgs[2], "Only1"));
+    assert_string_equal(ami_get(&c.msgs[1], "ONLY1"), "x");
+    assert_null(ami_get(&c.msgs[1], "Other"));
+
+    ami_msg built;
+    ami_msg_init(&built);
+    assert_null(ami_get(&built, "Event"));
+    ami_msg_add(&built, "Action", 6, "Ping", 4);
+    ami_msg_add(&built, "action", 6, "Later", 5);
+    assert_string_equal(ami_get(&built, "ACTION"), "Ping");
+    ami_msg_free(&built);
+    collector_free(&c);
+    free(in);
+}
+
 static void test_byte_by_byte_and_random(void **state) {
     (void)state;
     collector whole, other;
@@ -806,6 +844,7 @@ static void test_fixture_stray_line(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_basic_messages),
+        cmocka_unit_test(test_lookup_index),
         cmocka_unit_test(test_byte_by_byte_and_random),
         cmocka_unit_test(test_split_everywhere),
         cmocka_unit_test(test_bare_lf),
