@@ -661,8 +661,10 @@ static void on_abandoned(state *s, st_call *c, const json_t *d, double time) {
     c->operator = NULL;
 }
 
-/* The newest first; the oldest goes when the ring is full. */
-static void recent_add(st_op *op, const char *call_id, const st_call *c, const json_t *d) {
+/* The newest first; the oldest goes when the ring is full. An operator who
+ * was only rung for a call a colleague answered sees it as not answered by
+ * them (no_answer, no talk time): the colleague's conversation is not theirs. */
+static void recent_add(st_op *op, const char *call_id, const st_call *c, const json_t *d, int rung_only) {
     op->recent_head = (op->recent_head + STATE_RECENT_CALLS - 1) % STATE_RECENT_CALLS;
     st_recent *r = &op->recent[op->recent_head];
     recent_clear(r);
@@ -684,9 +686,11 @@ static void recent_add(st_op *op, const char *call_id, const st_call *c, const j
     }
     const char *queue = jstr(d, "queue");
     set_str(&r->queue, queue ? queue : c && c->queue ? c->queue->name : NULL);
-    set_str(&r->disposition, jstr(d, "disposition"));
+    const char *disposition = jstr(d, "disposition");
+    int colleagues_call = rung_only && disposition && strcmp(disposition, "answered") == 0;
+    set_str(&r->disposition, colleagues_call ? "no_answer" : disposition);
     r->duration_s = jnum(d, "duration_s", NAN);
-    r->talk_s = jnum(d, "talk_s", NAN);
+    r->talk_s = colleagues_call ? NAN : jnum(d, "talk_s", NAN);
     const char *ended_at = jstr(d, "ended_at");
     r->ended_at = ended_at ? command_parse_time(ended_at) : NAN;
 }
@@ -708,13 +712,15 @@ static void call_leave(state *s, st_call *c, double time) {
 }
 
 static void on_ended(state *s, const char *id, st_call *c, const json_t *d, double time) {
-    opv owners = {0};
+    opv owners = {0}, had = {0};   /* had: the operators who had the call, not only rung */
     if (c) {
         for (size_t i = 0; i < c->owners.n; i++) opv_add(&owners, c->owners.v[i]);
+        for (size_t i = 0; i < c->operators.n; i++) opv_add(&had, c->operators.v[i]);
         wait_leave(s, c, time);
         offers_end(s, c, 1, time);
     }
-    owners_of_end(s, &owners, d, time);
+    owners_of_end(s, &had, d, time);
+    for (size_t i = 0; i < had.n; i++) opv_add(&owners, had.v[i]);
     double talk = jnum(d, "talk_s", 0);
     if (c && c->answered_from) {
         c->answered_from->talked++;
@@ -724,11 +730,12 @@ static void on_ended(state *s, const char *id, st_call *c, const json_t *d, doub
     st_op *by = op_find(s, jstr(d, "answered_by"));
     if (by) by->talk_s += talk;
     for (size_t i = 0; i < owners.n; i++) {
-        recent_add(owners.v[i], id, c, d);
+        recent_add(owners.v[i], id, c, d, opv_find(&had, owners.v[i]) < 0);
         if (c) call_slot_end(s, owners.v[i], c, time);
         op_touch(s, owners.v[i], time);
     }
     free(owners.v);
+    free(had.v);
     if (!c) c = call_get(s, id);   /* unknown: its key still gets a tombstone */
     if (c) call_leave(s, c, time);
 }
@@ -1148,7 +1155,7 @@ static void restore_recent(st_op *op, const json_t *arr) {
         json_t *caller = json_object_get(e, "caller");
         if (json_is_object(caller) && jstr(e, "direction") && strcmp(jstr(e, "direction"), "outbound") == 0)
             json_object_set(d, "party", json_object_get(caller, "number"));
-        recent_add(op, call_id, NULL, d);
+        recent_add(op, call_id, NULL, d, 0);
         json_decref(d);
     }
 }

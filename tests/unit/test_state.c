@@ -737,6 +737,32 @@ static void test_missed_offers(void **state) {
     assert_string_equal(sval(json_array_get(at(OP("c"), "recent"), 0), "disposition"), "abandoned");
 }
 
+/* Rung for a call a colleague answered: the operator's recent calls show it
+ * as not answered by them, without the colleague's talk time. */
+static void test_recent_of_a_colleagues_call(void **state) {
+    fixture *fx = *state;
+    double t = 1800000000.0;
+    OPQ(fx, "logged_in", "a", "q", t);
+    OPQ(fx, "logged_in", "b", "q", t);
+    ev(fx, "callbus.call.queued", "z", t + 1, "{s:s, s:s}", "call_id", "z", "queue", "q");
+    ev(fx, "callbus.call.offered", "z", t + 2, "{s:s, s:s}", "call_id", "z", "operator_id", "a");
+    ev(fx, "callbus.call.offered", "z", t + 2, "{s:s, s:s}", "call_id", "z", "operator_id", "b");
+    ev(fx, "callbus.call.answered", "z", t + 5, "{s:s, s:s, s:i}", "call_id", "z", "operator_id", "b", "wait_s", 4);
+    ev(fx, "callbus.call.ended", "z", t + 35, "{s:s, s:s, s:s, s:s, s:f, s:f}", "call_id", "z", "queue", "q",
+       "disposition", "answered", "answered_by", "b", "talk_s", 30.0, "duration_s", 34.0);
+    flush(fx);
+    json_t *mine = json_array_get(at(OP("b"), "recent"), 0);
+    assert_string_equal(sval(mine, "call_id"), "z");
+    assert_string_equal(sval(mine, "disposition"), "answered");
+    assert_true(json_number_value(at(mine, "talk_s")) == 30.0);
+    json_t *theirs = json_array_get(at(OP("a"), "recent"), 0);
+    assert_string_equal(sval(theirs, "call_id"), "z");
+    assert_string_equal(sval(theirs, "disposition"), "no_answer");
+    assert_null_at(theirs, "talk_s");
+    assert_int_equal(ival(OP("a"), "today.handled"), 0);
+    assert_int_equal(ival(OP("a"), "today.missed"), 1);
+}
+
 /* The wait of the oldest caller ticks with the record's time. */
 static void test_longest_wait_and_tick(void **state) {
     fixture *fx = *state;
@@ -1094,6 +1120,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_queue_counters, setup_empty, teardown),
         cmocka_unit_test_setup_teardown(test_redirected_out_of_the_queue, setup_empty, teardown),
         cmocka_unit_test_setup_teardown(test_missed_offers, setup_empty, teardown),
+        cmocka_unit_test_setup_teardown(test_recent_of_a_colleagues_call, setup_empty, teardown),
         cmocka_unit_test_setup_teardown(test_longest_wait_and_tick, setup_empty, teardown),
         cmocka_unit_test(test_midnight_in_tallinn_with_dst),
         cmocka_unit_test(test_a_midnight_that_does_not_exist),
