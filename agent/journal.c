@@ -22,6 +22,7 @@
 #include <uthash.h>
 
 #include "alloc.h"
+#include "durable.h"
 #include "log.h"
 
 typedef struct entry {
@@ -109,7 +110,9 @@ journal *journal_open(const char *path, char *err, size_t errlen) {
     journal *j = xcalloc(1, sizeof(*j));
     j->path = xstrdup(path);
     j->fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
-    if (j->fd < 0 || load(j, j->fd) < 0 || cut_torn_tail(j) < 0) {
+    /* The directory entry too: a journal lost with a power cut would let
+     * commands it recorded run again. */
+    if (j->fd < 0 || durable_sync_dir_of(path) < 0 || load(j, j->fd) < 0 || cut_torn_tail(j) < 0) {
         snprintf(err, errlen, "command journal %s: %s", path, strerror(errno));
         journal_close(j);
         return NULL;
@@ -171,7 +174,7 @@ static void rewrite(journal *j) {
         lines++;
         size += n;
     }
-    if (fsync(fd) < 0 || rename(tmp, j->path) < 0) { close(fd); unlink(tmp); return; }
+    if (fsync(fd) < 0 || durable_rename(tmp, j->path) < 0) { close(fd); unlink(tmp); return; }
     close(fd);
     close(j->fd);
     j->fd = open(j->path, O_RDWR | O_APPEND | O_CLOEXEC);
