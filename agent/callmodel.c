@@ -45,6 +45,7 @@
 #include <time.h>
 #include <uthash.h>
 #include "callmodel.h"
+#include "causes.h"
 #include "clock.h"
 
 typedef struct cm_call cm_call;
@@ -355,24 +356,6 @@ static int cause_of_dialstatus(const char *status) {
     if (strcmp(status, "NOANSWER") == 0) return 19;
     if (strcmp(status, "CONGESTION") == 0) return 34;
     return 0;
-}
-
-static const char *cause_text(int cause) {
-    switch (cause) {
-    case 1: return "Unallocated (unassigned) number";
-    case 16: return "Normal Clearing";
-    case 17: return "User busy";
-    case 18: return "No user responding";
-    case 19: return "User alerting, no answer";
-    case 21: return "Call Rejected";
-    case 27: return "Destination out of order";
-    case 28: return "Invalid number format";
-    case 31: return "Normal, unspecified";
-    case 34: return "Circuit/channel congestion";
-    case 38: return "Network out of order";
-    case 127: return "Interworking, unspecified";
-    default: return "Unknown";
-    }
 }
 
 static const char *disposition_of_dialstatus(const char *status) {

@@ -10,6 +10,7 @@
 
 #include "amisim.h"
 #include "sim.h"
+#include "causes.h"
 
 static double ev_ts;            /* Timestamp of the last event written */
 static long uniqueid_seq, local_seq;
@@ -167,21 +168,6 @@ void device_state(const char *device, const char *state) {
     ev_kv("Device", device);
     ev_kv("State", state);
     ev_send();
-}
-
-/* ast_cause2str() for the causes the lab produces. */
-const char *cause_text(int cause) {
-    switch (cause) {
-    case 0: return "Unknown";
-    case 1: return "Unallocated (unassigned) number";
-    case 16: return "Normal Clearing";
-    case 17: return "User busy";
-    case 18: return "No user responding";
-    case 19: return "User alerting, no answer";
-    case 21: return "Call Rejected";
-    case 34: return "Circuit/channel congestion";
-    }
-    return "Unknown";
 }
 
 void hangup_request(const char *event, const chan *c, int cause) {

@@ -193,7 +193,6 @@ void device_state(const char *device, const char *state);
 void hangup_request(const char *event, const chan *c, int cause);
 void hangup_cause(const chan *c, int cause);
 void bridge_event(const char *event, const char *bridge, int members, const chan *c);
-const char *cause_text(int cause);
 
 /* members.c */
 member *member_find(queue *q, const char *iface);
