@@ -1,5 +1,6 @@
 /* command_decode.c -- decode and check commands (see command_decode.h). */
 #include "command_decode.h"
+#include "clock.h"
 #include "log.h"
 
 #include <ctype.h>
@@ -14,53 +15,6 @@ static const char *kind_names[CMD_KINDS] = {
     "queue_login", "queue_logout", "listen", "whisper"};
 
 const char *command_kind_name(command_kind k) { return kind_names[k]; }
-
-/* n digits at p (never reading past a NUL, which is not a digit). */
-static int digits(const char *p, int n, int *out) {
-    int v = 0;
-    for (int i = 0; i < n; i++) {
-        if (!isdigit((unsigned char)p[i])) return 0;
-        v = v * 10 + (p[i] - '0');
-    }
-    *out = v;
-    return 1;
-}
-
-/* Strict RFC 3339: every field its exact number of digits, the fraction
- * digits only (strtod would take an exponent), the offset exactly "HH:MM";
- * each character is looked at only after the ones before it matched, so a
- * short string is never read past its end. */
-double command_parse_time(const char *s) {
-    struct tm tm = {0};
-    if (!s || !digits(s, 4, &tm.tm_year) || s[4] != '-' || !digits(s + 5, 2, &tm.tm_mon) || s[7] != '-' ||
-        !digits(s + 8, 2, &tm.tm_mday) || (s[10] != 'T' && s[10] != 't') || !digits(s + 11, 2, &tm.tm_hour) ||
-        s[13] != ':' || !digits(s + 14, 2, &tm.tm_min) || s[16] != ':' || !digits(s + 17, 2, &tm.tm_sec))
-        return -1;
-    if (tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 ||
-        tm.tm_min > 59 || tm.tm_sec > 60)
-        return -1;
-    tm.tm_year -= 1900;
-    tm.tm_mon -= 1;
-    const char *p = s + 19;
-    long long num = 0, den = 1;   /* the fraction, to nanoseconds */
-    if (*p == '.') {
-        if (!isdigit((unsigned char)p[1])) return -1;
-        for (p++; isdigit((unsigned char)*p); p++)
-            if (den < 1000000000) num = num * 10 + (*p - '0'), den *= 10;
-    }
-    double offset = 0;
-    int hh, mm;
-    if (*p == 'Z' || *p == 'z') p++;
-    else if (*p == '+' || *p == '-') {
-        if (!digits(p + 1, 2, &hh) || p[3] != ':' || !digits(p + 4, 2, &mm) || hh > 23 || mm > 59) return -1;
-        offset = (hh * 3600 + mm * 60) * (*p == '+' ? 1 : -1);
-        p += 6;
-    } else return -1;
-    if (*p) return -1;
-    time_t t = timegm(&tm);
-    if (t == (time_t)-1) return -1;
-    return (double)t + (double)num / (double)den - offset;
-}
 
 /* What may reach AMI as a value: printable, no control characters. */
 static int safe_text(const char *s) {
@@ -239,12 +193,12 @@ static int decode_envelope(json_t *ev, command *cmd, char *reason, size_t rlen) 
         snprintf(reason, rlen, "sender is missing (who asked for this command?)");
         return -1;
     }
-    cmd->expires = command_parse_time(json_string_value(json_object_get(ev, "expires")));
+    cmd->expires = rfc3339_parse(json_string_value(json_object_get(ev, "expires")));
     if (cmd->expires < 0) {
         snprintf(reason, rlen, "expires is missing or not an RFC 3339 time");
         return -1;
     }
-    cmd->time = command_parse_time(json_string_value(json_object_get(ev, "time")));
+    cmd->time = rfc3339_parse(json_string_value(json_object_get(ev, "time")));
     return 0;
 }
 

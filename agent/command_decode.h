@@ -51,7 +51,5 @@ typedef struct command {
  * read, so even a rejection can name the command. */
 int command_decode(const char *json, size_t len, command *cmd, char *reason, size_t rlen);
 const char *command_kind_name(command_kind k);
-/* Parses RFC 3339 ("2026-11-26T05:20:30.125Z", offsets allowed); -1 if bad. */
-double command_parse_time(const char *s);
 
 #endif

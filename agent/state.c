@@ -34,7 +34,7 @@
 #include <uthash.h>
 
 #include "alloc.h"
-#include "command_decode.h"
+#include "clock.h"
 #include "sbuf.h"
 
 typedef enum { OP_LOGGED_OUT, OP_UNAVAILABLE, OP_ON_CALL, OP_RINGING, OP_PAUSED, OP_READY,
@@ -692,7 +692,7 @@ static void recent_add(st_op *op, const char *call_id, const st_call *c, const j
     r->duration_s = jnum(d, "duration_s", NAN);
     r->talk_s = colleagues_call ? NAN : jnum(d, "talk_s", NAN);
     const char *ended_at = jstr(d, "ended_at");
-    r->ended_at = ended_at ? command_parse_time(ended_at) : NAN;
+    r->ended_at = ended_at ? rfc3339_parse(ended_at) : NAN;
 }
 
 /* Everyone the end event names concerns the call as well. */
@@ -1090,7 +1090,7 @@ static int index_of(const char *const *names, int n, const char *s) {
 /* An RFC 3339 time, 0 for null or anything else. */
 static double jtime(const json_t *o, const char *key) {
     const char *s = jstr(o, key);
-    double t = s ? command_parse_time(s) : -1;
+    double t = s ? rfc3339_parse(s) : -1;
     return t > 0 ? t : 0;
 }
 

@@ -1,5 +1,5 @@
 /* clock.h -- the two clocks of every callbus program, and its one RFC 3339
- * writer.
+ * writer and reader.
  *
  * The wall clock says what time it is: timestamps in messages and logs, and
  * command expiry, which the sender writes as an absolute RFC 3339 time. NTP
@@ -24,5 +24,9 @@ double mono_now(void);
  * fractional digits, rounded. A time that is not finite or outside the
  * years 1970-9999 is written as the epoch. Returns out. */
 const char *rfc3339(double t, int digits, char *out, size_t outlen);
+/* Reads a strict RFC 3339 time ("2026-11-26T05:20:30.125Z", offsets
+ * "+HH:MM" allowed) as seconds since the epoch; -1 for anything else,
+ * a day the month lacks included. Never reads past the string's end. */
+double rfc3339_parse(const char *s);
 
 #endif

@@ -51,8 +51,23 @@ static void test_clocks(void **state) {
     }
 }
 
+/* The one RFC 3339 reader: a day the month lacks is refused, not moved on
+ * to the next month (timegm would read 2026-02-30 as March 2). */
+static void test_rfc3339_parse_days_of_the_month(void **state) {
+    (void)state;
+    assert_true(rfc3339_parse("2026-02-28T23:59:59Z") == 1772323199.0);
+    assert_true(rfc3339_parse("2028-02-29T00:00:00Z") > 0);
+    assert_true(rfc3339_parse("2026-02-29T00:00:00Z") < 0);
+    assert_true(rfc3339_parse("2026-02-30T12:00:00+02:00") < 0);
+    assert_true(rfc3339_parse("2026-04-31T00:00:00Z") < 0);
+    assert_true(rfc3339_parse("2026-12-31T23:59:60Z") > 0);   /* a leap second */
+    char out[RFC3339_MAX];
+    assert_true(rfc3339_parse(rfc3339(1795670259.125, 3, out, sizeof(out))) == 1795670259.125);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_rfc3339_parse_days_of_the_month),
         cmocka_unit_test(test_digits_and_rounding),
         cmocka_unit_test(test_out_of_range_is_the_epoch),
         cmocka_unit_test(test_short_buffer_is_cut_not_overrun),
