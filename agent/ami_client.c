@@ -427,6 +427,14 @@ static int action_is_safe(const char *action, const char *const *headers, const 
     return 1;
 }
 
+/* After a send: -1 when the link failed while the action was being written
+ * (on_down has then been called, or will be as the callback in progress
+ * returns). Its last bytes did not go out, so Asterisk never runs it; the
+ * caller must not wait for an answer that on_down will not cancel. */
+static int sent_whole(const ami_client *a) {
+    return ami_client_is_up(a) ? 0 : -1;
+}
+
 int ami_client_send(ami_client *a, const char *action, const char *const *headers,
                     char *id_out, size_t id_len) {
     if (!ami_client_is_up(a) || !action_is_safe(action, headers, "")) return -1;
@@ -434,7 +442,7 @@ int ami_client_send(ami_client *a, const char *action, const char *const *header
     queue_action(a, action, headers, id_out, id_len);
     flush_out(a);
     leave(a);
-    return 0;
+    return sent_whole(a);
 }
 
 int ami_client_send_tagged(ami_client *a, const char *action, const char *const *headers,
@@ -447,7 +455,7 @@ int ami_client_send_tagged(ami_client *a, const char *action, const char *const 
     if (id_out) snprintf(id_out, id_len, "%s", id);
     flush_out(a);
     leave(a);
-    return 0;
+    return sent_whole(a);
 }
 
 static void send_login(ami_client *a) {

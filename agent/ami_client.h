@@ -60,8 +60,10 @@ double ami_client_tick(ami_client *a, double now);
 /* Logged in and no failure found since (sends then succeed or queue). */
 int ami_client_is_up(const ami_client *a);
 /* Sends an action; headers are key/value pairs ending with NULL. Refuses
- * (-1) any key or value that could end a header early. The ActionID used
- * ("callbus/<nonce>/<n>") is written to id_out. */
+ * (-1) any key or value that could end a header early, and returns -1 when
+ * the link is down or failed while the action was written (on_down is then
+ * called before this returns, or when the callback it runs in returns). The
+ * ActionID used ("callbus/<nonce>/<n>") is written to id_out. */
 int ami_client_send(ami_client *a, const char *action, const char *const *headers,
                     char *id_out, size_t id_len);
 /* The same with the ActionID "callbus/<nonce>/<tag>" (the command executor

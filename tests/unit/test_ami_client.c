@@ -356,6 +356,22 @@ static void test_send_failing_inside_on_up(void **state) {
     assert_true(ami_client_is_up(e->a));
 }
 
+/* The link fails while an action is written, outside any callback: on_down
+ * runs inside the send, so the send must say the action did not go out, or
+ * the command executor would wait for an answer until its result timeout. */
+static void test_send_failing_reports_it(void **state) {
+    env *e = *state;
+    char login[AMI_ACTION_ID_MAX], id[AMI_ACTION_ID_MAX];
+    log_in(e, login, sizeof(login));
+    assert_true(ami_client_is_up(e->a));
+    shutdown(ami_client_fd(e->a), SHUT_WR);
+    const char *h[] = {"Channel", "PJSIP/op101-00000001", NULL};
+    assert_int_equal(ami_client_send_tagged(e->a, "Hangup", h, "cmd/c1", id, sizeof(id)), -1);
+    assert_int_equal(e->seen.down, 1);
+    assert_false(ami_client_is_up(e->a));
+    assert_int_equal(ami_client_send(e->a, "Ping", NULL, id, sizeof(id)), -1);
+}
+
 /* Cut right after login, five times, then Asterisk is gone (reconnects
  * refused): up and down in turn, and down at the end. */
 static void test_repeated_drops_right_after_login(void **state) {
@@ -407,6 +423,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_events_naming_our_actions_are_checked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_event_naming_a_plain_action_is_forged, setup, teardown),
         cmocka_unit_test_setup_teardown(test_send_failing_inside_on_up, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_send_failing_reports_it, setup, teardown),
         cmocka_unit_test_setup_teardown(test_repeated_drops_right_after_login, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused_login_reports_nothing, setup, teardown),
     };
