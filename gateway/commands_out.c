@@ -263,6 +263,13 @@ void gw_commands_out_poll(gw_commands_out *c) {
     if (c) rd_kafka_poll(c->rk, 0);
 }
 
+void gw_commands_out_purge(gw_commands_out *c) {
+    if (!c) return;
+    rd_kafka_resp_err_t rc = rd_kafka_purge(c->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    if (rc) log_warn("gateway: commands not purged: %s", rd_kafka_err2str(rc));
+    rd_kafka_poll(c->rk, 0);
+}
+
 void gw_commands_out_wake_fd(gw_commands_out *c, int fd) {
     if (!c) return;
     if (!c->main_q) c->main_q = rd_kafka_queue_get_main(c->rk);
@@ -280,7 +287,7 @@ void gw_commands_out_free(gw_commands_out *c) {
     /* What Kafka has not taken by now is dropped, with its report served
      * so that nothing of it stays allocated. */
     rd_kafka_flush(c->rk, 5000);
-    rd_kafka_purge(c->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    gw_commands_out_purge(c);
     rd_kafka_flush(c->rk, 1000);
     rd_kafka_destroy(c->rk);
     free(c);

@@ -228,6 +228,9 @@ typedef struct gw_command_outcome {
  * for the log): checked and produced. */
 gw_command_outcome gw_command(gw_commands_out *c, const auth_identity *who, const char *peer, json_t *msg);
 void gw_commands_out_poll(gw_commands_out *c);
+/* Drops the commands Kafka has not taken yet and serves their reports now:
+ * each sender still connected is told not_delivered. */
+void gw_commands_out_purge(gw_commands_out *c);
 /* Delivery reports wake the loop through fd. */
 void gw_commands_out_wake_fd(gw_commands_out *c, int fd);
 void gw_commands_out_free(gw_commands_out *c);
