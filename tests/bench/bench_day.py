@@ -438,8 +438,9 @@ def run(bootstrap):
               f"yet; the event topics hold {sum(events.values()):,} records (the day's; "
               + ", ".join(f"{k} {sum(v for (tp, _), v in events.items() if tp == topic(site, k)):,}"
                           for k in EVENT_KINDS)
-              + f"), none of them read (7 days of retention would hold ~7 times that there); records read "
-              f"{'=' if held['records'] == read_again else '!= (the cleaner ran in between?)'} the records the state topics hold",
+              + f"), none of them read (7 days of retention would hold ~7 times that there); the gateway read "
+              f"{read_again:,} (the state topics up to their ends at its start; read back here a moment later "
+              f"{held['records']:,})",
               flush=True)
 
         # 3. Live: everyone connected, a real-time day with a burst.
