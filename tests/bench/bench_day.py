@@ -172,7 +172,7 @@ agent: {{ ami: {{ port = {ami_port}; secret = "callbus"; reconnect_min_ms = 100;
           http: {{ listen = "127.0.0.1:{http_port}"; }}; }};
 gateway: {{ id = "gwday"; listen = "127.0.0.1:0"; www_dir = "{ROOT / 'gateway' / 'www'}";
   jwt_alg = "HS256"; jwt_secret = "{bg.SECRET}"; max_connections = {SEATS + SUPERVISORS + 100};
-  idle_timeout = 3600; }};
+  idle_timeout = 3600; max_unauthed_per_address = 0; }};
 """)
     return conf
 
