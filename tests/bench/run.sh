@@ -6,7 +6,7 @@
 # own throughput at 1,000 seats (bench_amisim.py, no Kafka, ~1 minute;
 # BENCH_AMISIM=0 skips it). After the gateway's figures, a 500-seat site after
 # an 8-hour day (bench_day.py: snapshots, restarts, AMI event -> browser with
-# 500 operators and 20 supervisors connected; ~10 minutes; BENCH_DAY=0 skips
+# 500 operators and 20 supervisors connected; ~12 minutes; BENCH_DAY=0 skips
 # it).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"

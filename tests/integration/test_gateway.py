@@ -437,7 +437,11 @@ def test_restart_serves_from_the_state_topics_not_the_event_topics(procs, tmp_pa
     filled with 150,000 records of history, and a thousand old results. The
     gateway reads the state records, and only them, before it listens (the
     results from their end), and serves the latest state; with the event
-    topics deleted it starts the same."""
+    topics deleted it starts the same. Among the history, records that would
+    change the view if the event topics were read as state (an operator and
+    a call that do not exist, a tombstone of a call that is up, a new
+    version of op0001), at start and while it runs: none shows, and the
+    records it consumed (its kafka_messages_total) are the state records."""
     st = StateWriter(kafka_bootstrap, site)
     written = busy_site(st, 500, 100, queues=("support",), versions=3)
     for i in range(0, 100, 2):
@@ -457,6 +461,15 @@ def test_restart_serves_from_the_state_topics_not_the_event_topics(procs, tmp_pa
                                          "source": "x", "type": "callbus.operator.ready",
                                          "time": "2026-12-04T09:00:00Z", "subject": f"op{i % 500:04d}",
                                          "data": {"operator_id": f"op{i % 500:04d}"}})) for i in range(50000)])
+    # Records in the state format on the event topics: the view changes if
+    # the gateway reads them (under any topic of its own).
+    decoys = StateWriter(kafka_bootstrap, site, create=False)
+    decoys.TOPICS = {"operator": "operators", "call": "calls"}
+    decoys.operator("op9999", flush=False)
+    decoys.operator("op0001", state="paused", paused=True, reason="decoy", handled=999, flush=False)
+    decoys.call("17956999999.9", flush=False)
+    decoys.end_call("17956800001.1", flush=False)
+    decoys.flush()
     # Yesterday's results: nobody waits for them after a restart.
     produce(kafka_bootstrap, site.topic("results"), [(f"old-{i}", json.dumps({
         "specversion": "1.0", "id": f"{site.id}:agent1:results:1:{i + 1}", "source": "x", "type": "callbus.result",
@@ -464,7 +477,8 @@ def test_restart_serves_from_the_state_topics_not_the_event_topics(procs, tmp_pa
         "data": {"command_id": f"old-{i}", "status": "succeeded", "sender": "gateway:op0001"}})) for i in range(1000)])
     conf = write_gateway_conf(tmp_path, site, kafka_bootstrap)
 
-    def start_and_check(name, history):
+    def start_and_check(name, history, live=False):
+        nonlocal written
         t0 = time.monotonic()
         gw, url = start_gateway(procs, conf, name=name)
         took = time.monotonic() - t0
@@ -478,13 +492,26 @@ def test_restart_serves_from_the_state_topics_not_the_event_topics(procs, tmp_pa
             sorted(f"1795680{i:04d}.{i}" for i in range(1, 100, 2))
         op = GwClient(url, operator_token(site, "op0001"))
         assert op.first["operator"]["call"]["call_id"] == "17956700001.1"
+        assert op.first["operator"]["state"] == "on_call" and op.first["operator"]["today"]["handled"] == 3
         assert op.first["pos"] == 0 and [m for m in op.drain(0.5) + sup.drain(0.1) if m["type"] == "event"] == []
+        if live:
+            # More decoys while it runs, then a state record after them:
+            # the supervisor gets that record and nothing of the decoys.
+            decoys.call("17956999998.8", flush=False)
+            decoys.operator("op9998", flush=False)
+            decoys.flush()
+            st.queue("support", waiting=7)
+            written += 1
+            sup.recv_until(update_of("queue", "support", lambda q: q and q["waiting"] == 7), what="the queue update")
+            sup.drain(0.5)
+            assert [(m["kind"], m["id"]) for m in sup.seen if m["type"] == "update"] == [("queue", "support")]
+        assert gw_metrics(url)["callbus_gateway_kafka_messages_total"] == written
         print(f"{name}: {written} state records read, serving {took:.2f} s after start ({history})")
         sup.close()
         op.close()
         return gw
 
-    gw = start_and_check("gateway", "150,000 records on the event topics")
+    gw = start_and_check("gateway", "150,000 records on the event topics", live=True)
     gw.stop()
     from confluent_kafka.admin import AdminClient
     admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
