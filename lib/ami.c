@@ -9,7 +9,8 @@
  * Framing decisions (all visible in the stats and in raw):
  *  - The greeting line is not part of any message. Blank lines before it
  *    are stray; if the first non-blank line does not look like a greeting
- *    it is the first header of the first message.
+ *    it is the first header of the first message. A client's actions
+ *    (ami_parser_read_actions) have no greeting and no Follows output.
  *  - raw runs from a message's first byte to the end of its terminating
  *    blank line. Blank lines between messages belong to no message and are
  *    counted in bytes_stray, so greeting + raws + stray (+ refused) bytes
@@ -75,6 +76,7 @@ struct ami_parser {
     pair *pairs;
     size_t npairs, pairs_cap;
 
+    int actions;              /* a client's actions: no greeting, no Follows */
     int want_banner;
     int in_msg;               /* the message has at least one line */
     int noncanonical;
@@ -342,7 +344,7 @@ static int header_line(ami_parser *p, const char *line, size_t len) {
     /* A NUL would cut the C strings short of raw. */
     if (memchr(line, '\0', len)) p->noncanonical = 1;
     size_t klen = (size_t)(colon - line), vlen = (size_t)(end - v);
-    if (p->npairs == 0 && is_follows(line, klen, v, vlen)) p->follows = 1;
+    if (p->npairs == 0 && !p->actions && is_follows(line, klen, v, vlen)) p->follows = 1;
     return add_pair(p, line, klen, v, vlen);
 }
 
@@ -529,11 +531,16 @@ void ami_parser_set_limits(ami_parser *p, size_t max_line, size_t max_headers) {
     if (max_headers) p->max_headers = max_headers;
 }
 
+void ami_parser_read_actions(ami_parser *p) {
+    p->actions = 1;
+    p->want_banner = 0;
+}
+
 void ami_parser_reset(ami_parser *p) {
     msg_clear(p);
     p->skipping = 0;
     p->skip_line = SKIP_EMPTY;
-    p->want_banner = 1;
+    p->want_banner = !p->actions;
 }
 
 const ami_parser_stats *ami_parser_get_stats(const ami_parser *p) {

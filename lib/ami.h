@@ -109,7 +109,13 @@ typedef struct ami_parser_stats {
 
 ami_parser *ami_parser_new(const ami_parser_callbacks *cb, void *ctx);
 void ami_parser_set_limits(ami_parser *p, size_t max_line, size_t max_headers);
-/* Forget partial input and expect a new greeting (after a reconnect).
+/* The stream is what a client sends Asterisk (amisim reads it): actions
+ * only. No greeting comes first, so the first line is always a header, and
+ * "Response: Follows" is a header like any other, not the start of CLI
+ * output. Call before the first feed; ami_parser_reset keeps it. */
+void ami_parser_read_actions(ami_parser *p);
+/* Forget partial input and expect a new greeting (after a reconnect;
+ * none when reading actions).
  * Stats are kept: they count the parser's whole life. */
 void ami_parser_reset(ami_parser *p);
 void ami_parser_feed(ami_parser *p, const char *buf, size_t len);

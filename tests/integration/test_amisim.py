@@ -190,6 +190,49 @@ def test_actions_need_login_and_events_off_has_no_fully_booted(sim):
     assert get(c.read_msg(), "Ping") == "Pong"   # next message is the pong, no FullyBooted
 
 
+def test_action_limits_refuse_the_action_as_asterisk(sim):
+    """Asterisk's limits on an action (main/manager.c: get_input's 1024-byte
+    line with its CRLF, AST_MAX_MANHEADERS 128): past either, do_message
+    answers an error with the ActionID and reads the next action."""
+    s = sim()
+    c = Conn(s.port)
+    assert c.login(events="off", actionid="l") == [
+        ("Response", "Success"), ("ActionID", "l"), ("Message", "Authentication accepted")]
+
+    def pad(total):   # an "X-Pad: yyy" line of total bytes before its CRLF
+        return ("X-Pad", "y" * (total - len("X-Pad: ")))
+
+    c.send(("Action", "Ping"), ("ActionID", "p1022"), pad(1022))
+    assert get(c.read_msg(), "ActionID") == "p1022"
+    c.send(("Action", "Ping"), ("ActionID", "p1023"), pad(1023), ("After", "1"))
+    assert c.read_msg() == [("Response", "Error"), ("ActionID", "p1023"),
+                            ("Message", "Failed to parse message: line too long")]
+    c.send(("Action", "Ping"), ("ActionID", "next"))
+    assert get(c.read_msg(), "Ping") == "Pong"
+
+    many = [("Action", "Ping"), ("ActionID", "h128")] + [(f"X-H{i}", "v") for i in range(126)]
+    c.send(*many)
+    assert get(c.read_msg(), "ActionID") == "h128"
+    c.send(*(many[:1] + [("ActionID", "h129")] + many[2:] + [("X-H126", "v")]))
+    assert c.read_msg() == [("Response", "Error"), ("ActionID", "h129"),
+                            ("Message", "Too many lines in message or allocation failure")]
+    # Blanks after the colon are skipped, as astman_get_header does.
+    c.sock.sendall(b"Action:   Ping\r\nActionID:\t spaced\r\n\r\n")
+    pong = c.read_msg()
+    assert get(pong, "ActionID") == "spaced" and get(pong, "Ping") == "Pong"
+
+
+def test_nothing_is_read_after_logoff(sim):
+    """Actions behind a Logoff in the same packet get no answer."""
+    s = sim()
+    c = Conn(s.port)
+    c.login(events="off")
+    c.sock.sendall(b"Action: Logoff\r\nActionID: bye\r\n\r\nAction: Ping\r\nActionID: late\r\n\r\n")
+    assert get(c.read_msg(), "Response") == "Goodbye"
+    with pytest.raises(EOFError):
+        c.read_msg()
+
+
 # ---- replay ----
 
 def capture_events_section(name):

@@ -623,6 +623,37 @@ static void test_no_banner(void **state) {
     collector_free(&c);
 }
 
+/* A client's actions (what amisim reads): the first line is a header even
+ * when it reads like a greeting, and "Response: Follows" does not turn the
+ * lines after it into CLI output, also after a reset. */
+static void test_read_actions(void **state) {
+    (void)state;
+    const char *in = "Asterisk Call Manager/11.0.0\r\nAction: Ping\r\n\r\n"
+                     "Response: Follows\r\nAction: Login\r\n\r\n"
+                     "Action: Logoff\r\n\r\n";
+    enum chunking hows[] = {WHOLE, BYTES, RANDOM};
+    for (int h = 0; h < 3; h++) {
+        collector c;
+        memset(&c, 0, sizeof(c));
+        ami_parser *p = ami_parser_new(&callbacks, &c);
+        ami_parser_read_actions(p);
+        for (int round = 0; round < 2; round++) {
+            size_t base = c.n;
+            feed(p, in, strlen(in), hows[h]);
+            assert_int_equal(c.nbanners, 0);
+            assert_int_equal(c.n, base + 3);
+            assert_header(&c.msgs[base], 0, "", "Asterisk Call Manager/11.0.0");
+            assert_header(&c.msgs[base], 1, "Action", "Ping");
+            assert_int_equal(c.msgs[base + 1].count, 2);
+            assert_header(&c.msgs[base + 1], 1, "Action", "Login");
+            assert_header(&c.msgs[base + 2], 0, "Action", "Logoff");
+            ami_parser_reset(p);
+        }
+        ami_parser_free(p);
+        collector_free(&c);
+    }
+}
+
 static void test_reset(void **state) {
     (void)state;
     collector c;
@@ -862,6 +893,7 @@ int main(void) {
         cmocka_unit_test(test_too_many_headers),
         cmocka_unit_test(test_binary_junk),
         cmocka_unit_test(test_no_banner),
+        cmocka_unit_test(test_read_actions),
         cmocka_unit_test(test_reset),
         cmocka_unit_test(test_value_is_safe),
         cmocka_unit_test(test_serialize_and_build),

@@ -48,22 +48,91 @@ static const action_entry *lookup(const char *name) {
     return NULL;
 }
 
+/* ---- reading actions ---- */
+
+/* Asterisk's limits on what a client sends (main/manager.c): get_input()
+ * reads a line into inbuf[1025], so with its CRLF a line has at most 1024
+ * bytes (a bare-LF line one more than here), and struct message keeps
+ * AST_MAX_MANHEADERS (128) headers. */
+#define ACTION_MAX_LINE 1022
+#define ACTION_MAX_HEADERS 128
+
+const char *action_value(const char *value) {
+    /* ast_skip_blanks(): every byte below 33 */
+    while (*value && (unsigned char)*value < 33) value++;
+    return value;
+}
+
+const char *action_arg(const ami_msg *a, const char *key) {
+    return action_value(ami_get_or(a, key, ""));
+}
+
+static void on_action(void *ctx, ami_msg *a) {
+    client *c = ctx;
+    /* After Logoff or a failed Login nothing more is read. */
+    if (c->closing || c->dead) return;
+    actions_dispatch(c, a);
+}
+
+/* What was read of a refused action; its ActionID goes in the error. */
+typedef struct refusal {
+    client *c;
+    const char *why;
+} refusal;
+
+static void reply_refused(void *ctx, ami_msg *a) {
+    refusal *r = ctx;
+    reply_error(r->c, a, r->why);
+}
+
+/* Past either limit Asterisk refuses the whole action (do_message() in
+ * main/manager.c): at its blank line it answers an error that echoes the
+ * ActionID among the headers it kept. lib/ami.c refuses it as soon as the
+ * limit is hit, hands over the bytes read up to there and skips the rest;
+ * those bytes, parsed again, give the ActionID (one sent after an over-long
+ * line is lost: Asterisk would have it). */
+static void on_refused(void *ctx, ami_error err, const char *raw, size_t len) {
+    client *c = ctx;
+    if (err == AMI_ERR_NO_COLON || c->closing || c->dead) return;
+    refusal r = {c, err == AMI_ERR_LINE_TOO_LONG ? "Failed to parse message: line too long"
+                                                 : "Too many lines in message or allocation failure"};
+    /* The last line read is the 129th header: Asterisk did not keep it. */
+    if (err == AMI_ERR_TOO_MANY_HEADERS && len > 1) {
+        const char *nl = memrchr(raw, '\n', len - 1);
+        len = nl ? (size_t)(nl + 1 - raw) : 0;
+    }
+    ami_parser_callbacks cb = {.on_message = reply_refused};
+    ami_parser *p = ami_parser_new(&cb, &r);
+    ami_parser_read_actions(p);
+    ami_parser_feed(p, raw, len);
+    ami_parser_feed(p, "\r\n\r\n", 4);
+    ami_parser_free(p);
+}
+
+ami_parser *actions_parser_new(client *c) {
+    ami_parser_callbacks cb = {.on_message = on_action, .on_error = on_refused};
+    ami_parser *p = ami_parser_new(&cb, c);
+    ami_parser_read_actions(p);
+    ami_parser_set_limits(p, ACTION_MAX_LINE, ACTION_MAX_HEADERS);
+    return p;
+}
+
 /* ---- reply helpers ---- */
 
-void actionid_line(const action *a, char *out, size_t n) {
-    const char *id = action_get(a, "ActionID");
+void actionid_line(const ami_msg *a, char *out, size_t n) {
+    const char *id = action_arg(a, "ActionID");
     if (*id)
         snprintf(out, n, "ActionID: %s\r\n", id);
     else
         out[0] = '\0';
 }
 
-static void reply(client *c, const action *a, const char *response, const char *list,
+static void reply(client *c, const ami_msg *a, const char *response, const char *list,
                   const char *message) {
     sbuf b;
     sbuf_init(&b);
     put_kv(&b, "Response", response);
-    const char *id = action_get(a, "ActionID");
+    const char *id = action_arg(a, "ActionID");
     if (*id) put_kv(&b, "ActionID", id);
     if (list) put_kv(&b, "EventList", list);
     if (message) put_kv(&b, "Message", message);
@@ -72,23 +141,23 @@ static void reply(client *c, const action *a, const char *response, const char *
     sbuf_free(&b);
 }
 
-void reply_ack(client *c, const action *a, const char *message) {
+void reply_ack(client *c, const ami_msg *a, const char *message) {
     reply(c, a, "Success", NULL, message);
 }
 
-void reply_error(client *c, const action *a, const char *message) {
+void reply_error(client *c, const ami_msg *a, const char *message) {
     reply(c, a, "Error", NULL, message);
 }
 
-void reply_list_start(client *c, const action *a, const char *message) {
+void reply_list_start(client *c, const ami_msg *a, const char *message) {
     reply(c, a, "Success", "start", message);
 }
 
-void reply_list_complete(client *c, const action *a, const char *event, int items) {
+void reply_list_complete(client *c, const ami_msg *a, const char *event, int items) {
     sbuf b;
     sbuf_init(&b);
     put_kv(&b, "Event", event);
-    const char *id = action_get(a, "ActionID");
+    const char *id = action_arg(a, "ActionID");
     if (*id) put_kv(&b, "ActionID", id);
     put_kv(&b, "EventList", "Complete");
     put_kvf(&b, "ListItems", "%d", items);
@@ -122,25 +191,25 @@ static void send_fully_booted(client *c) {
 }
 
 /* Asterisk sleeps a second before refusing a login, then ends the session. */
-static void login_failed(client *c, const action *a) {
+static void login_failed(client *c, const ami_msg *a) {
     char id[1100], text[1300];
     actionid_line(a, id, sizeof(id));
     snprintf(text, sizeof(text), "Response: Error\r\n%sMessage: Authentication failed\r\n\r\n", id);
-    log_info("client %u login failed for user '%s'", c->id, action_get(a, "Username"));
+    log_info("client %u login failed for user '%s'", c->id, action_arg(a, "Username"));
     client_fail_later(c, text, cfg.auth_fail_delay_ms);
 }
 
-static void act_login(client *c, const action *a) {
+static void act_login(client *c, const ami_msg *a) {
     if (c->authenticated) {
         reply_ack(c, a, "Already authenticated");
         return;
     }
-    const amisim_user *u = find_user(action_get(a, "Username"));
-    if (!u || strcmp(u->secret, action_get(a, "Secret")) != 0) {
+    const amisim_user *u = find_user(action_arg(a, "Username"));
+    if (!u || strcmp(u->secret, action_arg(a, "Secret")) != 0) {
         login_failed(c, a);
         return;
     }
-    const char *events = action_get(a, "Events");
+    const char *events = action_arg(a, "Events");
     c->authenticated = 1;
     c->event_mask = *events ? eventmask_parse(events) : EV_ALL;
     snprintf(c->user, sizeof(c->user), "%s", u->name);
@@ -158,12 +227,12 @@ static void act_login(client *c, const action *a) {
     if (c->event_mask) replay_on_events_on(c);
 }
 
-static void act_logoff(client *c, const action *a) {
+static void act_logoff(client *c, const ami_msg *a) {
     reply(c, a, "Goodbye", NULL, "Thanks for all the fish.");
     client_finish(c);
 }
 
-static void act_ping(client *c, const action *a) {
+static void act_ping(client *c, const ami_msg *a) {
     char stamp[32], id[1100], text[1300];
     format_timestamp(stamp, sizeof(stamp), now_real());
     actionid_line(a, id, sizeof(id));
@@ -172,9 +241,9 @@ static void act_ping(client *c, const action *a) {
     client_append_str(c, text);
 }
 
-static void act_events(client *c, const action *a) {
+static void act_events(client *c, const ami_msg *a) {
     char id[1100], text[1300];
-    c->event_mask = eventmask_parse(action_get(a, "EventMask"));
+    c->event_mask = eventmask_parse(action_arg(a, "EventMask"));
     actionid_line(a, id, sizeof(id));
     snprintf(text, sizeof(text), "Response: Success\r\n%sEvents: %s\r\n\r\n", id,
              c->event_mask ? "On" : "Off");
@@ -183,32 +252,32 @@ static void act_events(client *c, const action *a) {
 }
 
 /* List actions: start, items from the current state, Complete. */
-static void act_core_show_channels(client *c, const action *a) {
+static void act_core_show_channels(client *c, const ami_msg *a) {
     sbuf b;
     sbuf_init(&b);
     reply_list_start(c, a, "Channels will follow");
-    int n = callcenter_list_channels(&b, action_get(a, "ActionID"));
+    int n = callcenter_list_channels(&b, action_arg(a, "ActionID"));
     client_append(c, b.data, b.len);
     reply_list_complete(c, a, "CoreShowChannelsComplete", n);
     sbuf_free(&b);
 }
 
-static void act_queue_status(client *c, const action *a) {
+static void act_queue_status(client *c, const ami_msg *a) {
     sbuf b;
     sbuf_init(&b);
     reply_list_start(c, a, "Queue status will follow");
-    int n = callcenter_list_queue_status(&b, action_get(a, "ActionID"), action_get(a, "Queue"),
-                                         action_get(a, "Member"));
+    int n = callcenter_list_queue_status(&b, action_arg(a, "ActionID"), action_arg(a, "Queue"),
+                                         action_arg(a, "Member"));
     client_append(c, b.data, b.len);
     reply_list_complete(c, a, "QueueStatusComplete", n);
     sbuf_free(&b);
 }
 
-static void act_queue_summary(client *c, const action *a) {
+static void act_queue_summary(client *c, const ami_msg *a) {
     sbuf b;
     sbuf_init(&b);
     reply_list_start(c, a, "Queue summary will follow");
-    int n = callcenter_list_queue_summary(&b, action_get(a, "ActionID"), action_get(a, "Queue"));
+    int n = callcenter_list_queue_summary(&b, action_arg(a, "ActionID"), action_arg(a, "Queue"));
     client_append(c, b.data, b.len);
     reply_list_complete(c, a, "QueueSummaryComplete", n);
     sbuf_free(&b);
@@ -225,10 +294,10 @@ void actions_init(void) {
     commands_register();
 }
 
-void actions_dispatch(client *c, const action *a) {
-    const char *name = action_get(a, "Action");
+void actions_dispatch(client *c, const ami_msg *a) {
+    const char *name = action_arg(a, "Action");
     const action_entry *e = *name ? lookup(name) : NULL;
-    stats_action(e ? e->name : name, action_get(a, "ActionID"));
+    stats_action(e ? e->name : name, action_arg(a, "ActionID"));
     if (!*name) {
         reply_error(c, a, "Missing action in request");
         return;

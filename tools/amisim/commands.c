@@ -63,12 +63,12 @@ static const char *var_get(const chan *c, const char *name) {
 
 /* ---- small reply helpers ---- */
 
-static void reply_kv(client *c, const action *a, const char *k1, const char *v1, const char *k2,
+static void reply_kv(client *c, const ami_msg *a, const char *k1, const char *v1, const char *k2,
                      const char *v2) {
     sbuf b;
     sbuf_init(&b);
     put_kv(&b, "Response", "Success");
-    if (*action_get(a, "ActionID")) put_kv(&b, "ActionID", action_get(a, "ActionID"));
+    if (*action_arg(a, "ActionID")) put_kv(&b, "ActionID", action_arg(a, "ActionID"));
     put_kv(&b, k1, v1);
     if (k2) put_kv(&b, k2, v2);
     sbuf_append(&b, "\r\n", 2);
@@ -102,30 +102,30 @@ static void parse_callerid(const char *s, orig_req *r) {
 }
 
 /* Every Variable header, and comma lists in one, as Asterisk accepts them. */
-static void parse_variables(const action *a, orig_req *r) {
-    for (int i = 0; i < a->count && r->nvars < MAX_ORIG_VARS; i++) {
-        if (strcasecmp(a->h[i].key, "Variable") != 0) continue;
-        const char *eq = strchr(a->h[i].value, '=');
+static void parse_variables(const ami_msg *a, orig_req *r) {
+    for (size_t i = 0; i < a->count && r->nvars < MAX_ORIG_VARS; i++) {
+        if (strcasecmp(a->headers[i].key, "Variable") != 0) continue;
+        const char *v = action_value(a->headers[i].value), *eq = strchr(v, '=');
         if (!eq) continue;
-        snprintf(r->vars[r->nvars][0], 128, "%.*s", (int)(eq - a->h[i].value), a->h[i].value);
+        snprintf(r->vars[r->nvars][0], 128, "%.*s", (int)(eq - v), v);
         snprintf(r->vars[r->nvars][1], 128, "%s", eq + 1);
         r->nvars++;
     }
 }
 
-static void parse_originate(const action *a, orig_req *r) {
+static void parse_originate(const ami_msg *a, orig_req *r) {
     memset(r, 0, sizeof(*r));
-    r->actionid = action_get(a, "ActionID");
-    r->channel = action_get(a, "Channel");
-    r->context = action_get(a, "Context");
-    r->exten = action_get(a, "Exten");
-    r->app = action_get(a, "Application");
-    r->data = action_get(a, "Data");
-    r->channel_id = action_get(a, "ChannelId");
-    r->other_id = action_get(a, "OtherChannelId");
-    const char *t = action_get(a, "Timeout");
+    r->actionid = action_arg(a, "ActionID");
+    r->channel = action_arg(a, "Channel");
+    r->context = action_arg(a, "Context");
+    r->exten = action_arg(a, "Exten");
+    r->app = action_arg(a, "Application");
+    r->data = action_arg(a, "Data");
+    r->channel_id = action_arg(a, "ChannelId");
+    r->other_id = action_arg(a, "OtherChannelId");
+    const char *t = action_arg(a, "Timeout");
     r->timeout = *t ? atof(t) / 1000.0 : 0;
-    parse_callerid(action_get(a, "CallerID"), r);
+    parse_callerid(action_arg(a, "CallerID"), r);
     parse_variables(a, r);
 }
 
@@ -174,7 +174,7 @@ static void run_originate(const orig_req *r) {
     originate_c2c(r, op);
 }
 
-static void act_originate(client *c, const action *a) {
+static void act_originate(client *c, const ami_msg *a) {
     orig_req r;
     parse_originate(a, &r);
     if (!*r.channel) {
@@ -192,13 +192,13 @@ static void act_originate(client *c, const action *a) {
 
 /* ---- Hangup ---- */
 
-static int hangup_cause_of(const action *a) {
-    const char *cause = action_get(a, "Cause");
+static int hangup_cause_of(const ami_msg *a) {
+    const char *cause = action_arg(a, "Cause");
     return *cause ? atoi(cause) : 16;
 }
 
 /* Channel: /regex/ hangs up every match and answers with a list (06). */
-static void hangup_regex(client *c, const action *a, const char *spec) {
+static void hangup_regex(client *c, const ami_msg *a, const char *spec) {
     regex_t re;
     char pattern[1024];
     snprintf(pattern, sizeof(pattern), "%.*s", (int)strlen(spec) - 2, spec + 1);
@@ -221,7 +221,7 @@ static void hangup_regex(client *c, const action *a, const char *spec) {
     for (int i = 0; i < n; i++) {
         put_kv(&b, "Event", "ChannelHungup");
         put_kv(&b, "Channel", names[i]);
-        if (*action_get(a, "ActionID")) put_kv(&b, "ActionID", action_get(a, "ActionID"));
+        if (*action_arg(a, "ActionID")) put_kv(&b, "ActionID", action_arg(a, "ActionID"));
         sbuf_append(&b, "\r\n", 2);
         chan *ch;
         call *k = find_channel(names[i], &ch);
@@ -232,8 +232,8 @@ static void hangup_regex(client *c, const action *a, const char *spec) {
     reply_list_complete(c, a, "ChannelsHungupListComplete", n);
 }
 
-static void act_hangup(client *c, const action *a) {
-    const char *name = action_get(a, "Channel");
+static void act_hangup(client *c, const ami_msg *a) {
+    const char *name = action_arg(a, "Channel");
     size_t len = strlen(name);
     if (!len) {
         reply_error(c, a, "No channel specified");
@@ -255,20 +255,20 @@ static void act_hangup(client *c, const action *a) {
 
 /* ---- Redirect ---- */
 
-static void act_redirect(client *c, const action *a) {
-    const char *name = action_get(a, "Channel");
+static void act_redirect(client *c, const ami_msg *a) {
+    const char *name = action_arg(a, "Channel");
     if (!*name) {
         reply_error(c, a, "Channel not specified");
         return;
     }
-    const char *extra = action_get(a, "ExtraChannel");
+    const char *extra = action_arg(a, "ExtraChannel");
     chan *ch, *xch;
     call *k = find_channel(name, &ch);
     if (!k || (*extra && !find_channel(extra, &xch))) {
         reply_error(c, a, "No such channel");
         return;
     }
-    const char *err = redirect_call(k, ch, action_get(a, "Context"), action_get(a, "Exten"));
+    const char *err = redirect_call(k, ch, action_arg(a, "Context"), action_arg(a, "Exten"));
     if (err)
         reply_error(c, a, err);
     else
@@ -277,8 +277,8 @@ static void act_redirect(client *c, const action *a) {
 
 /* ---- queue members ---- */
 
-static void act_queue_add(client *c, const action *a) {
-    const char *qn = action_get(a, "Queue"), *iface = action_get(a, "Interface");
+static void act_queue_add(client *c, const ami_msg *a) {
+    const char *qn = action_arg(a, "Queue"), *iface = action_arg(a, "Interface");
     if (!*qn || !*iface) {
         reply_error(c, a, "'Queue' and 'Interface' must be specified.");
         return;
@@ -293,14 +293,14 @@ static void act_queue_add(client *c, const action *a) {
         return;
     }
     reply_ack(c, a, "Added interface to queue");
-    member_add(q, iface, action_get(a, "MemberName"), action_get(a, "StateInterface"),
-               atoi(action_get(a, "Penalty")), is_true(action_get(a, "Paused")),
-               action_get(a, "Reason"));
+    member_add(q, iface, action_arg(a, "MemberName"), action_arg(a, "StateInterface"),
+               atoi(action_arg(a, "Penalty")), is_true(action_arg(a, "Paused")),
+               action_arg(a, "Reason"));
     if (calls_running()) dispatch(sim_step_now());
 }
 
-static void act_queue_remove(client *c, const action *a) {
-    const char *qn = action_get(a, "Queue"), *iface = action_get(a, "Interface");
+static void act_queue_remove(client *c, const ami_msg *a) {
+    const char *qn = action_arg(a, "Queue"), *iface = action_arg(a, "Interface");
     if (!*qn || !*iface) {
         reply_error(c, a, "Need 'Queue' and 'Interface' parameters.");
         return;
@@ -320,9 +320,9 @@ static void act_queue_remove(client *c, const action *a) {
     }
 }
 
-static void act_queue_pause(client *c, const action *a) {
-    const char *qn = action_get(a, "Queue"), *iface = action_get(a, "Interface");
-    const char *paused_s = action_get(a, "Paused");
+static void act_queue_pause(client *c, const ami_msg *a) {
+    const char *qn = action_arg(a, "Queue"), *iface = action_arg(a, "Interface");
+    const char *paused_s = action_arg(a, "Paused");
     if (!*iface || !*paused_s) {
         reply_error(c, a, "Need 'Interface' and 'Paused' parameters.");
         return;
@@ -341,14 +341,14 @@ static void act_queue_pause(client *c, const action *a) {
     for (int i = 0; i < nqueues; i++) {
         if (*qn && strcmp(qn, queues[i].name) != 0) continue;
         member *m = member_find(&queues[i], iface);
-        if (m) member_set_paused(&queues[i], m, paused, action_get(a, "Reason"));
+        if (m) member_set_paused(&queues[i], m, paused, action_arg(a, "Reason"));
     }
     if (!paused && calls_running()) dispatch(sim_step_now());
 }
 
-static void act_queue_penalty(client *c, const action *a) {
-    const char *qn = action_get(a, "Queue"), *iface = action_get(a, "Interface");
-    const char *pen = action_get(a, "Penalty");
+static void act_queue_penalty(client *c, const ami_msg *a) {
+    const char *qn = action_arg(a, "Queue"), *iface = action_arg(a, "Interface");
+    const char *pen = action_arg(a, "Penalty");
     if (!*iface || !*pen) {
         reply_error(c, a, "'Interface' and 'Penalty' must be provided.");
         return;
@@ -375,8 +375,8 @@ static void act_queue_penalty(client *c, const action *a) {
 
 /* ---- variables ---- */
 
-static void act_getvar(client *c, const action *a) {
-    const char *name = action_get(a, "Channel"), *var = action_get(a, "Variable");
+static void act_getvar(client *c, const ami_msg *a) {
+    const char *name = action_arg(a, "Channel"), *var = action_arg(a, "Variable");
     if (!*var) {
         reply_error(c, a, "No variable specified");
         return;
@@ -390,8 +390,8 @@ static void act_getvar(client *c, const action *a) {
     reply_kv(c, a, "Variable", var, "Value", v ? v : "");
 }
 
-static void act_setvar(client *c, const action *a) {
-    const char *name = action_get(a, "Channel"), *var = action_get(a, "Variable");
+static void act_setvar(client *c, const ami_msg *a) {
+    const char *name = action_arg(a, "Channel"), *var = action_arg(a, "Variable");
     if (!*var) {
         reply_error(c, a, "Variable not specified");
         return;
@@ -403,14 +403,14 @@ static void act_setvar(client *c, const action *a) {
     }
     reply_ack(c, a, "Variable Set");
     if (!ch) return;
-    var_set(ch->name, var, action_get(a, "Value"));
+    var_set(ch->name, var, action_arg(a, "Value"));
     sim_step_now();
-    varset(ch, var, action_get(a, "Value"));
+    varset(ch, var, action_arg(a, "Value"));
 }
 
 /* ---- Status ---- */
 
-static void put_status(sbuf *b, const action *a, const chan *ch, const char *varlist) {
+static void put_status(sbuf *b, const ami_msg *a, const chan *ch, const char *varlist) {
     put_kv(b, "Event", "Status");
     put_kv(b, "Privilege", "Call");
     put_chan(b, "", ch);
@@ -436,11 +436,11 @@ static void put_status(sbuf *b, const action *a, const chan *ch, const char *var
         const char *val = var_get(ch, v);
         put_kvf(b, "Variable", "%s=%s", v, val ? val : "(null)");
     }
-    if (*action_get(a, "ActionID")) put_kv(b, "ActionID", action_get(a, "ActionID"));
+    if (*action_arg(a, "ActionID")) put_kv(b, "ActionID", action_arg(a, "ActionID"));
     sbuf_append(b, "\r\n", 2);
 }
 
-static void status_complete(client *c, const action *a, int n) {
+static void status_complete(client *c, const ami_msg *a, int n) {
     char id[1100], text[1400];
     actionid_line(a, id, sizeof(id));
     snprintf(text, sizeof(text),
@@ -449,8 +449,8 @@ static void status_complete(client *c, const action *a, int n) {
     client_append_str(c, text);
 }
 
-static void act_status(client *c, const action *a) {
-    const char *name = action_get(a, "Channel"), *varlist = action_get(a, "Variables");
+static void act_status(client *c, const ami_msg *a) {
+    const char *name = action_arg(a, "Channel"), *varlist = action_arg(a, "Variables");
     chan *one = NULL;
     if (*name && !find_channel(name, &one)) {
         reply_error(c, a, "No such channel");
@@ -478,11 +478,11 @@ static void act_status(client *c, const action *a) {
 
 /* ---- system ---- */
 
-static void act_core_settings(client *c, const action *a) {
+static void act_core_settings(client *c, const ami_msg *a) {
     sbuf b;
     sbuf_init(&b);
     put_kv(&b, "Response", "Success");
-    if (*action_get(a, "ActionID")) put_kv(&b, "ActionID", action_get(a, "ActionID"));
+    if (*action_arg(a, "ActionID")) put_kv(&b, "ActionID", action_arg(a, "ActionID"));
     put_kv(&b, "AMIversion", "11.0.0");
     put_kv(&b, "AsteriskVersion", ASTERISK_VERSION);
     put_kv(&b, "SystemName", "");
@@ -509,7 +509,7 @@ static int live_channels(void) {
     return n;
 }
 
-static void act_core_status(client *c, const action *a) {
+static void act_core_status(client *c, const ami_msg *a) {
     char date[16], tod[16];
     time_t t = (time_t)boot_time;
     struct tm tm;
@@ -519,7 +519,7 @@ static void act_core_status(client *c, const action *a) {
     sbuf b;
     sbuf_init(&b);
     put_kv(&b, "Response", "Success");
-    if (*action_get(a, "ActionID")) put_kv(&b, "ActionID", action_get(a, "ActionID"));
+    if (*action_arg(a, "ActionID")) put_kv(&b, "ActionID", action_arg(a, "ActionID"));
     put_kv(&b, "CoreStartupDate", date);
     put_kv(&b, "CoreStartupTime", tod);
     put_kv(&b, "CoreReloadDate", date);
@@ -585,8 +585,8 @@ static int run_cli(sbuf *b, const char *cmd) {
     return 0;
 }
 
-static void act_command(client *c, const action *a) {
-    const char *cmd = action_get(a, "Command");
+static void act_command(client *c, const ami_msg *a) {
+    const char *cmd = action_arg(a, "Command");
     sbuf out;
     sbuf_init(&out);
     int ok = run_cli(&out, cmd);
@@ -601,7 +601,7 @@ static void act_command(client *c, const action *a) {
     sbuf b;
     sbuf_init(&b);
     put_kv(&b, "Response", ok ? "Success" : "Error");
-    if (*action_get(a, "ActionID")) put_kv(&b, "ActionID", action_get(a, "ActionID"));
+    if (*action_arg(a, "ActionID")) put_kv(&b, "ActionID", action_arg(a, "ActionID"));
     put_kv(&b, "Message", "Command output follows");
     sbuf_append(&b, out.data, out.len);
     sbuf_append(&b, "\r\n", 2);

@@ -156,7 +156,7 @@ void client_drop(client *c, const char *why) {
 
 static void client_free(client *c) {
     replay_client_free(c);
-    reader_free(&c->rd);
+    ami_parser_free(c->actions);
     free(c->deferred);
     free(c->out);
     if (c->tls) tls_session_free(c->tls);
@@ -226,10 +226,6 @@ static int client_flush(client *c) {
     return 1;
 }
 
-static void on_action(void *ctx, action *a) {
-    actions_dispatch((client *)ctx, a);
-}
-
 static void client_read(client *c) {
     char buf[65536];
     for (int rounds = 0; rounds < 16 && !c->dead; rounds++) {
@@ -246,7 +242,7 @@ static void client_read(client *c) {
         }
         /* After Logoff, a failed Login or in raw replay, input is ignored. */
         if (c->closing || c->write_shut || cfg.raw_replay) continue;
-        reader_feed(&c->rd, buf, (size_t)n, on_action, c, &c->closing);
+        ami_parser_feed(c->actions, buf, (size_t)n);
         if (client_pending(c) >= CLIENT_READ_STOP) return;
     }
 }
@@ -257,7 +253,7 @@ static void client_new(int fd, const struct sockaddr_in *sa) {
     c->fd = fd;
     c->id = next_client_id++;
     snprintf(c->peer, sizeof(c->peer), "%s:%d", inet_ntoa(sa->sin_addr), ntohs(sa->sin_port));
-    reader_init(&c->rd);
+    c->actions = actions_parser_new(c);
     c->next = clients;
     clients = c;
     if (tls_enabled() && !(c->tls = tls_session_new(fd))) abort();

@@ -10,7 +10,7 @@
 
 #include <stddef.h>
 
-#include "reader.h"
+#include "ami.h"
 
 /* Producers stop adding events above this many queued bytes per client. */
 #define CLIENT_HIGH_WATER (1u << 20)
@@ -24,7 +24,7 @@ struct client {
     int fd;
     unsigned id;
     char peer[64];
-    reader rd;
+    ami_parser *actions;    /* reads the client's actions (actions.c) */
 
     char *out;
     size_t out_off, out_len, out_cap;
