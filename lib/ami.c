@@ -219,8 +219,8 @@ static size_t strings_put(ami_parser *p, const char *s, size_t n) {
     return off;
 }
 
-/* Room for one more header; refuses the message past max_headers. */
-static int reserve_pair(ami_parser *p) {
+/* Makes room for one more header; refuses the message past max_headers. */
+static int grow_pairs(ami_parser *p) {
     if (p->npairs >= p->max_headers) {
         p->refuse_err = AMI_ERR_TOO_MANY_HEADERS;
         return LINE_REFUSED;
@@ -230,6 +230,12 @@ static int reserve_pair(ami_parser *p) {
         p->pairs = xrealloc(p->pairs, p->pairs_cap * sizeof(*p->pairs));
     }
     return LINE_PART;
+}
+
+/* The common case inline: room already there. */
+static inline int reserve_pair(ami_parser *p) {
+    if (p->npairs < p->pairs_cap && p->npairs < p->max_headers) return LINE_PART;
+    return grow_pairs(p);
 }
 
 /* Record one header made of two separate strings. */
