@@ -9,7 +9,8 @@ write-ahead spool off; printed as a table of events/s and ratios to kcat.
 
 Usage: bench.py BOOTSTRAP [end_to_end|command_latency]   (only the table, or
 only the command-latency runs)
-BENCH_PERF=FILE records the first write-ahead-on agent run with perf."""
+BENCH_PERF=FILE records the first write-ahead-on agent run with perf.
+BENCH_KAFKA="name=value;..." adds librdkafka properties to the agents'."""
 
 import os
 import signal
@@ -35,6 +36,9 @@ PRODUCER_GUARANTEES = {"enable.idempotence": "true", "acks": "all", "compression
                        "linger.ms": "1"}
 AGENT_PARTITIONS = 6
 WRITE_AHEAD_OFF = "spool: { write_ahead = false; };"
+# BENCH_KAFKA="name=value;name=value": librdkafka properties added to the
+# agents' kafka list (after their defaults, like a site's own).
+KAFKA_EXTRA = [p for p in os.environ.get("BENCH_KAFKA", "").split(";") if p]
 
 
 def free_port():
@@ -68,8 +72,9 @@ def start_pair(bootstrap, work, tag, amisim_args, extra_conf="", agent_conf=""):
     http = free_port()
     site = tag + uuid.uuid4().hex[:8]
     conf = work / f"{site}.conf"
+    kafka = "".join(f', "{prop}"' for prop in KAFKA_EXTRA)
     conf.write_text(f"""site = "{site}"; state_dir = "{work / site}";
-kafka = [ "bootstrap.servers={bootstrap}" ];
+kafka = [ "bootstrap.servers={bootstrap}"{kafka} ];
 agent: {{ ami: {{ port = {port}; secret = "callbus"; }}; http: {{ listen = "127.0.0.1:{http}"; }}; {agent_conf} }};
 {extra_conf}
 """)
@@ -292,7 +297,7 @@ def parser_alone():
     """The parser from memory, then over loopback TCP next to a read +
     frame-scan baseline (tests/bench/bench_parser.c); returns the memory
     median and bench_parser's TCP median line."""
-    out = subprocess.run([BUILD / "bench_parser", ROOT / "tests/fixtures/ami-samples", "300"],
+    out = subprocess.run([BUILD / "bench_parser", ROOT / "tests/fixtures/ami-samples", "1000"],
                          capture_output=True, text=True, check=True).stdout
     print(out, end="")
     rates = [float(x) for x in re.findall(r"^parser run \d+: .*?: ([0-9.]+) messages/s", out, re.M)]
