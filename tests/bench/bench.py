@@ -10,7 +10,7 @@ write-ahead spool off; printed as a table of events/s and ratios to kcat.
 Usage: bench.py BOOTSTRAP [end_to_end|command_latency]   (only the table, or
 only the command-latency runs)
 BENCH_PERF=FILE records the first write-ahead-on agent run with perf.
-BENCH_KAFKA="name=value;..." adds librdkafka properties to the agents'."""
+BENCH_AGENT_KAFKA="name=value,..." adds librdkafka properties to the agents'."""
 
 import os
 import signal
@@ -36,9 +36,10 @@ PRODUCER_GUARANTEES = {"enable.idempotence": "true", "acks": "all", "compression
                        "linger.ms": "1"}
 AGENT_PARTITIONS = 6
 WRITE_AHEAD_OFF = "spool: { write_ahead = false; };"
-# BENCH_KAFKA="name=value;name=value": librdkafka properties added to the
-# agents' kafka list (after their defaults, like a site's own).
-KAFKA_EXTRA = [p for p in os.environ.get("BENCH_KAFKA", "").split(";") if p]
+# BENCH_AGENT_KAFKA="name=value,name=value" (as bench_gateway.py): librdkafka
+# properties added to the agents' kafka list, overriding their defaults as a
+# site's own would.
+KAFKA_EXTRA = [p for p in os.environ.get("BENCH_AGENT_KAFKA", "").split(",") if p]
 
 
 def free_port():
