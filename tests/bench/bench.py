@@ -7,8 +7,10 @@ same AMI events raw (one message each, keyed like the agent's) into the same
 broker with the agent's producer guarantees, and the agent with its
 write-ahead spool off; printed as a table of events/s and ratios to kcat.
 
-Usage: bench.py BOOTSTRAP [end_to_end]   (end_to_end: the table only)
-BENCH_PERF=FILE records the first write-ahead-on agent run with perf."""
+Usage: bench.py BOOTSTRAP [end_to_end|command_latency]   (only the table, or
+only the command-latency runs)
+BENCH_PERF=FILE records the first write-ahead-on agent run with perf.
+BENCH_AGENT_KAFKA="name=value,..." adds librdkafka properties to the agents'."""
 
 import os
 import signal
@@ -34,6 +36,10 @@ PRODUCER_GUARANTEES = {"enable.idempotence": "true", "acks": "all", "compression
                        "linger.ms": "1"}
 AGENT_PARTITIONS = 6
 WRITE_AHEAD_OFF = "spool: { write_ahead = false; };"
+# BENCH_AGENT_KAFKA="name=value,name=value" (as bench_gateway.py): librdkafka
+# properties added to the agents' kafka list, overriding their defaults as a
+# site's own would.
+KAFKA_EXTRA = [p for p in os.environ.get("BENCH_AGENT_KAFKA", "").split(",") if p]
 
 
 def free_port():
@@ -67,8 +73,9 @@ def start_pair(bootstrap, work, tag, amisim_args, extra_conf="", agent_conf=""):
     http = free_port()
     site = tag + uuid.uuid4().hex[:8]
     conf = work / f"{site}.conf"
+    kafka = "".join(f', "{prop}"' for prop in KAFKA_EXTRA)
     conf.write_text(f"""site = "{site}"; state_dir = "{work / site}";
-kafka = [ "bootstrap.servers={bootstrap}" ];
+kafka = [ "bootstrap.servers={bootstrap}"{kafka} ];
 agent: {{ ami: {{ port = {port}; secret = "callbus"; }}; http: {{ listen = "127.0.0.1:{http}"; }}; {agent_conf} }};
 {extra_conf}
 """)
@@ -288,11 +295,32 @@ def command_latency(bootstrap, work, n=300, rate=50.0):
 
 
 def parser_alone():
-    out = subprocess.run([BUILD / "bench_parser", ROOT / "tests/fixtures/ami-samples", "300"],
+    """The parser from memory, then over loopback TCP next to a read +
+    frame-scan baseline (tests/bench/bench_parser.c); returns the memory
+    median and bench_parser's TCP median line."""
+    out = subprocess.run([BUILD / "bench_parser", ROOT / "tests/fixtures/ami-samples", "1000"],
                          capture_output=True, text=True, check=True).stdout
     print(out, end="")
-    rates = [float(x) for x in re.findall(r": ([0-9.]+) messages/s", out)]
-    return statistics.median(rates)
+    rates = [float(x) for x in re.findall(r"^parser run \d+: .*?: ([0-9.]+) messages/s", out, re.M)]
+    tcp = re.search(r"^tcp median of (\d+): (.*)$", out, re.M)
+    return statistics.median(rates), f"(median of {tcp.group(1)}): {tcp.group(2)}"
+
+
+def latency_runs(bootstrap, work):
+    lats = []
+    for i in range(RUNS):
+        r = command_latency(bootstrap, work)
+        lats.append(r)
+        print(f"command latency run {i + 1}: {r['n']}/{r['sent']} commands at 50/s, produce -> AMI action "
+              f"at amisim: p50 {r['p50']:.2f} ms, p99 {r['p99']:.2f} ms, max {r['max']:.2f} ms", flush=True)
+    return lats
+
+
+def print_latency(lats):
+    p99s = ", ".join(f"{r['p99']:.1f}" for r in lats)
+    print(f"RESULT command latency (median of {len(lats)}): p50 "
+          f"{statistics.median(r['p50'] for r in lats):.2f} ms, p99 "
+          f"{statistics.median(r['p99'] for r in lats):.2f} ms (p99 of the runs: {p99s} ms)")
 
 
 def main():
@@ -301,6 +329,9 @@ def main():
     print(f"bench: Kafka at {bootstrap}; amisim --replay 01-inbound-queue-answered --max "
           f"--loop {LOOPS}; {RUNS} runs; logs in {work}")
     only_end_to_end = sys.argv[2:] == ["end_to_end"]
+    if sys.argv[2:] == ["command_latency"]:
+        print_latency(latency_runs(bootstrap, work))
+        return
     runs, kcats, offs = throughput_runs(bootstrap, work)
     med = lambda k: statistics.median(r[k] for r in runs)
     if only_end_to_end:
@@ -308,20 +339,14 @@ def main():
               f"agent CPU {med('cpu_pct'):.0f}%, agent peak RSS {med('rss_mb'):.1f} MB")
         print_table(kcats, runs, offs)
         return
-    lats = []
-    for i in range(RUNS):
-        r = command_latency(bootstrap, work)
-        lats.append(r)
-        print(f"command latency run {i + 1}: {r['n']}/{r['sent']} commands at 50/s, produce -> AMI action "
-              f"at amisim: p50 {r['p50']:.2f} ms, p99 {r['p99']:.2f} ms, max {r['max']:.2f} ms")
-    parser = parser_alone()
+    lats = latency_runs(bootstrap, work)
+    parser, tcp = parser_alone()
     print()
     print(f"RESULT end-to-end (median of {RUNS}): {med('events_per_s'):.0f} AMI events/s into Kafka, "
           f"agent CPU {med('cpu_pct'):.0f}%, agent peak RSS {med('rss_mb'):.1f} MB")
-    print(f"RESULT command latency (median of {RUNS}): p50 "
-          f"{statistics.median(r['p50'] for r in lats):.2f} ms, p99 "
-          f"{statistics.median(r['p99'] for r in lats):.2f} ms")
-    print(f"RESULT parser alone (median of 5): {parser:.0f} messages/s")
+    print_latency(lats)
+    print(f"RESULT parser alone, from memory (median of 5): {parser:.0f} messages/s")
+    print(f"RESULT parser over loopback TCP {tcp}")
     print_table(kcats, runs, offs)
 
 

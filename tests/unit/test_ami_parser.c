@@ -570,6 +570,29 @@ static void test_too_many_headers(void **state) {
     }
 }
 
+/* The NUL check runs once over each delivered message, not per line: a NUL
+ * in any header line (key or value, first or later, split by any chunking)
+ * still marks that message, and only that one, noncanonical. */
+static void test_nul_in_later_header(void **state) {
+    (void)state;
+    static const char in[] = BANNER "Event: A\r\nKey: v\0w\r\n\r\nEvent: B\r\nK\0ey:x\r\n\r\n"
+                                    "Event: C\r\nKey: v\r\n\r\n";
+    enum chunking hows[] = {WHOLE, BYTES, RANDOM};
+    for (int h = 0; h < 3; h++) {
+        collector c;
+        parse(&c, in, sizeof(in) - 1, hows[h], 0, 0);
+        assert_int_equal(c.n, 3);
+        assert_header(&c.msgs[0], 1, "Key", "v");
+        assert_int_equal(c.msgs[0].raw_len, 22);
+        assert_int_equal(c.msgs[0].noncanonical, 1);
+        assert_header(&c.msgs[1], 1, "K", "x");
+        assert_int_equal(c.msgs[1].noncanonical, 1);
+        assert_header(&c.msgs[2], 1, "Key", "v");
+        assert_int_equal(c.msgs[2].noncanonical, 0);
+        collector_free(&c);
+    }
+}
+
 static void test_binary_junk(void **state) {
     (void)state;
     /* NUL and high bytes are data; NUL cuts the C string, so noncanonical. */
@@ -891,6 +914,7 @@ int main(void) {
         cmocka_unit_test(test_line_limit_boundary),
         cmocka_unit_test(test_huge_line_bounded),
         cmocka_unit_test(test_too_many_headers),
+        cmocka_unit_test(test_nul_in_later_header),
         cmocka_unit_test(test_binary_junk),
         cmocka_unit_test(test_no_banner),
         cmocka_unit_test(test_read_actions),
