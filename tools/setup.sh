@@ -25,6 +25,7 @@ APT_PKGS=(
     libev-dev libwebsockets-evlib-ev
     clang libclang-rt-14-dev valgrind
     maven python3 python3-pip jq iproute2 procps openssl strace
+    kcat
     tzdata faketime
     chromium
     podman runc mmdebstrap
