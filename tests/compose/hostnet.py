@@ -37,6 +37,7 @@ then
 
 import json
 import os
+import random
 import re
 import secrets
 import socket
@@ -73,10 +74,39 @@ def _represent_tagged(dumper, t):
 yaml.SafeDumper.add_representer(Tagged, _represent_tagged)
 
 
+_taken = set()
+
+
+def ephemeral_range():
+    try:
+        lo, hi = open("/proc/sys/net/ipv4/ip_local_port_range").read().split()
+        return int(lo), int(hi)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind((LOOPBACK, 0))
-        return s.getsockname()[1]
+    """A loopback port no service here has, below the kernel's ephemeral
+    range. The containers bind these ports a minute or more after they are
+    chosen; a port from bind(0) is an ephemeral one, which any outgoing
+    connection in between (a client reconnecting to a broker once a second)
+    can take as its source port, and the service that was to listen on it
+    never comes up (a CI run: a gateway's page never answered)."""
+    lo = max(1024, ephemeral_range()[0] - 12000)
+    hi = ephemeral_range()[0] - 1
+    rng = random.SystemRandom()
+    for _ in range(1000):
+        port = rng.randint(lo, hi)
+        if port in _taken:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind((LOOPBACK, port))
+            except OSError:
+                continue
+        _taken.add(port)
+        return port
+    raise RuntimeError(f"no free loopback port in {lo}-{hi}")
 
 
 def replace_once(text, pattern, new, where):

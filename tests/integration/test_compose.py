@@ -473,3 +473,15 @@ def test_asterisk_start_puts_the_secret_into_manager_conf(tmp_path):
     (copy / "manager.conf").write_text((copy / "manager.conf").read_text().replace("@AMI_SECRET@", "s3cret"))
     r, _ = run_start_sh(copy, secret, tmp_path)
     assert r.returncode != 0 and "no secret = @AMI_SECRET@" in r.stderr
+
+
+def test_hostnet_ports_are_outside_the_ephemeral_range():
+    """The compose-run override's listeners start a minute after their ports
+    are chosen: a port from the ephemeral range can meanwhile become some
+    connection's source port and the service never listens (a CI failure)."""
+    import hostnet
+    lo, hi = hostnet.ephemeral_range()
+    ports = [hostnet.free_port() for _ in range(200)]
+    assert len(set(ports)) == len(ports), "free_port handed out a port twice"
+    inside = [p for p in ports if lo <= p <= hi]
+    assert not inside, f"ports in the ephemeral range {lo}-{hi}: {inside[:5]}"

@@ -185,6 +185,18 @@ class Deployment:
     def ami_port(self, site):
         return int(self.addr[f"{site}-asterisk"]["ami"].rsplit(":", 1)[1])
 
+    def wait_for(self, svc, predicate, what, timeout=120):
+        """wait_until, failing with the service's last log lines: CI keeps
+        only the test's output, not the logs save_logs writes."""
+        try:
+            wait_until(predicate, timeout=timeout, interval=1, what=f"{svc} {what}")
+        except TimeoutError as e:
+            r = podman("logs", "--tail", "40", self.container(svc), check=False)
+            state = podman("inspect", "--format", "{{.State.Status}} exit {{.State.ExitCode}}",
+                           self.container(svc), check=False)
+            raise TimeoutError(f"{e}; container {state.stdout.strip() or state.stderr.strip()}; "
+                               f"its last log lines:\n{r.stdout}{r.stderr}") from None
+
     def save_logs(self):
         for svc in self.project["services"]:
             r = podman("logs", self.container(svc), check=False)
@@ -219,10 +231,10 @@ def dep(tmp_path_factory, say):
         say(f"compose-run: brokers healthy in {time.monotonic() - t1:.0f} s")
         d.compose("up", "-d", "--no-build")
         for site in SITES:
-            wait_until(lambda: http_ok(f"http://{d.addr[f'{site}-agent']['http']}/health"), timeout=120,
-                       interval=1, what=f"{site}-agent /health")
-            wait_until(lambda: http_ok(f"http://{d.addr[f'{site}-gateway']['http']}/"), timeout=120,
-                       interval=1, what=f"{site}-gateway's operator page")
+            d.wait_for(f"{site}-agent", lambda: http_ok(f"http://{d.addr[f'{site}-agent']['http']}/health"),
+                       what="/health")
+            d.wait_for(f"{site}-gateway", lambda: http_ok(f"http://{d.addr[f'{site}-gateway']['http']}/"),
+                       what="operator page")
         want = [f"callbus.{s}.{k}" for s in SITES for k in UP_KINDS]
         wait_until(lambda: all(topic_exists(d.central, t) for t in want), timeout=240, interval=2,
                    what="MirrorMaker to create the sites' topics at the centre")
