@@ -92,11 +92,10 @@ def free_port():
     connection in between (a client reconnecting to a broker once a second)
     can take as its source port, and the service that was to listen on it
     never comes up (a CI run: a gateway's page never answered)."""
-    lo = max(1024, ephemeral_range()[0] - 12000)
     hi = ephemeral_range()[0] - 1
-    rng = random.SystemRandom()
+    lo = max(1024, hi - 12000)
     for _ in range(1000):
-        port = rng.randint(lo, hi)
+        port = random.randint(lo, hi)
         if port in _taken:
             continue
         with socket.socket() as s:
