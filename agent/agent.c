@@ -31,6 +31,7 @@
 #include "cloudevent.h"
 #include "http.h"
 #include "identity.h"
+#include "leader.h"
 #include "log.h"
 #include "publisher.h"
 #include "sbuf.h"
@@ -85,6 +86,12 @@ struct agent {
     double next_stats;      /* monotonic: the queue figures are republished then */
     double next_drop_report;
     uint64_t gap_seq;
+
+    /* agent.standby: NULL without one. */
+    leader *lead;
+    char instance[128];     /* this process among the runs of this agent id */
+    uint64_t takeovers;
+    int exit_code;
 };
 
 /* ---- Publishing ---------------------------------------------------------- */
@@ -144,6 +151,7 @@ static void publish_status(agent *a, const char *reason) {
                           "site", a->cfg->site, "ami", ami_client_is_up(a->ami) ? "up" : "down",
                           "asterisk_version", a->asterisk_version, "ami_version", a->ami_version,
                           "uptime_s", a->mono - a->started, "reason", reason, "counters", counters);
+    if (a->lead) json_object_set_new(d, "instance", json_string(a->instance));
     publish_json(a, TOPIC_STATUS, "callbus.agent.status", a->cfg->agent.id, a->now, d);
     a->next_status = a->mono + a->cfg->agent.status_interval_s;
 }
@@ -415,6 +423,12 @@ static void on_ami_forged(void *ctx, const ami_msg *m, const char *error, const 
 
 /* ---- Metrics and health ----------------------------------------------------- */
 
+static const char *role(const agent *a) {
+    if (!a->lead) return "single";
+    if (publisher_fenced(a->pub)) return "fenced";
+    return publisher_leading(a->pub) ? "leader" : "standby";
+}
+
 static int http_handler_fn(void *ctx, const char *path, sbuf *body, const char **ctype) {
     agent *a = ctx;
     publisher_stats ps;
@@ -423,8 +437,8 @@ static int http_handler_fn(void *ctx, const char *path, sbuf *body, const char *
     if (strcmp(path, "/health") == 0) {
         *ctype = "application/json";
         int ok = up && ps.broker_up;
-        sbuf_printf(body, "{\"status\":\"%s\",\"ami\":\"%s\",\"kafka\":\"%s\",\"spool_bytes\":%llu}\n",
-                    ok ? "ok" : "degraded", up ? "up" : "down", ps.broker_up ? "up" : "down",
+        sbuf_printf(body, "{\"status\":\"%s\",\"ami\":\"%s\",\"kafka\":\"%s\",\"role\":\"%s\",\"spool_bytes\":%llu}\n",
+                    ok ? "ok" : "degraded", up ? "up" : "down", ps.broker_up ? "up" : "down", role(a),
                     (unsigned long long)ps.spool_bytes);
         return ok ? 200 : 503;
     }
@@ -442,6 +456,10 @@ static int http_handler_fn(void *ctx, const char *path, sbuf *body, const char *
 #define C(name, help, v) M("counter", name, help, "%llu", (unsigned long long)(v))
 #define G(name, help, v) M("gauge", name, help, "%llu", (unsigned long long)(v))
     G("ami_up", "1 when logged in to AMI", up);
+    G("leader", "1 when this agent publishes and executes commands (always, without agent.standby)",
+      !a->lead || publisher_leading(a->pub));
+    C("takeovers_total", "times this agent took over from another instance (agent.standby)", a->takeovers);
+    C("standby_unsent_total", "messages not sent because this agent was the standby", ps.standby);
     G("kafka_up", "0 after librdkafka reported all brokers down, 1 again at the next delivery", ps.broker_up);
     C("ami_events_total", "AMI events received", a->n.events);
     C("ami_responses_total", "AMI action responses received (not Login and keep-alive Ping replies)",
@@ -488,7 +506,7 @@ static int http_handler_fn(void *ctx, const char *path, sbuf *body, const char *
     return 200;
 }
 
-/* ---- Setup and loop --------------------------------------------------------- */
+/* ---- Epochs ------------------------------------------------------------------- */
 
 /* The epoch only grows, even when the clock steps back: it is persisted and
  * every start takes max(last + 1, now). */
@@ -512,6 +530,99 @@ static long long next_epoch(const char *state_dir) {
     }
     return epoch;
 }
+
+/* ---- Commands and leading ------------------------------------------------------ */
+
+static void store_offset(void *ctx, const char *topic, int32_t partition, int64_t offset) {
+    agent *a = ctx;
+    publisher_store_offset(a->pub, topic, partition, offset);
+}
+
+/* The offsets so far, the command's `accepted` among them, committed
+ * before its action goes to Asterisk: an instance that was fenced since
+ * cannot commit, so it cannot execute. */
+static int decide(void *ctx) {
+    agent *a = ctx;
+    return publisher_commit(a->pub, 5000);
+}
+
+static int start_commands(agent *a, char *err, size_t errlen) {
+    if (!a->cfg->commands.enabled) return 0;
+    executor_env env = {.cfg = a->cfg, .ami = a->ami, .cm = a->cm, .publish_result = on_command_result,
+                        .ctx = a};
+    if (a->lead) {
+        env.store_offset = store_offset;
+        env.decide = decide;
+    }
+    a->cmds = executor_new(&env, err, errlen);
+    if (!a->cmds) return -1;
+    if (a->lead) publisher_set_group(a->pub, executor_group(a->cmds));
+    return 0;
+}
+
+static void renew_lease(agent *a, int released) {
+    json_t *d = leader_lease(a->lead, a->mono, a->src.epoch, released);
+    if (d) publish_json(a, TOPIC_LEASES, "callbus.agent.lease", a->cfg->agent.id, a->now, d);
+}
+
+/* Fenced: whatever this instance sends is never seen, and another one
+ * leads. Exit (status 3) so that the service manager starts this one again,
+ * as the standby. */
+static void step_down(agent *a) {
+    if (a->exit_code) return;
+    log_error("standby: fenced: another instance of agent %s leads; exiting (status 3) to come back as standby",
+              a->cfg->agent.id);
+    a->exit_code = 3;
+    a->stop = 1;
+}
+
+/* The epoch goes past the old leader's, so consumers never take this
+ * leader's sequence for an older one; the gap covers the lease that lapsed
+ * and the resync confirms what AMI says now. */
+static void take_over(agent *a) {
+    char err[512];
+    int rc = publisher_lead(a->pub, 10000, err, sizeof(err));
+    if (rc > 0) {
+        log_warn("standby: cannot take over yet (%s): trying again", err);
+        return;
+    }
+    if (rc < 0) {
+        log_error("standby: cannot take over: %s", err);
+        step_down(a);
+        return;
+    }
+    leader_stop_listening(a->lead);
+    a->takeovers++;
+    long long epoch = next_epoch(a->cfg->state_dir);
+    if (epoch <= leader_last_epoch(a->lead)) epoch = leader_last_epoch(a->lead) + 1;
+    a->src.epoch = epoch;
+    memset(a->seq, 0, sizeof(a->seq));
+    char detail[384];
+    if (leader_last_epoch(a->lead))
+        snprintf(detail, sizeof(detail), "instance %s took over from %s (epoch %lld)", a->instance,
+                 leader_last_instance(a->lead), (long long)leader_last_epoch(a->lead));
+    else
+        snprintf(detail, sizeof(detail), "instance %s leads: no other instance's lease heard", a->instance);
+    log_warn("standby: %s: leading now (epoch %lld)", log_str(detail), epoch);
+    renew_lease(a, 0);
+    publish_gap(a, leader_last_heard(a->lead), a->now, "leader_takeover", detail);
+    publish_status(a, "leader");
+    if (start_commands(a, err, sizeof(err)) < 0) {
+        log_error("standby: %s", err);
+        step_down(a);
+        return;
+    }
+    if (ami_client_is_up(a->ami)) start_resync(a);
+    publisher_commit(a->pub, 5000);
+}
+
+static void lead_or_follow(agent *a) {
+    if (publisher_fenced(a->pub)) step_down(a);
+    else if (publisher_leading(a->pub)) renew_lease(a, 0);
+    else if (leader_poll(a->lead, a->mono)) take_over(a);
+}
+
+/* ---- Setup and loop --------------------------------------------------------- */
 
 static identity_map *build_identities(const callbus_config *c) {
     identity_map *ids = identity_map_new();
@@ -543,10 +654,16 @@ agent *agent_new(callbus_config *c, char *err, size_t errlen) {
     char commands_topic[256];
     config_topic(c, "commands", commands_topic, sizeof(commands_topic));
     recover_state(a, publisher_create_topics(a->pub, c->commands.enabled ? commands_topic : NULL, 6, 5000));
-    if (c->commands.enabled) {
-        executor_env env = {.cfg = c, .ami = a->ami, .cm = a->cm, .publish_result = on_command_result, .ctx = a};
-        a->cmds = executor_new(&env, err, errlen);
-        if (!a->cmds) goto fail;
+    if (c->agent.standby) {
+        char host[64] = "";
+        gethostname(host, sizeof(host) - 1);
+        snprintf(a->instance, sizeof(a->instance), "%s/%d/%lld", host, (int)getpid(), (long long)a->src.epoch);
+        a->lead = leader_new(c, a->instance, err, errlen);
+        if (!a->lead) goto fail;
+        log_info("standby: instance %s waits %d ms for a leader's lease before leading", a->instance,
+                 c->agent.takeover_ms);
+    } else if (start_commands(a, err, errlen) < 0) {
+        goto fail;
     }
     if (c->agent.http_listen[0]) {
         a->http = http_server_new(c->agent.http_listen, http_handler_fn, a, err, errlen);
@@ -608,6 +725,7 @@ static void loop_once(agent *a) {
     if (a->http) http_server_handle(a->http, fds + http_at, n - http_at);
     if (a->cmds) executor_poll(a->cmds, a->now, a->mono);
     publish_state(a);
+    if (a->lead) lead_or_follow(a);
     publisher_poll(a->pub);
     report_drops(a);
     if (a->mono >= a->next_status) publish_status(a, "periodic");
@@ -630,8 +748,9 @@ int agent_run(agent *a) {
     a->mono = mono_now();
     state_flush(a->st, on_state_record, a);
     publish_status(a, "stopped");
+    if (a->lead && publisher_leading(a->pub)) renew_lease(a, 1);
     publisher_close(a->pub, 5000);
-    return 0;
+    return a->exit_code;
 }
 
 void agent_stop(agent *a) { a->stop = 1; }
@@ -640,6 +759,7 @@ void agent_free(agent *a) {
     if (!a) return;
     http_server_free(a->http);
     executor_free(a->cmds);
+    leader_free(a->lead);
     ami_client_free(a->ami);
     callmodel_free(a->cm);
     state_free(a->st);

@@ -322,6 +322,10 @@ static int build_action(executor *c, const command *cmd, action *a, inflight *f,
 
 /* Decided: the consumer may move past this message. */
 static void done_with(executor *c, const rd_kafka_message_t *m) {
+    if (c->env.store_offset) {
+        c->env.store_offset(c->env.ctx, rd_kafka_topic_name(m->rkt), m->partition, m->offset + 1);
+        return;
+    }
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(l, rd_kafka_topic_name(m->rkt), m->partition)->offset = m->offset + 1;
     rd_kafka_offsets_store(c->rk, l);
@@ -369,6 +373,12 @@ static void send_action(executor *c, const command *cmd, const rd_kafka_message_
     done_with(c, m);
     c->st.accepted++;
     result(c, cmd, "accepted", NULL, NULL);
+    if (c->env.decide && c->env.decide(c->env.ctx) < 0) {
+        final(c, cmd, "failed", "the decision could not be committed to Kafka (fenced by another instance, "
+                                "or the broker did not answer in time): not executed", NULL);
+        free(f);
+        return;
+    }
     char tag[sizeof(cmd->id) + 8];
     snprintf(tag, sizeof(tag), "cmd/%s", cmd->id);
     if (ami_client_send_tagged(c->env.ami, a.name, a.h, tag, f->action_id, sizeof(f->action_id)) < 0) {
@@ -517,14 +527,22 @@ static regex_t *compile_all(char **patterns, size_t n, const char *what, char *e
     return res;
 }
 
+static void group_name(const callbus_config *cfg, char *out, size_t n) {
+    snprintf(out, n, "callbus-agent.%s.%s", cfg->site, cfg->agent.id);
+}
+
 static rd_kafka_t *make_consumer(const callbus_config *cfg, char *err, size_t errlen) {
     char group[256];
-    snprintf(group, sizeof(group), "callbus-agent.%s.%s", cfg->site, cfg->agent.id);
+    group_name(cfg, group, sizeof(group));
+    /* Static membership: a restarted agent gets its partitions back at once
+     * instead of after the session timeout, and so does a standby taking
+     * over (same agent id), whose join also fences the old leader's
+     * consumer. With a standby, offsets are committed in the leader's
+     * transactions only. */
     const kafka_prop defaults[] = {{"group.id", group}, {"enable.auto.offset.store", "false"},
                                    {"auto.offset.reset", "earliest"}, {"client.id", "callbus-agent-commands"},
-                                   /* Static membership: a restarted agent gets its partitions back at
-                                    * once instead of after the session timeout. */
-                                   {"group.instance.id", group}};
+                                   {"group.instance.id", group},
+                                   {"enable.auto.commit", cfg->agent.standby ? "false" : "true"}};
     rd_kafka_conf_t *conf = kafka_conf_new(defaults, sizeof(defaults) / sizeof(defaults[0]), cfg, err, errlen);
     rd_kafka_t *rk = conf ? kafka_client_new(RD_KAFKA_CONSUMER, conf, err, errlen) : NULL;
     if (rk) rd_kafka_poll_set_consumer(rk);
@@ -623,6 +641,15 @@ void executor_on_ami_down(executor *c, const char *reason) {
     c->ami_up = 0;
     snprintf(why, sizeof(why), "AMI link lost before Asterisk answered (%s): outcome unknown, not retried", reason);
     fail_all_inflight(c, why);
+}
+
+/* The group by name only, without the member's generation: the leader's
+ * transactional id already fences an old leader, and librdkafka 2.0 fails
+ * an assertion when a commit meets a generation that moved on. */
+rd_kafka_consumer_group_metadata_t *executor_group(const executor *c) {
+    char group[256];
+    group_name(c->cfg, group, sizeof(group));
+    return rd_kafka_consumer_group_metadata_new(group);
 }
 
 void executor_get_stats(const executor *c, executor_stats *out) {

@@ -7,6 +7,7 @@
 #define CALLBUS_EXECUTOR_H
 
 #include <jansson.h>
+#include <librdkafka/rdkafka.h>
 #include <stdint.h>
 
 #include "ami.h"
@@ -22,6 +23,12 @@ typedef struct executor_env {
     callmodel *cm;
     /* Publishes a callbus.result; takes ownership of data. */
     void (*publish_result)(void *ctx, const char *command_id, double time, json_t *data);
+    /* With a standby (agent.standby) the consumer's offsets go into the
+     * leader's transactions instead of the group's auto-commit, and a
+     * command is sent to Asterisk only once decide() has committed its
+     * decision (0): a fenced old leader cannot. NULL without a standby. */
+    void (*store_offset)(void *ctx, const char *topic, int32_t partition, int64_t offset);
+    int (*decide)(void *ctx);
     void *ctx;
 } executor_env;
 
@@ -42,6 +49,8 @@ void executor_on_ami_down(executor *c, const char *reason);
 /* Replies to our actions (responses and OriginateResponse); returns 1 when
  * the message was one. */
 int executor_on_ami_message(executor *c, const ami_msg *m);
+/* The commands consumer's group, for the leader's transactions. */
+rd_kafka_consumer_group_metadata_t *executor_group(const executor *c);
 void executor_get_stats(const executor *c, executor_stats *out);
 void executor_free(executor *c);
 

@@ -12,9 +12,15 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "clock.h"
 #include "kafka_conf.h"
 #include "log.h"
 #include "spool.h"
+
+/* Without a standby there are no transactions (TX_NONE). With one, the
+ * producer stays silent until it leads, then always has a transaction open
+ * or committing, until another instance fences it. */
+typedef enum tx_state { TX_NONE, TX_STANDBY, TX_OPEN, TX_COMMITTING, TX_FENCED } tx_state;
 
 struct publisher {
     rd_kafka_t *rk;
@@ -32,12 +38,18 @@ struct publisher {
     char commands_topic[256];
     int partitions, admin_timeout_ms;
     int create_failed;      /* said once per outage */
+    /* agent.standby */
+    tx_state tx;
+    double commit_every, last_commit;   /* seconds, monotonic */
+    uint64_t in_txn[TOPIC_KINDS];       /* produced into the open transaction */
+    rd_kafka_topic_partition_list_t *offsets, *committing_offsets;
+    rd_kafka_consumer_group_metadata_t *group;
 };
 
 static void on_admin(publisher *p, rd_kafka_event_t *ev);
 
 static const char *kind_names[TOPIC_KINDS] = {"ami", "calls", "operators", "status", "results",
-                                              "state.calls", "state.operators", "state.queues"};
+                                              "state.calls", "state.operators", "state.queues", "leases"};
 
 /* A state topic holds the latest record per key: a reader reads it to its
  * end at start. Short segments and an eager cleaner keep the uncompacted
@@ -75,6 +87,11 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
     if (!m->err) {
         p->stats.delivered++;
         p->broker_up = 1;
+    } else if (purged && p->tx != TX_NONE) {
+        /* Leading ended: the next leader publishes from its own AMI link, and
+         * a spool kept for later would be published by whoever this
+         * instance is then. */
+        p->stats.dropped++;
     } else if (purged && spool_append_front(p->spool, &(spool_record){.topic = (uint8_t)kind_of(p, m->rkt),
                                                                      .key = m->key, .keylen = m->key_len,
                                                                      .payload = m->payload, .len = m->len}) == 0) {
@@ -84,8 +101,9 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
     } else {
         p->stats.failed++;
         p->dropped_unreported[kind_of(p, m->rkt)]++;
-        log_error("kafka: delivery to %s failed: %s", rd_kafka_topic_name(m->rkt),
-                  rd_kafka_err2str(m->err));
+        if (p->tx != TX_FENCED)
+            log_error("kafka: delivery to %s failed: %s", rd_kafka_topic_name(m->rkt),
+                      rd_kafka_err2str(m->err));
     }
     if (from_spool) spool_release(p->spool, from_spool);
 }
@@ -100,8 +118,14 @@ static void on_spool_lost(void *ctx, uint8_t topic) {
 
 static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
     publisher *p = opaque;
-    (void)rk;
     if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN) p->broker_up = 0;
+    if (err == RD_KAFKA_RESP_ERR__FATAL && p->tx != TX_NONE) {
+        char why[512];
+        rd_kafka_fatal_error(rk, why, sizeof(why));
+        if (p->tx != TX_FENCED) log_error("kafka: fenced (%s): another instance of this agent leads", why);
+        p->tx = TX_FENCED;
+        return;
+    }
     log_warn("kafka: %s", reason);
 }
 
@@ -122,12 +146,41 @@ static rd_kafka_conf_t *build_conf(const callbus_config *c, publisher *p, char *
          * producer's first metadata request would give it its defaults. */
         {"allow.auto.create.topics", "false"},
     };
-    rd_kafka_conf_t *conf = kafka_conf_new(defaults, sizeof(defaults) / sizeof(defaults[0]), c, err, errlen);
+    enum { N = sizeof(defaults) / sizeof(defaults[0]) };
+    kafka_prop props[N + 3];
+    memcpy(props, defaults, sizeof(defaults));
+    size_t n = N;
+    char txid[256];
+    if (c->agent.standby) {
+        /* One transactional id per agent id: the instance that takes over
+         * fences the one it replaces. A transaction must end within its
+         * timeout, so no message may wait forever either. */
+        snprintf(txid, sizeof(txid), "callbus-agent.%s.%s", c->site, c->agent.id);
+        props[n++] = (kafka_prop){"transactional.id", txid};
+        props[n++] = (kafka_prop){"transaction.timeout.ms", "60000"};
+        props[n++] = (kafka_prop){"message.timeout.ms", "60000"};   /* set in order: this one wins */
+    }
+    rd_kafka_conf_t *conf = kafka_conf_new(props, n, c, err, errlen);
     if (!conf) return NULL;
     rd_kafka_conf_set_dr_msg_cb(conf, on_delivery);
     rd_kafka_conf_set_error_cb(conf, on_error);
     rd_kafka_conf_set_opaque(conf, p);
     return conf;
+}
+
+/* A standby's spool from an earlier run: what it holds was meant for a
+ * transaction that was never committed, and whoever leads now has
+ * published the same events from its own AMI link. */
+static void discard_spool(publisher *p) {
+    uint64_t bytes = spool_size(p->spool), n = 0;
+    spool_record r;
+    while (spool_peek(p->spool, &r) == 1) {
+        spool_consume(p->spool);
+        spool_release(p->spool, r.hold);
+        n++;
+    }
+    if (n) log_warn("spool: %llu messages (%llu bytes) of an earlier run discarded: with a standby the leader "
+                    "publishes from its own AMI link", (unsigned long long)n, (unsigned long long)bytes);
 }
 
 publisher *publisher_new(const callbus_config *c, char *err, size_t errlen) {
@@ -149,11 +202,17 @@ publisher *publisher_new(const callbus_config *c, char *err, size_t errlen) {
     p->spool = spool_open(dir, c->agent.spool_max_bytes, err, errlen);
     if (!p->spool) goto fail;
     spool_set_lost_handler(p->spool, on_spool_lost, p);
-    if (!spool_empty(p->spool))
+    if (c->agent.standby) {
+        /* The spool only holds what waits behind a commit in progress. */
+        discard_spool(p);
+        p->tx = TX_STANDBY;
+        p->commit_every = c->agent.commit_interval_ms / 1000.0;
+    } else if (!spool_empty(p->spool)) {
         log_info("spool: %llu bytes from an earlier run will be sent first",
                  (unsigned long long)spool_size(p->spool));
+    }
     p->broker_up = 1;
-    p->write_ahead = c->agent.spool_write_ahead;
+    p->write_ahead = c->agent.spool_write_ahead && !c->agent.standby;
     return p;
 fail:
     publisher_free(p);
@@ -166,9 +225,16 @@ static int produce(publisher *p, topic_kind t, const char *key, size_t keylen,
     if (!p->topics[t]) p->topics[t] = rd_kafka_topic_new(p->rk, p->topic_names[t], NULL);
     int rc = rd_kafka_produce(p->topics[t], RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY,
                               (void *)payload, len, keylen ? key : NULL, keylen, from_spool);
-    if (rc == 0) return 0;
+    if (rc == 0) {
+        p->in_txn[t]++;
+        return 0;
+    }
     rd_kafka_resp_err_t e = rd_kafka_last_error();
     if (e == RD_KAFKA_RESP_ERR__QUEUE_FULL) return 1;
+    if (e == RD_KAFKA_RESP_ERR__FATAL && p->tx != TX_NONE) {
+        p->tx = TX_FENCED;   /* said once, by on_error */
+        return -1;
+    }
     log_error("kafka: cannot produce to %s: %s", p->topic_names[t], rd_kafka_err2str(e));
     return -1;
 }
@@ -201,10 +267,19 @@ static spool_hold *write_ahead(publisher *p, topic_kind t, const char *key, size
     return h;
 }
 
+/* A standby, or a fenced leader, sends nothing: it would never be seen. */
+static int silent(publisher *p) {
+    if (p->tx != TX_STANDBY && p->tx != TX_FENCED) return 0;
+    p->stats.standby++;
+    return 1;
+}
+
 int publisher_send(publisher *p, topic_kind t, const char *key, size_t keylen,
                    const char *payload, size_t len) {
     p->stats.sent++;
-    if (spool_empty(p->spool)) {
+    if (silent(p)) return 0;
+    /* A committing transaction takes no more messages: they wait on disk. */
+    if (spool_empty(p->spool) && p->tx != TX_COMMITTING) {
         spool_hold *ahead = write_ahead(p, t, key, keylen, payload, len);
         int rc = produce(p, t, key, keylen, payload, len, ahead);
         if (rc == 0) return 0;
@@ -228,6 +303,7 @@ int publisher_send(publisher *p, topic_kind t, const char *key, size_t keylen,
 int publisher_send_durable(publisher *p, topic_kind t, const char *key, size_t keylen,
                            const char *payload, size_t len) {
     p->stats.sent++;
+    if (silent(p)) return 0;
     if (to_spool(p, t, key, keylen, payload, len) < 0) return -1;
     if (spool_sync(p->spool) < 0) {
         log_error("spool: fsync failed: a command result may not survive a crash");
@@ -251,7 +327,29 @@ static void drain_spool(publisher *p) {
         p->stats.unspooled++;
         n++;
     }
-    if (n && spool_empty(p->spool)) log_info("spool: drained, back to direct delivery");
+    /* With transactions the spool only bridges a commit: not news. */
+    if (n && spool_empty(p->spool) && p->tx == TX_NONE) log_info("spool: drained, back to direct delivery");
+}
+
+/* The longest a commit may block the loop once every message is delivered. */
+#define COMMIT_TIMEOUT_MS 5000
+
+static int commit_step(publisher *p, int timeout_ms);
+static void start_commit(publisher *p);
+
+/* The leader's transaction closes every commit_interval. New messages wait
+ * in the spool while the transaction's own are delivered, without
+ * blocking; only then is the commit itself asked for, which is one round
+ * trip to the coordinator. (librdkafka 2.0 fails an assertion when a
+ * commit call times out while that request is in flight, so the commit is
+ * never started before the broker has taken every message.) */
+static void commit_when_due(publisher *p) {
+    if (p->tx == TX_OPEN && mono_now() - p->last_commit >= p->commit_every) {
+        uint64_t n = 0;
+        for (int t = 0; t < TOPIC_KINDS; t++) n += p->in_txn[t];
+        if (n || p->offsets) start_commit(p);
+    }
+    if (p->tx == TX_COMMITTING && rd_kafka_outq_len(p->rk) == 0) commit_step(p, COMMIT_TIMEOUT_MS);
 }
 
 void publisher_poll(publisher *p) {
@@ -260,15 +358,17 @@ void publisher_poll(publisher *p) {
         rd_kafka_event_t *ev;
         while ((ev = rd_kafka_queue_poll(p->admin_q, 0))) on_admin(p, ev);
     }
+    commit_when_due(p);
     spool_flush(p->spool);
-    if (!spool_empty(p->spool)) drain_spool(p);
+    if (!spool_empty(p->spool) && p->tx != TX_COMMITTING && !silent(p)) drain_spool(p);
 }
 
 static rd_kafka_NewTopic_t *new_topic(publisher *p, topic_kind t, int partitions) {
     char e[256];
-    rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(p->topic_names[t], is_state_topic(t) ? 1 : partitions,
+    int one = is_state_topic(t) || t == TOPIC_LEASES;
+    rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(p->topic_names[t], one ? 1 : partitions,
                                                     -1, e, sizeof(e));
-    if (t == TOPIC_STATUS) rd_kafka_NewTopic_set_config(nt, "cleanup.policy", "compact");
+    if (t == TOPIC_STATUS || t == TOPIC_LEASES) rd_kafka_NewTopic_set_config(nt, "cleanup.policy", "compact");
     if (is_state_topic(t))
         for (size_t i = 0; i < sizeof(state_topic_config) / sizeof(state_topic_config[0]); i++)
             rd_kafka_NewTopic_set_config(nt, state_topic_config[i][0], state_topic_config[i][1]);
@@ -313,7 +413,8 @@ static void request_topics(publisher *p) {
     rd_kafka_NewTopic_t *nt[TOPIC_KINDS + 1];
     char e[256];
     size_t n = 0;
-    for (int t = 0; t < TOPIC_KINDS; t++) nt[n++] = new_topic(p, (topic_kind)t, p->partitions);
+    for (int t = 0; t < TOPIC_KINDS; t++)
+        if (t != TOPIC_LEASES || p->tx != TX_NONE) nt[n++] = new_topic(p, (topic_kind)t, p->partitions);
     if (p->commands_topic[0]) nt[n++] = rd_kafka_NewTopic_new(p->commands_topic, p->partitions, -1, e, sizeof(e));
     rd_kafka_AdminOptions_t *opt = rd_kafka_AdminOptions_new(p->rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
     rd_kafka_AdminOptions_set_operation_timeout(opt, p->admin_timeout_ms, e, sizeof(e));
@@ -376,6 +477,12 @@ int publisher_create_topics(publisher *p, const char *commands_topic, int partit
 
 void publisher_close(publisher *p, int timeout_ms) {
     if (!p || !p->rk) return;
+    if (p->tx != TX_NONE) {
+        if (p->tx == TX_OPEN || p->tx == TX_COMMITTING) publisher_commit(p, timeout_ms);
+        rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+        rd_kafka_poll(p->rk, 0);
+        return;
+    }
     rd_kafka_flush(p->rk, timeout_ms);
     if (rd_kafka_outq_len(p->rk) > 0) {
         log_warn("kafka: %d messages undelivered at shutdown: keeping them in the spool",
@@ -412,10 +519,123 @@ uint64_t publisher_take_dropped(publisher *p, uint64_t by_kind[TOPIC_KINDS]) {
 
 void publisher_free(publisher *p) {
     if (!p) return;
+    if (p->offsets) rd_kafka_topic_partition_list_destroy(p->offsets);
+    if (p->committing_offsets) rd_kafka_topic_partition_list_destroy(p->committing_offsets);
+    if (p->group) rd_kafka_consumer_group_metadata_destroy(p->group);
     for (int t = 0; t < TOPIC_KINDS; t++)
         if (p->topics[t]) rd_kafka_topic_destroy(p->topics[t]);
     if (p->admin_q) rd_kafka_queue_destroy(p->admin_q);
     if (p->rk) rd_kafka_destroy(p->rk);
     spool_close(p->spool);
     free(p);
+}
+
+/* ---- Leading (agent.standby) ------------------------------------------------ */
+
+static rd_kafka_error_t *open_transaction(publisher *p) {
+    rd_kafka_error_t *e = rd_kafka_begin_transaction(p->rk);
+    if (e) return e;
+    p->tx = TX_OPEN;
+    p->last_commit = mono_now();
+    memset(p->in_txn, 0, sizeof(p->in_txn));
+    return NULL;
+}
+
+int publisher_lead(publisher *p, int timeout_ms, char *err, size_t errlen) {
+    if (p->tx == TX_FENCED) {
+        snprintf(err, errlen, "fenced: another instance of this agent leads");
+        return -1;
+    }
+    rd_kafka_error_t *e = rd_kafka_init_transactions(p->rk, timeout_ms);
+    if (!e) e = open_transaction(p);
+    if (!e) return 0;
+    snprintf(err, errlen, "%s", rd_kafka_error_string(e));
+    int retry = rd_kafka_error_is_retriable(e);
+    if (!retry) p->tx = TX_FENCED;
+    rd_kafka_error_destroy(e);
+    return retry ? 1 : -1;
+}
+
+int publisher_leading(const publisher *p) { return p->tx == TX_OPEN || p->tx == TX_COMMITTING; }
+int publisher_fenced(const publisher *p) { return p->tx == TX_FENCED; }
+
+void publisher_set_group(publisher *p, rd_kafka_consumer_group_metadata_t *group) {
+    if (p->group) rd_kafka_consumer_group_metadata_destroy(p->group);
+    p->group = group;
+}
+
+void publisher_store_offset(publisher *p, const char *topic, int32_t partition, int64_t offset) {
+    if (!p->offsets) p->offsets = rd_kafka_topic_partition_list_new(4);
+    rd_kafka_topic_partition_t *tp = rd_kafka_topic_partition_list_find(p->offsets, topic, partition);
+    if (!tp) tp = rd_kafka_topic_partition_list_add(p->offsets, topic, partition);
+    if (offset > tp->offset) tp->offset = offset;
+}
+
+/* The offsets stored so far belong to the transaction about to commit;
+ * later ones to the next. */
+static void start_commit(publisher *p) {
+    p->committing_offsets = p->offsets;
+    p->offsets = NULL;
+    p->tx = TX_COMMITTING;
+}
+
+/* A transaction that had to be aborted lost its messages: they are counted
+ * as dropped, so that the agent announces the gap. */
+static void abort_transaction(publisher *p, rd_kafka_error_t *why) {
+    log_error("kafka: transaction aborted (%s): its messages are lost", rd_kafka_error_string(why));
+    rd_kafka_error_t *e = rd_kafka_abort_transaction(p->rk, 30000);
+    for (int t = 0; t < TOPIC_KINDS; t++) p->dropped_unreported[t] += p->in_txn[t];
+    if (!e) e = open_transaction(p);
+    if (e) {
+        log_error("kafka: cannot go on after an abort (%s): stepping down", rd_kafka_error_string(e));
+        p->tx = TX_FENCED;
+        rd_kafka_error_destroy(e);
+    }
+}
+
+/* 0 committed and a new transaction open; -1 not (yet). */
+static int commit_step(publisher *p, int timeout_ms) {
+    rd_kafka_error_t *e = NULL;
+    if (p->committing_offsets && p->group) {
+        e = rd_kafka_send_offsets_to_transaction(p->rk, p->committing_offsets, p->group, timeout_ms);
+        if (!e) {
+            rd_kafka_topic_partition_list_destroy(p->committing_offsets);
+            p->committing_offsets = NULL;
+        }
+    }
+    if (!e) e = rd_kafka_commit_transaction(p->rk, timeout_ms);
+    if (!e) {
+        p->stats.commits++;
+        e = open_transaction(p);
+        if (!e) return 0;
+    }
+    if (rd_kafka_error_is_retriable(e)) {
+        rd_kafka_error_destroy(e);
+        return -1;
+    }
+    if (rd_kafka_error_txn_requires_abort(e)) {
+        abort_transaction(p, e);
+    } else {
+        if (p->tx != TX_FENCED) log_error("kafka: fenced (%s): another instance of this agent leads",
+                                          rd_kafka_error_string(e));
+        p->tx = TX_FENCED;
+    }
+    rd_kafka_error_destroy(e);
+    return -1;
+}
+
+int publisher_commit(publisher *p, int timeout_ms) {
+    double deadline = mono_now() + timeout_ms / 1000.0;
+    /* A commit in progress first; what waited behind it joins this one. */
+    if (p->tx == TX_COMMITTING) {
+        if (rd_kafka_flush(p->rk, timeout_ms) != RD_KAFKA_RESP_ERR_NO_ERROR || commit_step(p, timeout_ms) < 0)
+            return -1;
+    }
+    if (p->tx != TX_OPEN) return -1;
+    drain_spool(p);
+    start_commit(p);
+    int left = (int)((deadline - mono_now()) * 1000);
+    if (left <= 0 || rd_kafka_flush(p->rk, left) != RD_KAFKA_RESP_ERR_NO_ERROR) return -1;
+    left = (int)((deadline - mono_now()) * 1000);
+    return commit_step(p, left > 0 ? left : 1);
 }

@@ -10,6 +10,7 @@
 #ifndef CALLBUS_PUBLISHER_H
 #define CALLBUS_PUBLISHER_H
 
+#include <librdkafka/rdkafka.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -24,6 +25,7 @@ typedef enum topic_kind {
     TOPIC_STATE_CALLS,       /* compacted: the live state (agent/state.h) */
     TOPIC_STATE_OPERATORS,
     TOPIC_STATE_QUEUES,
+    TOPIC_LEASES,            /* compacted: the standby agent's leader lease (agent/leader.h) */
     TOPIC_KINDS
 } topic_kind;
 
@@ -36,6 +38,8 @@ typedef struct publisher_stats {
     uint64_t dropped;       /* lost: spool full or unwritable */
     uint64_t spool_bytes;   /* current size of the spool on disk */
     uint64_t queued;        /* in librdkafka's queue right now */
+    uint64_t standby;       /* not sent: this agent is the standby (agent.standby) */
+    uint64_t commits;       /* transactions committed (agent.standby) */
     int broker_up;
 } publisher_stats;
 
@@ -75,5 +79,31 @@ void publisher_keep_dropped(publisher *p, const uint64_t by_kind[TOPIC_KINDS]);
  * make (disk full) is counted as dropped at once, not at the next turn. */
 void publisher_flush_spool(publisher *p);
 void publisher_free(publisher *p);
+
+/* ---- Leading (agent.standby) ------------------------------------------------
+ *
+ * With a standby the producer is transactional: a standby sends nothing,
+ * the leader's messages become visible in transactions it commits every
+ * agent.standby.commit_interval_ms, and the standby that takes over fences
+ * it through the transactional id, so a paused old leader that wakes up can
+ * neither publish nor record a command's decision. */
+
+/* Takes over: fences any earlier producer of this agent id and opens a
+ * transaction. 0 leading, 1 not now (the broker did not answer; try again),
+ * -1 never (fatal: err says why). Blocks up to timeout_ms. */
+int publisher_lead(publisher *p, int timeout_ms, char *err, size_t errlen);
+int publisher_leading(const publisher *p);
+/* Another instance leads: nothing this one sends will ever be seen. */
+int publisher_fenced(const publisher *p);
+/* The commands consumer's group, whose offsets go into the transactions.
+ * Takes ownership. */
+void publisher_set_group(publisher *p, rd_kafka_consumer_group_metadata_t *group);
+/* The next offset to consume of a commands partition, committed with the
+ * transaction in which its command's results are. */
+void publisher_store_offset(publisher *p, const char *topic, int32_t partition, int64_t offset);
+/* Commits what was sent and stored so far, now: 0 committed, -1 not
+ * (fenced, or not within timeout_ms; the commit then goes on in the
+ * background and what follows waits for it). */
+int publisher_commit(publisher *p, int timeout_ms);
 
 #endif

@@ -262,6 +262,8 @@ const callbus_section config_sections[] = {
     {"agent.state", "The live state the agent publishes to `<topic_prefix>.<site>.state.calls`, "
                     "`.state.operators` and `.state.queues` (docs/messages.md): the wallboard's figures and "
                     "how the agent reads them back at start."},
+    {"agent.standby", "Two agents for one Asterisk, a leader and a standby that takes over (docs/operations.md, "
+                      "Standby agent)."},
     {"commands", "Commands from `<topic_prefix>.<site>.commands`, executed by the agent at most once."},
     {"gateway", "callbus-gateway: the operators' WebSocket API and page, their tokens, and the limits "
                 "each connection gets. It also reads `site`, `topic_prefix`, `log_level` and `kafka`."},
@@ -381,6 +383,21 @@ const callbus_setting config_settings[] = {
      .doc = "Seconds the agent may spend at start reading its state topics back (so today's counters "
             "continue). When the broker does not answer in time it starts from empty state and publishes a "
             "`state_not_recovered` gap."},
+
+    {BOOL("agent.standby.enabled", agent.standby, 0), .readers = CONFIG_AGENT,
+     .doc = "Run as one of two agents for one Asterisk (both with the same `agent.id`, on different "
+            "hosts): only the leader publishes and executes commands, the other keeps its AMI link and "
+            "call model warm and takes over when the leader's lease lapses. The leader's producer is "
+            "transactional (`transactional.id` `callbus-agent.<site>.<agent.id>`), so a paused old leader "
+            "is fenced, and its consumers must read committed messages only. No disk spool in this mode "
+            "(docs/operations.md, Standby agent)."},
+    {INT("agent.standby.takeover_ms", agent.takeover_ms, 3000, 500, 60000), .readers = CONFIG_AGENT,
+     .doc = "Milliseconds without a lease from the leader before the standby takes over. The leader renews "
+            "its lease six times in this period."},
+    {INT("agent.standby.commit_interval_ms", agent.commit_interval_ms, 100, 10, 5000),
+     .readers = CONFIG_AGENT,
+     .doc = "The leader commits its transaction this often: consumers see its messages up to this much "
+            "later than without a standby. A command's decision is committed at once."},
 
     {BOOL("commands.enabled", commands.enabled, 1), .readers = CONFIG_AGENT,
      .doc = "Consume the commands topic and execute commands."},

@@ -57,6 +57,9 @@ typedef struct callbus_config {
         int state_service_level_s;  /* queue service level: answered within this wait */
         int state_stats_interval_s; /* queue figures republished this often */
         int state_load_timeout_s;   /* reading the state topics back at start */
+        int standby;                /* one of two agents for one Asterisk (agent/leader.c) */
+        int takeover_ms;            /* no lease heard this long: the standby leads */
+        int commit_interval_ms;     /* the leader's transactions close this often */
     } agent;
 
     /* Commands the agent executes (see agent/executor.c). */

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make bench: starts a private Kafka broker (unless KAFKA_BOOTSTRAP is set),
-# runs tests/bench/bench.py against it, stops the broker. Then the
+# runs tests/bench/bench.py against it, then the standby takeover times
+# (bench_takeover.py, ~1 minute), stops the broker. Then the
 # multi-site catch-up figure (bench_multisite.py: its own three brokers, MM2
 # and Toxiproxy, ~8 minutes; BENCH_MULTISITE=0 skips it). First, amisim's
 # own throughput at 1,000 seats (bench_amisim.py, no Kafka, ~1 minute;
@@ -13,6 +14,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 [[ "${BENCH_AMISIM:-1}" == 0 ]] || python3 "$ROOT/tests/bench/bench_amisim.py"
 if [[ -n "${KAFKA_BOOTSTRAP:-}" ]]; then
     python3 "$ROOT/tests/bench/bench.py" "$KAFKA_BOOTSTRAP"
+    python3 "$ROOT/tests/bench/bench_takeover.py" "$KAFKA_BOOTSTRAP"
     python3 "$ROOT/tests/bench/bench_gateway.py" "$KAFKA_BOOTSTRAP"
     [[ "${BENCH_DAY:-1}" == 0 ]] || python3 "$ROOT/tests/bench/bench_day.py" "$KAFKA_BOOTSTRAP"
     [[ "${BENCH_MULTISITE:-1}" == 0 ]] || python3 "$ROOT/tests/bench/bench_multisite.py"
@@ -22,6 +24,7 @@ DIR="$(mktemp -d /tmp/callbus-bench-kafka.XXXXXX)"
 trap '"$ROOT/tests/kafka/kafka.sh" stop "$DIR" >/dev/null 2>&1 || true; rm -rf "$DIR"' EXIT
 BOOTSTRAP="$("$ROOT/tests/kafka/kafka.sh" start "$DIR" | tail -n1)"
 python3 "$ROOT/tests/bench/bench.py" "$BOOTSTRAP"
+python3 "$ROOT/tests/bench/bench_takeover.py" "$BOOTSTRAP"
 python3 "$ROOT/tests/bench/bench_gateway.py" "$BOOTSTRAP"
 [[ "${BENCH_DAY:-1}" == 0 ]] || python3 "$ROOT/tests/bench/bench_day.py" "$BOOTSTRAP"
 "$ROOT/tests/kafka/kafka.sh" stop "$DIR" >/dev/null 2>&1 || true

@@ -28,7 +28,8 @@ COMMAND_TYPES = ["originate", "answer", "hangup", "transfer", "pause", "unpause"
                  "queue_logout", "listen", "whisper"]
 STATE_TYPES = {"callbus.state.call": "state.calls", "callbus.state.operator": "state.operators",
                "callbus.queue.stats": "state.queues"}
-EXPECTED_TYPES = (["callbus.ami.event", "callbus.agent.status", "callbus.agent.gap", "callbus.result"]
+EXPECTED_TYPES = (["callbus.ami.event", "callbus.agent.status", "callbus.agent.gap", "callbus.agent.lease",
+                   "callbus.result"]
                   + list(STATE_TYPES)
                   + ["callbus.call." + t for t in CALL_TYPES]
                   + ["callbus.operator." + t for t in OPERATOR_TYPES]
@@ -370,7 +371,7 @@ def test_asyncapi_structure():
     for key in ("info", "servers", "channels", "operations", "components"):
         assert key in doc
     assert doc["servers"]["site"]["protocol"] == "kafka"
-    for kind in ("ami", "calls", "operators", "commands", "results", "status") + tuple(STATE_TYPES.values()):
+    for kind in ("ami", "calls", "operators", "commands", "results", "status", "leases") + tuple(STATE_TYPES.values()):
         assert doc["channels"][kind]["address"] == "{prefix}.{site}." + kind
         assert doc["channels"][kind]["messages"]
     gw = doc["channels"]["gateway"]
