@@ -137,6 +137,10 @@ def test_kill9_of_the_leader_the_standby_takes_over(procs, tmp_path, site, kafka
     by, gap = check_after_takeover(pair, t_kill, pair.epoch_a)
     m = metrics(pair.http_b)
     assert m["callbus_agent_leader"] == 1 and m["callbus_agent_takeovers_total"] == 1
+    leases = messages(kafka_bootstrap, site.topic("leases"), timeout=20, idle=1.0)
+    assert {l["data"]["epoch"] for l in leases} >= {pair.epoch_a, gap["epoch"]}
+    for lease in leases[:3] + leases[-3:]:
+        assert not validate_message({k: v for k, v in lease.items() if not k.startswith("_")})
     print(f"kill -9: the standby led after {took:.2f} s; gap {gap['data']['from']} .. {gap['data']['to']}; "
           f"{len(pair.sent)} commands, none executed twice")
 
