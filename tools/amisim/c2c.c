@@ -16,9 +16,9 @@
 #include <string.h>
 
 #include "amisim.h"
-#include "callcenter.h"
 #include "log.h"
 #include "sim.h"
+#include "simclock.h"
 #include "truth.h"
 
 #define COMPANY_CID "18005550100"

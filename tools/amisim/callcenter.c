@@ -1,13 +1,10 @@
-/* callcenter.c -- the simulated call centre (see callcenter.h): its clock,
- * its calls and the loop that runs their steps.
+/* callcenter.c -- the simulated call centre (see callcenter.h): its calls
+ * and the turn it takes in the event loop to run their steps.
  *
- * Time is simulated: the wall clock sped up --speed times, or with --max a
- * clock that jumps straight to the next step. It starts at --start-at in the
- * site's time zone, or at the wall clock's now. Timestamps, Uniqueids and
- * all durations use that clock, so they agree with each other at any speed.
- * Every pending step is a timer (timers.h): a call's next step
- * (inbound.c, c2c.c), the next arrival (arrivals.c), an operator's next move
- * in the working day (day.c). */
+ * The simulated clock (simclock.c) starts at --start-at in the site's time
+ * zone, or at the wall clock's now. Every pending step is a timer
+ * (timers.h): a call's next step (inbound.c, c2c.c), the next arrival
+ * (arrivals.c), an operator's next move in the working day (day.c). */
 #include "callcenter.h"
 
 #include <math.h>
@@ -23,8 +20,9 @@
 #include "events.h"
 #include "log.h"
 #include "server.h"
-#include "siteclock.h"
 #include "sim.h"
+#include "simclock.h"
+#include "siteclock.h"
 #include "stats.h"
 #include "truth.h"
 
@@ -34,42 +32,9 @@ int nops;
 queue queues[MAX_QUEUES];
 int nqueues;
 call *live;
-static double sim_clock;        /* --max: the free-running clock */
-static double origin_real = -1; /* wall-clock time the simulated clock started */
-static double origin_sim;       /* the simulated time it started at */
-static unsigned long long rng_state;
-
-/* ---- clock, randomness ---- */
 
 int callcenter_enabled(void) {
     return enabled;
-}
-
-static int started(void) {
-    return origin_real >= 0;
-}
-
-double sim_now(void) {
-    if (!started()) return now_real();
-    if (cfg.max) return sim_clock;
-    return origin_sim + (now_real() - origin_real) * cfg.speed;
-}
-
-static double real_time_of(double t) {
-    return origin_real + (t - origin_sim) / cfg.speed;
-}
-
-/* splitmix64: seeded, so --seed gives the same calls every run */
-double rnd(void) {
-    unsigned long long z = (rng_state += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    z ^= z >> 31;
-    return (double)(z >> 11) / 9007199254740992.0;
-}
-
-double uniform(double a, double b) {
-    return a + (b - a) * rnd();
 }
 
 /* ---- a call's timer ---- */
@@ -120,9 +85,9 @@ call *call_new(int kind) {
  * so where a run starts within a second would change its course, and a
  * --seed would not give the same calls every run. */
 static void start_clock(double now) {
-    origin_real = cfg.start_at ? now : ceil(now);
-    origin_sim = siteclock_origin(origin_real);
-    sim_clock = origin_sim;
+    double origin_real = cfg.start_at ? now : ceil(now);
+    double origin_sim = siteclock_origin(origin_real);
+    simclock_start(origin_real, origin_sim);
     set_ev_ts(origin_sim);
     truth_start(origin_sim);
     arrivals_start(origin_sim);
@@ -175,9 +140,10 @@ static int waits_for_client(void) {
     return cfg.max || cfg.day_hours > 0;
 }
 
-void callcenter_run(double now) {
-    if (!enabled) return;
-    if (!started()) {
+/* The loop's turn: runs every step that is due (all of them with --max)
+ * while the clients that receive events have room. */
+static void callcenter_run(double now) {
+    if (!simclock_started()) {
         if (waits_for_client() && !server_receivers()) return;
         start_clock(now);
     }
@@ -190,16 +156,16 @@ void callcenter_run(double now) {
             return;
         }
         if (!cfg.max && t->due > limit) return;
-        if (t->due > sim_clock) sim_clock = t->due;
-        if (!cfg.max) stats_sim_lag(now - real_time_of(t->due));
+        simclock_advance(t->due);
+        if (!cfg.max) stats_sim_lag(now - simclock_real_time_of(t->due));
         step_at(t->due);
         timers_fire_first();
     }
 }
 
-double callcenter_next_due(double now) {
-    if (!enabled) return -1;
-    if (!started()) return waits_for_client() ? -1 : now;
+/* Wall-clock time of the next step, -1 if none is pending. */
+static double callcenter_next_due(double now) {
+    if (!simclock_started()) return waits_for_client() ? -1 : now;
     if (!server_receivers_have_room()) return -1;
     timer *t = timers_first();
     if (!t) {
@@ -207,7 +173,7 @@ double callcenter_next_due(double now) {
         return all_done() && all_done_at < 0 ? now : -1;
     }
     if (cfg.max) return server_receivers() ? now : -1;
-    return real_time_of(t->due);
+    return simclock_real_time_of(t->due);
 }
 
 /* ---- setup ---- */
@@ -265,6 +231,14 @@ static int mark_no_answer(void) {
     return 0;
 }
 
+/* The stats file's "truth": the counts, and whether the run is over. */
+static json_t *truth_section(void) {
+    json_t *root = truth_json();
+    int over = simclock_started() && arrivals_done() && !live && day_done();
+    json_object_set_new(root, "over", json_boolean(over));
+    return root;
+}
+
 /* The state exists in every mode so actions always get real answers; calls
  * run unless a capture is replayed (its bytes must stay its own), and
  * inbound calls arrive only with --simulate. */
@@ -282,10 +256,12 @@ int callcenter_init(void) {
     /* Over a day operators come and go: every membership is a QueueAdd. */
     for (int i = 0; i < nqueues; i++)
         if (!queues[i].dynamic_only && !cfg.day_hours) members_add_static(&queues[i]);
-    rng_state = cfg.seed;
+    rnd_seed(cfg.seed);
     truth_init();
     if (cfg.replay_file) return 0;
     enabled = 1;
+    server_add_producer(callcenter_run, callcenter_next_due);
+    stats_add_section("truth", truth_section);
     if (!cfg.simulate) return 0;
     if (day_init() < 0) return -1;
     log_info("simulate: %d operators, queues %s, %.3f calls/s, talk %.0f-%.0f s, abandon %.0f%%",
@@ -309,13 +285,6 @@ queue *queue_by_did(const char *did) {
     for (int i = 0; i < nqueues; i++)
         if (strcmp(queues[i].did, did) == 0) return &queues[i];
     return NULL;
-}
-
-double sim_step_now(void) {
-    double t = sim_now();
-    if (cfg.max && started()) t = sim_clock;
-    step_at(t);
-    return get_ev_ts();
 }
 
 void callcenter_free(void) {

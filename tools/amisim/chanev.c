@@ -9,8 +9,8 @@
 #include <string.h>
 
 #include "amisim.h"
-#include "sim.h"
 #include "causes.h"
+#include "sim.h"
 
 static double ev_ts;            /* Timestamp of the last event written */
 static long uniqueid_seq, local_seq;

@@ -20,6 +20,7 @@
 #include "log.h"
 #include "sbuf.h"
 #include "sim.h"
+#include "simclock.h"
 #include "stats.h"
 
 #define ASTERISK_VERSION "22.10.1"

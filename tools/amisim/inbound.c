@@ -21,6 +21,7 @@
 #include "amisim.h"
 #include "day.h"
 #include "sim.h"
+#include "simclock.h"
 #include "truth.h"
 
 #define NEVER 1e18

@@ -135,8 +135,6 @@ extern queue queues[MAX_QUEUES];
 extern int nqueues;
 extern operator_ *ops;
 extern int nops;
-double rnd(void);
-double uniform(double a, double b);
 void timer_set(call *c, double due);
 void timer_cancel(call *c);
 call *call_new(int kind);
@@ -144,8 +142,6 @@ void call_unlink(call *k);
 operator_ *operator_by_name(const char *name);
 queue *queue_by_name(const char *name);
 queue *queue_by_did(const char *did);
-/* Sets the event clock to the simulated now before an action's events. */
-double sim_step_now(void);
 
 /* inbound.c */
 /* A caller from the trunk arrives now (--simulate). */
