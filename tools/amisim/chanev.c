@@ -194,3 +194,12 @@ void bridge_event(const char *event, const char *bridge, int members, const chan
     if (c) ev_chan("", c);
     ev_send();
 }
+
+void bridge_pair(const char *bridge, chan *first, chan *second) {
+    snprintf(first->bridge, sizeof(first->bridge), "%s", bridge);
+    bridge_event("BridgeEnter", bridge, 1, first);
+    snprintf(second->bridge, sizeof(second->bridge), "%s", bridge);
+    bridge_event("BridgeEnter", bridge, 2, second);
+    varset(first, "BRIDGEPEER", second->name);
+    varset(second, "BRIDGEPEER", first->name);
+}

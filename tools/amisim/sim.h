@@ -189,6 +189,8 @@ void device_state(const char *device, const char *state);
 void hangup_request(const char *event, const chan *c, int cause);
 void hangup_cause(const chan *c, int cause);
 void bridge_event(const char *event, const char *bridge, int members, const chan *c);
+/* first, then second, enter bridge; each then has the other as BRIDGEPEER. */
+void bridge_pair(const char *bridge, chan *first, chan *second);
 
 /* members.c */
 member *member_find(queue *q, const char *iface);
