@@ -1,6 +1,7 @@
 /* sim.h -- the call centre's internal model, shared by its parts.
  *
- * callcenter.c drives the clock, arrivals.c says when inbound calls come,
+ * callcenter.c drives the clock (simclock.c), roster.c holds the queues and
+ * operators the options name, arrivals.c says when inbound calls come,
  * inbound.c takes them through the queues, day.c runs the operators'
  * working day (shifts, breaks), members.c the queue membership, c2c.c the
  * calls that actions start or change (Originate, Redirect, Hangup,
@@ -58,7 +59,7 @@ typedef struct queue {
 enum kind { K_INBOUND, K_C2C, K_SPY };
 
 enum phase {
-    /* inbound (callcenter.c) */
+    /* inbound (inbound.c) */
     PH_DID_ANSWER, PH_JOIN, PH_WAITING, PH_RINGING, PH_TALKING,
     PH_RETRY,               /* nobody answered: the queue waits --retry before ringing again */
     /* click-to-call, transfers, spy (c2c.c) */
@@ -129,19 +130,21 @@ typedef struct orig_req {
     char vars[MAX_ORIG_VARS][2][128];
 } orig_req;
 
-/* callcenter.c */
-extern call *live;
+/* roster.c */
 extern queue queues[MAX_QUEUES];
 extern int nqueues;
 extern operator_ *ops;
 extern int nops;
+operator_ *operator_by_name(const char *name);
+queue *queue_by_name(const char *name);
+queue *queue_by_did(const char *did);
+
+/* callcenter.c */
+extern call *live;
 void timer_set(call *c, double due);
 void timer_cancel(call *c);
 call *call_new(int kind);
 void call_unlink(call *k);
-operator_ *operator_by_name(const char *name);
-queue *queue_by_name(const char *name);
-queue *queue_by_did(const char *did);
 
 /* inbound.c */
 /* A caller from the trunk arrives now (--simulate). */
