@@ -1,11 +1,13 @@
 /* main.c -- callbus-agent: command line, signals, run. */
-#include <stdio.h>
-
 #include "agent.h"
-#include "log.h"
 #include "program.h"
 
+static void *make(callbus_config *c, char *err, size_t n) { return agent_new(c, err, n); }
+static int run(void *a) { return agent_run(a); }
 static void stop(void *a) { agent_stop(a); }
+static void release(void *a) { agent_free(a); }
+
+static const program_daemon agent_daemon = {make, run, stop, release};
 
 static const program_info info = {
     "callbus-agent",
@@ -19,22 +21,8 @@ int main(int argc, char **argv) {
     int check;
     int rc = program_start(&info, argc, argv, &cfg, &path, &check);
     if (rc >= 0) return rc;
-    if (check) {
-        printf("%s: configuration is valid (site %s, agent %s, AMI %s:%d)\n", path ? path : "(defaults)",
-               cfg.site, cfg.agent.id, cfg.agent.ami_host, cfg.agent.ami_port);
-        config_free(&cfg);
-        return 0;
-    }
-    char err[1024];
-    agent *running = agent_new(&cfg, err, sizeof(err));
-    if (!running) {
-        log_error("%s", err);
-        config_free(&cfg);
-        return 1;
-    }
-    program_stop_on_signals(stop, running);
-    rc = agent_run(running);
-    agent_free(running);
-    config_free(&cfg);
-    return rc;
+    if (check)
+        return program_config_valid(path, &cfg, "site %s, agent %s, AMI %s:%d", cfg.site, cfg.agent.id,
+                                    cfg.agent.ami_host, cfg.agent.ami_port);
+    return program_serve(&agent_daemon, &cfg);
 }

@@ -3,6 +3,7 @@
 
 #include <getopt.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -86,4 +87,30 @@ void program_stop_on_signals(void (*stop)(void *), void *arg) {
     sigaction(SIGTERM, &sa, NULL);
     /* A peer that went away is an error return, not a death. */
     signal(SIGPIPE, SIG_IGN);
+}
+
+int program_config_valid(const char *path, callbus_config *cfg, const char *fmt, ...) {
+    char details[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(details, sizeof(details), fmt, ap);
+    va_end(ap);
+    printf("%s: configuration is valid (%s)\n", path ? path : "(defaults)", details);
+    config_free(cfg);
+    return 0;
+}
+
+int program_serve(const program_daemon *d, callbus_config *cfg) {
+    char err[1024];
+    void *running = d->make(cfg, err, sizeof(err));
+    if (!running) {
+        log_error("%s", err);
+        config_free(cfg);
+        return 1;
+    }
+    program_stop_on_signals(d->stop, running);
+    int rc = d->run(running);
+    d->free(running);
+    config_free(cfg);
+    return rc;
 }

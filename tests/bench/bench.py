@@ -25,6 +25,9 @@ import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests"))
+from ports import free_port  # noqa: E402  (bench_day.py imports it from here too)
+
 BUILD = Path(os.environ.get("CALLBUS_BUILD", ROOT / "build"))
 CAPTURE = ROOT / "tests/fixtures/ami-samples/01-inbound-queue-answered.ami"
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
@@ -40,13 +43,6 @@ WRITE_AHEAD_OFF = "spool: { write_ahead = false; };"
 # properties added to the agents' kafka list, overriding their defaults as a
 # site's own would.
 KAFKA_EXTRA = [p for p in os.environ.get("BENCH_AGENT_KAFKA", "").split(",") if p]
-
-
-def free_port():
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def metrics(port):

@@ -37,18 +37,20 @@ then
 
 import json
 import os
-import random
 import re
 import secrets
-import socket
 import sys
 from pathlib import Path
 
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import checks  # noqa: E402
 import libconfig_reader  # noqa: E402
+# The containers bind their ports a minute or more after they are chosen:
+# ports.free_port keeps them out of the ephemeral range (see tests/ports.py).
+from ports import ephemeral_range, free_port  # noqa: E402,F401
 
 LOOPBACK = "127.0.0.1"
 # amisim's dialplan: operators' phones are Local/<op>@phones (tools/amisim/c2c.c)
@@ -72,40 +74,6 @@ def _represent_tagged(dumper, t):
 
 
 yaml.SafeDumper.add_representer(Tagged, _represent_tagged)
-
-
-_taken = set()
-
-
-def ephemeral_range():
-    try:
-        lo, hi = open("/proc/sys/net/ipv4/ip_local_port_range").read().split()
-        return int(lo), int(hi)
-    except (OSError, ValueError):
-        return 32768, 60999
-
-
-def free_port():
-    """A loopback port no service here has, below the kernel's ephemeral
-    range. The containers bind these ports a minute or more after they are
-    chosen; a port from bind(0) is an ephemeral one, which any outgoing
-    connection in between (a client reconnecting to a broker once a second)
-    can take as its source port, and the service that was to listen on it
-    never comes up (a CI run: a gateway's page never answered)."""
-    hi = ephemeral_range()[0] - 1
-    lo = max(1024, hi - 12000)
-    for _ in range(1000):
-        port = random.randint(lo, hi)
-        if port in _taken:
-            continue
-        with socket.socket() as s:
-            try:
-                s.bind((LOOPBACK, port))
-            except OSError:
-                continue
-        _taken.add(port)
-        return port
-    raise RuntimeError(f"no free loopback port in {lo}-{hi}")
 
 
 def replace_once(text, pattern, new, where):

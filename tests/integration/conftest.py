@@ -28,7 +28,7 @@ Helpers (import from conftest):
       Record is a (key, value, partition, offset, timestamp) tuple (+ .headers)
   produce(bootstrap, topic, [(key, value) | (key, value, headers)])
   create_topic(bootstrap, name, partitions=3, config=None)
-  free_port(host="127.0.0.1") -> int
+  free_port(host="127.0.0.1") -> int  (tests/ports.py: below the ephemeral range, never twice)
   wait_until(predicate, timeout=30, interval=0.1, what="condition")
   Proc(args, name, log_dir, env=None, cwd=None): .start() .wait_for(regex, timeout)
       .stop(timeout=10) .log_tail(n) .output() .alive .returncode
@@ -39,8 +39,8 @@ import collections
 import os
 import re
 import signal
-import socket
 import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -48,6 +48,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests"))
+from ports import free_port  # noqa: E402,F401  (one implementation: tests/ports.py)
+
 KAFKA_SH = ROOT / "tests" / "kafka" / "kafka.sh"
 
 
@@ -65,13 +68,6 @@ def build_path(name):
 
 
 # ---------------------------------------------------------------- small helpers
-
-def free_port(host="127.0.0.1"):
-    """A TCP port that is free right now on host."""
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
 
 def wait_until(predicate, timeout=30.0, interval=0.1, what="condition"):
     """Poll predicate() until it returns a truthy value; return that value."""

@@ -53,19 +53,6 @@ for _c in ("central",) + SITES:
     MM2_TEST_OVERRIDES[f"{_c}.scheduled.rebalance.max.delay.ms"] = "3000"
 
 
-_taken = set()
-
-
-def unique_port():
-    """A free port not handed out before in this process: ports are chosen
-    before the brokers bind them, so free_port alone could repeat one."""
-    while True:
-        p = free_port()
-        if p not in _taken:
-            _taken.add(p)
-            return p
-
-
 def toxiproxy_binary():
     """toxiproxy-server: $TOXIPROXY_SERVER, the cache (tools/setup.sh deps), PATH."""
     cands = [os.environ.get("TOXIPROXY_SERVER"),
@@ -91,7 +78,7 @@ class Toxiproxy:
 
     def __init__(self, procs):
         self.binary = toxiproxy_binary()
-        self.port = unique_port()
+        self.port = free_port()
         self.proc = procs.start([self.binary, "-host", "127.0.0.1", "-port", str(self.port)],
                                 name="toxiproxy", env={"LOG_LEVEL": "warn"})
         wait_until(lambda: port_accepts(self.port), timeout=20, what="toxiproxy API")
@@ -149,7 +136,7 @@ class SiteNode:
         self.stats_file = self.dir / "amisim-stats.json"
 
     def pick_ports(self):
-        self.lan_port, self.wan_port, self.proxy_port = unique_port(), unique_port(), unique_port()
+        self.lan_port, self.wan_port, self.proxy_port = free_port(), free_port(), free_port()
 
     @property
     def lan(self):
@@ -167,7 +154,7 @@ class SiteNode:
         # kafka.sh reuses the ports it finds in DIR, so the listeners below
         # (appended to server.properties, later keys win) can name them.
         self.dir.mkdir(parents=True, exist_ok=True)
-        cport = unique_port()
+        cport = free_port()
         (self.dir / "port").write_text(f"{self.lan_port}\n")
         (self.dir / "controller_port").write_text(f"{cport}\n")
         self.broker = KafkaBroker(self.dir)
@@ -236,7 +223,7 @@ class Topology:
                 b = self.central if node is None else node.make_broker(self.broker_heap)
                 if node is None:
                     for f in ("port", "controller_port"):
-                        (self.central_dir / f).write_text(f"{unique_port()}\n")
+                        (self.central_dir / f).write_text(f"{free_port()}\n")
                 try:
                     b.start(timeout=150)
                 except Exception as e:  # collected, retried or raised below
@@ -275,7 +262,7 @@ class Topology:
         """compose/mm2.properties + the test's overrides (later keys win)."""
         path = self.root / "mm2.properties"
         over = dict(self.mm2_overrides)
-        over.setdefault("listeners", f"http://127.0.0.1:{unique_port()}")
+        over.setdefault("listeners", f"http://127.0.0.1:{free_port()}")
         path.write_text(MM2_PROPERTIES.read_text()
                         + "\n# ---- test overrides (tests/integration/multisite.py)\n"
                         + "".join(f"{k}={v}\n" for k, v in over.items()))

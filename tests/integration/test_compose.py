@@ -485,3 +485,14 @@ def test_hostnet_ports_are_outside_the_ephemeral_range():
     assert len(set(ports)) == len(ports), "free_port handed out a port twice"
     inside = [p for p in ports if lo <= p <= hi]
     assert not inside, f"ports in the ephemeral range {lo}-{hi}: {inside[:5]}"
+
+
+def test_tests_benchmarks_and_compose_share_one_free_port():
+    """One free_port (tests/ports.py) for the integration tests, the
+    benchmarks and the compose run, so they all keep out of the ephemeral
+    range and never hand a port out twice."""
+    import conftest
+    import hostnet
+    sys.path.insert(0, str(ROOT / "tests" / "bench"))
+    import bench
+    assert conftest.free_port is hostnet.free_port is bench.free_port

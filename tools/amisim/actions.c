@@ -1,4 +1,4 @@
-/* actions.c -- action dispatch table and the session actions.
+/* actions.c -- the action dispatch table, reading actions and the replies.
  *
  * Replies are written header for header as Asterisk 22 writes them (see the
  * captures in tests/fixtures/ami-samples): Response, ActionID, then the
@@ -11,12 +11,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "amisim.h"
-#include "callcenter.h"
-#include "commands.h"
 #include "events.h"
 #include "log.h"
-#include "replay.h"
 #include "sbuf.h"
 #include "stats.h"
 
@@ -127,15 +123,20 @@ void actionid_line(const ami_msg *a, char *out, size_t n) {
         out[0] = '\0';
 }
 
-static void reply(client *c, const ami_msg *a, const char *response, const char *list,
-                  const char *message) {
+void reply_head(sbuf *b, const ami_msg *a, const char *response, const char *list,
+                const char *message) {
+    put_kv(b, "Response", response);
+    const char *id = action_arg(a, "ActionID");
+    if (*id) put_kv(b, "ActionID", id);
+    if (list) put_kv(b, "EventList", list);
+    if (message) put_kv(b, "Message", message);
+}
+
+void reply(client *c, const ami_msg *a, const char *response, const char *list,
+           const char *message) {
     sbuf b;
     sbuf_init(&b);
-    put_kv(&b, "Response", response);
-    const char *id = action_arg(a, "ActionID");
-    if (*id) put_kv(&b, "ActionID", id);
-    if (list) put_kv(&b, "EventList", list);
-    if (message) put_kv(&b, "Message", message);
+    reply_head(&b, a, response, list, message);
     sbuf_append(&b, "\r\n", 2);
     client_append(c, b.data, b.len);
     sbuf_free(&b);
@@ -166,132 +167,19 @@ void reply_list_complete(client *c, const ami_msg *a, const char *event, int ite
     sbuf_free(&b);
 }
 
-/* ---- session actions ---- */
-
-static const amisim_user *find_user(const char *name) {
-    for (int i = 0; i < cfg.nusers; i++)
-        if (strcasecmp(cfg.users[i].name, name) == 0) return &cfg.users[i];
-    return NULL;
+/* Each session reads its actions through a parser of its own. */
+static void parser_open(client *c) {
+    c->actions = actions_parser_new(c);
 }
 
-static void send_fully_booted(client *c) {
-    long uptime = (long)(now_real() - boot_time);
-    sbuf b;
-    sbuf_init(&b);
-    put_kv(&b, "Event", "FullyBooted");
-    put_kv(&b, "Privilege", "system,all");
-    put_kvf(&b, "Uptime", "%ld", uptime);
-    put_kvf(&b, "LastReload", "%ld", uptime);
-    put_kv(&b, "Status", "Fully Booted");
-    sbuf_append(&b, "\r\n", 2);
-    client_append(c, b.data, b.len);
-    sbuf_free(&b);
-    c->events++;
-    stats_events(1);
-}
-
-/* Asterisk sleeps a second before refusing a login, then ends the session. */
-static void login_failed(client *c, const ami_msg *a) {
-    char id[1100], text[1300];
-    actionid_line(a, id, sizeof(id));
-    snprintf(text, sizeof(text), "Response: Error\r\n%sMessage: Authentication failed\r\n\r\n", id);
-    log_info("client %u login failed for user '%s'", c->id, action_arg(a, "Username"));
-    client_fail_later(c, text, cfg.auth_fail_delay_ms);
-}
-
-static void act_login(client *c, const ami_msg *a) {
-    if (c->authenticated) {
-        reply_ack(c, a, "Already authenticated");
-        return;
-    }
-    const amisim_user *u = find_user(action_arg(a, "Username"));
-    if (!u || strcmp(u->secret, action_arg(a, "Secret")) != 0) {
-        login_failed(c, a);
-        return;
-    }
-    const char *events = action_arg(a, "Events");
-    c->authenticated = 1;
-    c->event_mask = *events ? eventmask_parse(events) : EV_ALL;
-    snprintf(c->user, sizeof(c->user), "%s", u->name);
-    log_info("client %u logged in as %s (events %s)", c->id, c->user, c->event_mask ? "on" : "off");
-    reply_ack(c, a, "Authentication accepted");
-    if (c->event_mask & EV_SYSTEM) send_fully_booted(c);
-    static long dropped;
-    if (dropped < cfg.drop_after_login) {
-        dropped++;
-        client_drop(c, "dropped right after login (--drop-after-login)");
-        /* With --exit-after the port closes too: an Asterisk that stopped. */
-        if (cfg.exit_after && dropped == cfg.drop_after_login) server_request_exit();
-        return;
-    }
-    if (c->event_mask) replay_on_events_on(c);
-}
-
-static void act_logoff(client *c, const ami_msg *a) {
-    reply(c, a, "Goodbye", NULL, "Thanks for all the fish.");
-    client_finish(c);
-}
-
-static void act_ping(client *c, const ami_msg *a) {
-    char stamp[32], id[1100], text[1300];
-    format_timestamp(stamp, sizeof(stamp), now_real());
-    actionid_line(a, id, sizeof(id));
-    snprintf(text, sizeof(text), "Response: Success\r\n%sPing: Pong\r\nTimestamp: %s\r\n\r\n", id,
-             stamp);
-    client_append_str(c, text);
-}
-
-static void act_events(client *c, const ami_msg *a) {
-    char id[1100], text[1300];
-    c->event_mask = eventmask_parse(action_arg(a, "EventMask"));
-    actionid_line(a, id, sizeof(id));
-    snprintf(text, sizeof(text), "Response: Success\r\n%sEvents: %s\r\n\r\n", id,
-             c->event_mask ? "On" : "Off");
-    client_append_str(c, text);
-    if (c->event_mask) replay_on_events_on(c);
-}
-
-/* List actions: start, items from the current state, Complete. */
-static void act_core_show_channels(client *c, const ami_msg *a) {
-    sbuf b;
-    sbuf_init(&b);
-    reply_list_start(c, a, "Channels will follow");
-    int n = callcenter_list_channels(&b, action_arg(a, "ActionID"));
-    client_append(c, b.data, b.len);
-    reply_list_complete(c, a, "CoreShowChannelsComplete", n);
-    sbuf_free(&b);
-}
-
-static void act_queue_status(client *c, const ami_msg *a) {
-    sbuf b;
-    sbuf_init(&b);
-    reply_list_start(c, a, "Queue status will follow");
-    int n = callcenter_list_queue_status(&b, action_arg(a, "ActionID"), action_arg(a, "Queue"),
-                                         action_arg(a, "Member"));
-    client_append(c, b.data, b.len);
-    reply_list_complete(c, a, "QueueStatusComplete", n);
-    sbuf_free(&b);
-}
-
-static void act_queue_summary(client *c, const ami_msg *a) {
-    sbuf b;
-    sbuf_init(&b);
-    reply_list_start(c, a, "Queue summary will follow");
-    int n = callcenter_list_queue_summary(&b, action_arg(a, "ActionID"), action_arg(a, "Queue"));
-    client_append(c, b.data, b.len);
-    reply_list_complete(c, a, "QueueSummaryComplete", n);
-    sbuf_free(&b);
+static void parser_free(client *c) {
+    ami_parser_free(c->actions);
+    c->actions = NULL;
 }
 
 void actions_init(void) {
-    actions_register("Login", act_login, 0);
-    actions_register("Logoff", act_logoff, 0);
-    actions_register("Ping", act_ping, 1);
-    actions_register("Events", act_events, 1);
-    actions_register("CoreShowChannels", act_core_show_channels, 1);
-    actions_register("QueueStatus", act_queue_status, 1);
-    actions_register("QueueSummary", act_queue_summary, 1);
-    commands_register();
+    static const client_hooks hooks = {.opened = parser_open, .freed = parser_free};
+    server_add_client_hooks(&hooks);
 }
 
 void actions_dispatch(client *c, const ami_msg *a) {

@@ -13,6 +13,7 @@
 #include "amisim.h"
 #include "log.h"
 #include "sim.h"
+#include "simclock.h"
 
 #define MAX_SLICES 96
 /* A burst's callers come this close together: 220 of them then make well

@@ -16,9 +16,9 @@
 #include <string.h>
 
 #include "amisim.h"
-#include "callcenter.h"
 #include "log.h"
 #include "sim.h"
+#include "simclock.h"
 #include "truth.h"
 
 #define COMPANY_CID "18005550100"
@@ -441,12 +441,7 @@ static void bridge_two(call *k, chan *first, chan *second) {
     bridge_event("BridgeCreate", k->bridge, 0, NULL);
     first->exten[0] = '\0';
     newexten(first, 1, "AppDial", "(Outgoing Line)");
-    snprintf(first->bridge, sizeof(first->bridge), "%s", k->bridge);
-    bridge_event("BridgeEnter", k->bridge, 1, first);
-    snprintf(second->bridge, sizeof(second->bridge), "%s", k->bridge);
-    bridge_event("BridgeEnter", k->bridge, 2, second);
-    varset(first, "BRIDGEPEER", second->name);
-    varset(second, "BRIDGEPEER", first->name);
+    bridge_pair(k->bridge, first, second);
 }
 
 static void pstn_answer(call *k, double now) {

@@ -1,75 +1,33 @@
-/* callcenter.c -- the simulated call centre (see callcenter.h): its clock,
- * its calls and the loop that runs their steps.
+/* callcenter.c -- the simulated call centre (see callcenter.h): its calls
+ * and the turn it takes in the event loop to run their steps.
  *
- * Time is simulated: the wall clock sped up --speed times, or with --max a
- * clock that jumps straight to the next step. It starts at --start-at in the
- * site's time zone, or at the wall clock's now. Timestamps, Uniqueids and
- * all durations use that clock, so they agree with each other at any speed.
- * Every pending step is a timer (timers.h): a call's next step
- * (inbound.c, c2c.c), the next arrival (arrivals.c), an operator's next move
- * in the working day (day.c). */
+ * The simulated clock (simclock.c) starts at --start-at in the site's time
+ * zone, or at the wall clock's now. Every pending step is a timer
+ * (timers.h): a call's next step (inbound.c, c2c.c), the next arrival
+ * (arrivals.c), an operator's next move in the working day (day.c). */
 #include "callcenter.h"
 
 #include <math.h>
-#include <stdarg.h>
 #include <stddef.h>
-#include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "amisim.h"
 #include "arrivals.h"
 #include "day.h"
-#include "events.h"
 #include "log.h"
+#include "roster.h"
 #include "server.h"
-#include "siteclock.h"
 #include "sim.h"
+#include "simclock.h"
+#include "siteclock.h"
 #include "stats.h"
 #include "truth.h"
 
 static int enabled;
-operator_ *ops;
-int nops;
-queue queues[MAX_QUEUES];
-int nqueues;
 call *live;
-static double sim_clock;        /* --max: the free-running clock */
-static double origin_real = -1; /* wall-clock time the simulated clock started */
-static double origin_sim;       /* the simulated time it started at */
-static unsigned long long rng_state;
-
-/* ---- clock, randomness ---- */
 
 int callcenter_enabled(void) {
     return enabled;
-}
-
-static int started(void) {
-    return origin_real >= 0;
-}
-
-double sim_now(void) {
-    if (!started()) return now_real();
-    if (cfg.max) return sim_clock;
-    return origin_sim + (now_real() - origin_real) * cfg.speed;
-}
-
-static double real_time_of(double t) {
-    return origin_real + (t - origin_sim) / cfg.speed;
-}
-
-/* splitmix64: seeded, so --seed gives the same calls every run */
-double rnd(void) {
-    unsigned long long z = (rng_state += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    z ^= z >> 31;
-    return (double)(z >> 11) / 9007199254740992.0;
-}
-
-double uniform(double a, double b) {
-    return a + (b - a) * rnd();
 }
 
 /* ---- a call's timer ---- */
@@ -120,9 +78,9 @@ call *call_new(int kind) {
  * so where a run starts within a second would change its course, and a
  * --seed would not give the same calls every run. */
 static void start_clock(double now) {
-    origin_real = cfg.start_at ? now : ceil(now);
-    origin_sim = siteclock_origin(origin_real);
-    sim_clock = origin_sim;
+    double origin_real = cfg.start_at ? now : ceil(now);
+    double origin_sim = siteclock_origin(origin_real);
+    simclock_start(origin_real, origin_sim);
     set_ev_ts(origin_sim);
     truth_start(origin_sim);
     arrivals_start(origin_sim);
@@ -175,9 +133,10 @@ static int waits_for_client(void) {
     return cfg.max || cfg.day_hours > 0;
 }
 
-void callcenter_run(double now) {
-    if (!enabled) return;
-    if (!started()) {
+/* The loop's turn: runs every step that is due (all of them with --max)
+ * while the clients that receive events have room. */
+static void callcenter_run(double now) {
+    if (!simclock_started()) {
         if (waits_for_client() && !server_receivers()) return;
         start_clock(now);
     }
@@ -190,16 +149,16 @@ void callcenter_run(double now) {
             return;
         }
         if (!cfg.max && t->due > limit) return;
-        if (t->due > sim_clock) sim_clock = t->due;
-        if (!cfg.max) stats_sim_lag(now - real_time_of(t->due));
+        simclock_advance(t->due);
+        if (!cfg.max) stats_sim_lag(now - simclock_real_time_of(t->due));
         step_at(t->due);
         timers_fire_first();
     }
 }
 
-double callcenter_next_due(double now) {
-    if (!enabled) return -1;
-    if (!started()) return waits_for_client() ? -1 : now;
+/* Wall-clock time of the next step, -1 if none is pending. */
+static double callcenter_next_due(double now) {
+    if (!simclock_started()) return waits_for_client() ? -1 : now;
     if (!server_receivers_have_room()) return -1;
     timer *t = timers_first();
     if (!t) {
@@ -207,115 +166,36 @@ double callcenter_next_due(double now) {
         return all_done() && all_done_at < 0 ? now : -1;
     }
     if (cfg.max) return server_receivers() ? now : -1;
-    return real_time_of(t->due);
+    return simclock_real_time_of(t->due);
 }
 
-/* ---- setup ---- */
-
-/* "support,sales:dynamic": a queue marked dynamic starts without members
- * (QueueAdd fills it); the others have every operator as a static member. */
-static int parse_queues(void) {
-    const char *p = cfg.queues;
-    while (*p && nqueues < MAX_QUEUES) {
-        size_t len = strcspn(p, ",");
-        const char *colon = memchr(p, ':', len);
-        size_t nlen = colon ? (size_t)(colon - p) : len;
-        if (nlen == 0 || nlen >= sizeof(queues[0].name)) return -1;
-        queue *q = &queues[nqueues];
-        memcpy(q->name, p, nlen);
-        q->name[nlen] = '\0';
-        q->dynamic_only = colon && strncmp(colon + 1, "dynamic", len - nlen - 1) == 0;
-        /* DID 800 -> first queue, 802 -> second, as in the lab's dialplan. */
-        snprintf(q->did, sizeof(q->did), "%d", 800 + 2 * nqueues);
-        nqueues++;
-        p += len;
-        if (*p == ',') p++;
-    }
-    return nqueues ? 0 : -1;
-}
-
-static void make_operators(void) {
-    ops = calloc((size_t)cfg.operators, sizeof(*ops));
-    if (!ops) abort();
-    nops = cfg.operators;
-    for (int i = 0; i < nops; i++) {
-        operator_ *op = &ops[i];
-        op->num = 101 + i;
-        snprintf(op->name, sizeof(op->name), "op%d", op->num);
-        snprintf(op->member, sizeof(op->member), "Operator %d", op->num);
-        snprintf(op->iface, sizeof(op->iface), "Local/%s@phones", op->name);
-        op->login_time = (long)boot_time;
-    }
-}
-
-/* --no-answer op198,op199: those operators never pick their phone up. */
-static int mark_no_answer(void) {
-    const char *p = cfg.no_answer;
-    while (p && *p) {
-        size_t len = strcspn(p, ",");
-        char name[sizeof(ops[0].name)];
-        if (len >= sizeof(name)) return -1;
-        memcpy(name, p, len);
-        name[len] = '\0';
-        operator_ *op = operator_by_name(name);
-        if (!op) return -1;
-        op->no_answer = 1;
-        p += len + (p[len] == ',');
-    }
-    return 0;
+/* The stats file's "truth": the counts, and whether the run is over. */
+static json_t *truth_section(void) {
+    json_t *root = truth_json();
+    int over = simclock_started() && arrivals_done() && !live && day_done();
+    json_object_set_new(root, "over", json_boolean(over));
+    return root;
 }
 
 /* The state exists in every mode so actions always get real answers; calls
  * run unless a capture is replayed (its bytes must stay its own), and
  * inbound calls arrive only with --simulate. */
 int callcenter_init(void) {
-    if (parse_queues() < 0 || cfg.operators < 1) {
-        log_error("--queues needs NAME[,NAME[:dynamic]] and --operators >= 1");
-        return -1;
-    }
-    make_operators();
-    if (mark_no_answer() < 0) {
-        log_error("--no-answer needs operator names among op101..op%d", 100 + nops);
-        return -1;
-    }
-    if (siteclock_init() < 0 || arrivals_init() < 0) return -1;
+    if (roster_init() < 0 || siteclock_init() < 0 || arrivals_init() < 0) return -1;
     /* Over a day operators come and go: every membership is a QueueAdd. */
     for (int i = 0; i < nqueues; i++)
         if (!queues[i].dynamic_only && !cfg.day_hours) members_add_static(&queues[i]);
-    rng_state = cfg.seed;
+    rnd_seed(cfg.seed);
     truth_init();
     if (cfg.replay_file) return 0;
     enabled = 1;
+    server_add_producer(callcenter_run, callcenter_next_due);
+    stats_add_section("truth", truth_section);
     if (!cfg.simulate) return 0;
     if (day_init() < 0) return -1;
     log_info("simulate: %d operators, queues %s, %.3f calls/s, talk %.0f-%.0f s, abandon %.0f%%",
              nops, cfg.queues, cfg.rate, cfg.talk_min, cfg.talk_max, cfg.abandon_pct);
     return 0;
-}
-
-operator_ *operator_by_name(const char *name) {
-    for (int i = 0; i < nops; i++)
-        if (strcmp(ops[i].name, name) == 0) return &ops[i];
-    return NULL;
-}
-
-queue *queue_by_name(const char *name) {
-    for (int i = 0; i < nqueues; i++)
-        if (strcmp(queues[i].name, name) == 0) return &queues[i];
-    return NULL;
-}
-
-queue *queue_by_did(const char *did) {
-    for (int i = 0; i < nqueues; i++)
-        if (strcmp(queues[i].did, did) == 0) return &queues[i];
-    return NULL;
-}
-
-double sim_step_now(void) {
-    double t = sim_now();
-    if (cfg.max && started()) t = sim_clock;
-    step_at(t);
-    return get_ev_ts();
 }
 
 void callcenter_free(void) {
@@ -324,6 +204,5 @@ void callcenter_free(void) {
     day_free();
     truth_free();
     timers_free();
-    free(ops);
-    ops = NULL;
+    roster_free();
 }

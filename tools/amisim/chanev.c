@@ -9,8 +9,8 @@
 #include <string.h>
 
 #include "amisim.h"
-#include "sim.h"
 #include "causes.h"
+#include "sim.h"
 
 static double ev_ts;            /* Timestamp of the last event written */
 static long uniqueid_seq, local_seq;
@@ -193,4 +193,13 @@ void bridge_event(const char *event, const char *bridge, int members, const chan
     ev_kv("BridgeVideoSourceMode", "none");
     if (c) ev_chan("", c);
     ev_send();
+}
+
+void bridge_pair(const char *bridge, chan *first, chan *second) {
+    snprintf(first->bridge, sizeof(first->bridge), "%s", bridge);
+    bridge_event("BridgeEnter", bridge, 1, first);
+    snprintf(second->bridge, sizeof(second->bridge), "%s", bridge);
+    bridge_event("BridgeEnter", bridge, 2, second);
+    varset(first, "BRIDGEPEER", second->name);
+    varset(second, "BRIDGEPEER", first->name);
 }

@@ -20,6 +20,7 @@
 #include "log.h"
 #include "sbuf.h"
 #include "sim.h"
+#include "simclock.h"
 #include "stats.h"
 
 #define ASTERISK_VERSION "22.10.1"
@@ -67,8 +68,7 @@ static void reply_kv(client *c, const ami_msg *a, const char *k1, const char *v1
                      const char *v2) {
     sbuf b;
     sbuf_init(&b);
-    put_kv(&b, "Response", "Success");
-    if (*action_arg(a, "ActionID")) put_kv(&b, "ActionID", action_arg(a, "ActionID"));
+    reply_head(&b, a, "Success", NULL, NULL);
     put_kv(&b, k1, v1);
     if (k2) put_kv(&b, k2, v2);
     sbuf_append(&b, "\r\n", 2);
@@ -481,8 +481,7 @@ static void act_status(client *c, const ami_msg *a) {
 static void act_core_settings(client *c, const ami_msg *a) {
     sbuf b;
     sbuf_init(&b);
-    put_kv(&b, "Response", "Success");
-    if (*action_arg(a, "ActionID")) put_kv(&b, "ActionID", action_arg(a, "ActionID"));
+    reply_head(&b, a, "Success", NULL, NULL);
     put_kv(&b, "AMIversion", "11.0.0");
     put_kv(&b, "AsteriskVersion", ASTERISK_VERSION);
     put_kv(&b, "SystemName", "");
@@ -518,8 +517,7 @@ static void act_core_status(client *c, const ami_msg *a) {
     strftime(tod, sizeof(tod), "%H:%M:%S", &tm);
     sbuf b;
     sbuf_init(&b);
-    put_kv(&b, "Response", "Success");
-    if (*action_arg(a, "ActionID")) put_kv(&b, "ActionID", action_arg(a, "ActionID"));
+    reply_head(&b, a, "Success", NULL, NULL);
     put_kv(&b, "CoreStartupDate", date);
     put_kv(&b, "CoreStartupTime", tod);
     put_kv(&b, "CoreReloadDate", date);
@@ -600,9 +598,7 @@ static void act_command(client *c, const ami_msg *a) {
     }
     sbuf b;
     sbuf_init(&b);
-    put_kv(&b, "Response", ok ? "Success" : "Error");
-    if (*action_arg(a, "ActionID")) put_kv(&b, "ActionID", action_arg(a, "ActionID"));
-    put_kv(&b, "Message", "Command output follows");
+    reply_head(&b, a, ok ? "Success" : "Error", NULL, "Command output follows");
     sbuf_append(&b, out.data, out.len);
     sbuf_append(&b, "\r\n", 2);
     client_append(c, b.data, b.len);

@@ -21,6 +21,7 @@
 
 #include "amisim.h"
 #include "log.h"
+#include "simclock.h"
 #include "truth.h"
 
 #define MAX_BREAKS 4

@@ -21,6 +21,7 @@
 #include "amisim.h"
 #include "day.h"
 #include "sim.h"
+#include "simclock.h"
 #include "truth.h"
 
 #define NEVER 1e18
@@ -435,12 +436,7 @@ void step_agent_answer(call *k, double now) {
     truth_answered(k->q, op, hold, now);
     random_bridge_id(k->bridge);
     bridge_event("BridgeCreate", k->bridge, 0, NULL);
-    snprintf(o1->bridge, sizeof(o1->bridge), "%s", k->bridge);
-    bridge_event("BridgeEnter", k->bridge, 1, o1);
-    snprintf(c2->bridge, sizeof(c2->bridge), "%s", k->bridge);
-    bridge_event("BridgeEnter", k->bridge, 2, c2);
-    varset(o1, "BRIDGEPEER", c2->name);
-    varset(c2, "BRIDGEPEER", o1->name);
+    bridge_pair(k->bridge, o1, c2);
     newexten(o2, phone_pri(5), "Wait", "600");
     op->in_call = 1;
     k->t_answer = now;

@@ -1,12 +1,15 @@
 /* lists.c -- the call centre's live state as list-action items:
  * CoreShowChannels, QueueStatus and QueueSummary, with the keys and order of
  * captures 04 and 06, so a client that resyncs after reconnecting sees
- * exactly what is up (see callcenter.h). */
+ * exactly what is up. */
+#include "lists.h"
+
 #include <stdio.h>
 #include <string.h>
 
-#include "callcenter.h"
+#include "actions.h"
 #include "sim.h"
+#include "simclock.h"
 
 static void put_duration(sbuf *b, double secs) {
     long s = secs > 0 ? (long)secs : 0;
@@ -24,7 +27,8 @@ static void put_core_show_channel(sbuf *b, const char *actionid, const chan *c, 
     sbuf_append(b, "\r\n", 2);
 }
 
-int callcenter_list_channels(sbuf *b, const char *actionid) {
+static int list_channels(sbuf *b, const ami_msg *a) {
+    const char *actionid = action_arg(a, "ActionID");
     int n = 0;
     double now = sim_now();
     for (call *k = live; k; k = k->next) {
@@ -99,8 +103,9 @@ static int member_matches(const member *m, const char *member) {
     return !*member || strcmp(member, m->iface) == 0 || strcmp(member, m->name) == 0;
 }
 
-int callcenter_list_queue_status(sbuf *b, const char *actionid, const char *queue_name,
-                                 const char *member) {
+static int list_queue_status(sbuf *b, const ami_msg *a) {
+    const char *actionid = action_arg(a, "ActionID"), *queue_name = action_arg(a, "Queue");
+    const char *member = action_arg(a, "Member");
     int n = 0;
     for (int i = 0; i < nqueues; i++) {
         const queue *q = &queues[i];
@@ -121,7 +126,8 @@ int callcenter_list_queue_status(sbuf *b, const char *actionid, const char *queu
     return n;
 }
 
-int callcenter_list_queue_summary(sbuf *b, const char *actionid, const char *queue_name) {
+static int list_queue_summary(sbuf *b, const ami_msg *a) {
+    const char *actionid = action_arg(a, "ActionID"), *queue_name = action_arg(a, "Queue");
     int n = 0;
     for (int i = 0; i < nqueues; i++) {
         const queue *q = &queues[i];
@@ -144,4 +150,34 @@ int callcenter_list_queue_summary(sbuf *b, const char *actionid, const char *que
         n++;
     }
     return n;
+}
+
+/* A list action: start, the items from the current state, Complete. */
+static void reply_list(client *c, const ami_msg *a, const char *started, const char *complete,
+                       int (*items)(sbuf *b, const ami_msg *a)) {
+    sbuf b;
+    sbuf_init(&b);
+    reply_list_start(c, a, started);
+    int n = items(&b, a);
+    client_append(c, b.data, b.len);
+    reply_list_complete(c, a, complete, n);
+    sbuf_free(&b);
+}
+
+static void act_core_show_channels(client *c, const ami_msg *a) {
+    reply_list(c, a, "Channels will follow", "CoreShowChannelsComplete", list_channels);
+}
+
+static void act_queue_status(client *c, const ami_msg *a) {
+    reply_list(c, a, "Queue status will follow", "QueueStatusComplete", list_queue_status);
+}
+
+static void act_queue_summary(client *c, const ami_msg *a) {
+    reply_list(c, a, "Queue summary will follow", "QueueSummaryComplete", list_queue_summary);
+}
+
+void lists_register(void) {
+    actions_register("CoreShowChannels", act_core_show_channels, 1);
+    actions_register("QueueStatus", act_queue_status, 1);
+    actions_register("QueueSummary", act_queue_summary, 1);
 }

@@ -12,12 +12,15 @@
 #include "actions.h"
 #include "amisim.h"
 #include "callcenter.h"
+#include "clock.h"
 #include "commands.h"
 #include "events.h"
-#include "clock.h"
+#include "lists.h"
 #include "log.h"
 #include "replay.h"
 #include "server.h"
+#include "session.h"
+#include "simclock.h"
 #include "stats.h"
 #include "tls.h"
 
@@ -375,12 +378,24 @@ static int parse_args(int argc, char **argv) {
     return 0;
 }
 
+/* Asterisk announces a stop to every session before closing them. */
+static void announce_shutdown(double now) {
+    ev_begin("Shutdown", "system,all", callcenter_enabled() ? sim_now() : now);
+    ev_kv("Shutdown", "Cleanly");
+    ev_kv("Restart", "True");
+    ev_send();
+}
+
 int main(int argc, char **argv) {
     log_set_name("amisim");
     set_defaults();
     if (parse_args(argc, argv) < 0) return 2;
     boot_time = now_real();
     actions_init();
+    session_register();
+    lists_register();
+    commands_register();
+    server_on_shutdown(announce_shutdown);
     if (cfg.replay_file && replay_load(cfg.replay_file) < 0) return 1;
     if (callcenter_init() < 0) return 2;
     if (cfg.tls_key && !cfg.tls_cert) {

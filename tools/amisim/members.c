@@ -10,8 +10,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "callcenter.h"
 #include "sim.h"
+#include "simclock.h"
 
 member *member_find(queue *q, const char *iface) {
     for (int i = 0; i < q->nm; i++)

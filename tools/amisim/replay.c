@@ -21,6 +21,7 @@
 #include "amisim.h"
 #include "events.h"
 #include "log.h"
+#include "server.h"
 #include "stats.h"
 
 typedef struct rmsg {
@@ -42,10 +43,6 @@ static rmsg *msgs;
 static size_t nmsgs;
 static double t_first, span;
 static int enabled;
-
-int replay_enabled(void) {
-    return enabled;
-}
 
 static int read_file(const char *path) {
     int fd = open(path, O_RDONLY);
@@ -179,17 +176,7 @@ static void fill_times(void) {
     span = nmsgs ? msgs[nmsgs - 1].ts - first : 0;
 }
 
-int replay_load(const char *path) {
-    if (read_file(path) < 0) return -1;
-    enabled = 1;
-    if (cfg.raw_replay) return 0;
-    index_messages();
-    fill_times();
-    log_info("replay: %zu messages, %.3f s, from %s", nmsgs, span, path);
-    return 0;
-}
-
-void replay_on_connect(client *c) {
+static void replay_on_connect(client *c) {
     client_append(c, data, data_len);
     if (cfg.exit_after) {
         c->exit_when_closed = 1;
@@ -197,7 +184,7 @@ void replay_on_connect(client *c) {
     }
 }
 
-void replay_on_events_on(client *c) {
+static void replay_on_events_on(client *c) {
     if (!enabled || cfg.raw_replay || c->replay) return;
     stream *s = calloc(1, sizeof(*s));
     if (!s) abort();
@@ -235,7 +222,7 @@ static void send_run(client *c, size_t from, size_t to) {
     }
 }
 
-void replay_pump(client *c, double now) {
+static void replay_pump(client *c, double now) {
     stream *s = c->replay;
     if (!s || s->finished || c->closing || c->dead || !c->event_mask) return;
     while (client_pending(c) < CLIENT_HIGH_WATER) {
@@ -255,7 +242,7 @@ void replay_pump(client *c, double now) {
     }
 }
 
-double replay_next_due(client *c, double now) {
+static double replay_next_due(client *c, double now) {
     stream *s = c->replay;
     if (!s || s->finished || c->closing || c->dead || !c->event_mask) return -1;
     if (client_pending(c) >= CLIENT_HIGH_WATER) return -1;
@@ -263,9 +250,43 @@ double replay_next_due(client *c, double now) {
     return due_at(s, s->idx);
 }
 
-void replay_client_free(client *c) {
+static void replay_client_free(client *c) {
     free(c->replay);
     c->replay = NULL;
+}
+
+/* The loop's turn: every stream's due messages. */
+static void replay_run(double now) {
+    for (client *c = server_clients(); c; c = c->next)
+        if (!c->dead && c->replay) replay_pump(c, now);
+}
+
+static double replay_next(double now) {
+    double due = -1;
+    for (client *c = server_clients(); c; c = c->next) {
+        if (c->dead) continue;
+        double d = replay_next_due(c, now);
+        if (d >= 0 && (due < 0 || d < due)) due = d;
+    }
+    return due;
+}
+
+/* --raw-replay: the file's bytes at connect (no banner of our own). */
+static void replay_opened(client *c) {
+    if (cfg.raw_replay) replay_on_connect(c);
+}
+
+int replay_load(const char *path) {
+    if (read_file(path) < 0) return -1;
+    enabled = 1;
+    static const client_hooks hooks = {replay_opened, replay_on_events_on, replay_client_free};
+    server_add_client_hooks(&hooks);
+    server_add_producer(replay_run, replay_next);
+    if (cfg.raw_replay) return 0;
+    index_messages();
+    fill_times();
+    log_info("replay: %zu messages, %.3f s, from %s", nmsgs, span, path);
+    return 0;
 }
 
 void replay_free(void) {

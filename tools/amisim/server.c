@@ -1,7 +1,10 @@
 /* server.c -- sockets, client sessions and the event loop (see server.h).
  *
  * One epoll loop drives everything: accepting, reading actions, writing
- * queued output, and giving the producers (replay, call centre) a turn. A
+ * queued output, and giving the producers a turn. It knows nothing of what
+ * they are: the call centre, the replayer and the action handlers register
+ * their turns and session hooks at start-up (as Redis's ae.c takes file
+ * events and timers), so nothing here depends on them. A
  * client's queue is one contiguous buffer written with large write()s, so
  * streaming costs a memcpy and a syscall per megabyte, not per event. */
 #include "server.h"
@@ -18,12 +21,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "actions.h"
 #include "amisim.h"
-#include "callcenter.h"
-#include "events.h"
 #include "log.h"
-#include "replay.h"
 #include "stats.h"
 #include "tls.h"
 
@@ -35,6 +34,43 @@ static volatile sig_atomic_t exit_requested;
 static volatile sig_atomic_t stats_requested;
 static int shutting_down;
 static double shutdown_deadline;
+
+#define MAX_PRODUCERS 4
+#define MAX_HOOKS 4
+
+static struct producer {
+    void (*run)(double now);
+    double (*next_due)(double now);
+} producers[MAX_PRODUCERS];
+static int nproducers;
+static const client_hooks *hooks[MAX_HOOKS];
+static int nhooks;
+static void (*announce_shutdown)(double now);
+
+/* ---- registration ---- */
+
+void server_add_producer(void (*run)(double now), double (*next_due)(double now)) {
+    if (nproducers == MAX_PRODUCERS) abort();
+    producers[nproducers++] = (struct producer){run, next_due};
+}
+
+void server_add_client_hooks(const client_hooks *h) {
+    if (nhooks == MAX_HOOKS) abort();
+    hooks[nhooks++] = h;
+}
+
+void server_on_shutdown(void (*announce)(double now)) {
+    announce_shutdown = announce;
+}
+
+/* Every registered hook of one kind, in registration order. */
+#define CALL_HOOKS(member, c)                                    \
+    for (int i_ = 0; i_ < nhooks; i_++)                          \
+        if (hooks[i_]->member) hooks[i_]->member(c)
+
+void server_events_on(client *c) {
+    CALL_HOOKS(events_on, c);
+}
 
 /* ---- output queue ---- */
 
@@ -155,8 +191,7 @@ void client_drop(client *c, const char *why) {
 }
 
 static void client_free(client *c) {
-    replay_client_free(c);
-    ami_parser_free(c->actions);
+    CALL_HOOKS(freed, c);
     free(c->deferred);
     free(c->out);
     if (c->tls) tls_session_free(c->tls);
@@ -242,7 +277,7 @@ static void client_read(client *c) {
         }
         /* After Logoff, a failed Login or in raw replay, input is ignored. */
         if (c->closing || c->write_shut || cfg.raw_replay) continue;
-        ami_parser_feed(c->actions, buf, (size_t)n);
+        if (c->actions) ami_parser_feed(c->actions, buf, (size_t)n);
         if (client_pending(c) >= CLIENT_READ_STOP) return;
     }
 }
@@ -253,7 +288,6 @@ static void client_new(int fd, const struct sockaddr_in *sa) {
     c->fd = fd;
     c->id = next_client_id++;
     snprintf(c->peer, sizeof(c->peer), "%s:%d", inet_ntoa(sa->sin_addr), ntohs(sa->sin_port));
-    c->actions = actions_parser_new(c);
     c->next = clients;
     clients = c;
     if (tls_enabled() && !(c->tls = tls_session_new(fd))) abort();
@@ -264,11 +298,9 @@ static void client_new(int fd, const struct sockaddr_in *sa) {
     c->watched = EPOLLIN;
     stats_client();
     log_info("client %u connected from %s", c->id, c->peer);
-    if (cfg.raw_replay) {
-        replay_on_connect(c);
-    } else {
-        client_append_str(c, AMI_BANNER);
-    }
+    /* A raw replay's file starts with a banner of its own. */
+    if (!cfg.raw_replay) client_append_str(c, AMI_BANNER);
+    CALL_HOOKS(opened, c);
     client_flush(c);
 }
 
@@ -338,10 +370,7 @@ static void setup_signals(void) {
 /* Asterisk announces a stop to every session, then closes them all. */
 static void begin_shutdown(double now) {
     log_info("shutting down (--shutdown-after)");
-    ev_begin("Shutdown", "system,all", callcenter_enabled() ? sim_now() : now);
-    ev_kv("Shutdown", "Cleanly");
-    ev_kv("Restart", "True");
-    ev_send();
+    if (announce_shutdown) announce_shutdown(now);
     for (client *c = clients; c; c = c->next) client_finish(c);
     epoll_ctl(epoll_fd, EPOLL_CTL_DEL, listen_fd, NULL);
     close(listen_fd);
@@ -391,13 +420,12 @@ static int next_timeout_ms(double now) {
     double due = -1;
     for (client *c = clients; c; c = c->next) {
         if (c->dead) continue;
-        due = earlier(due, replay_next_due(c, now));
         if (c->deferred) due = earlier(due, c->deferred_at);
         if (c->write_shut) due = earlier(due, c->linger_until);
         if (cfg.writetimeout_ms && c->stalled_since)
             due = earlier(due, c->stalled_since + cfg.writetimeout_ms / 1000.0);
     }
-    due = earlier(due, callcenter_next_due(now));
+    for (int i = 0; i < nproducers; i++) due = earlier(due, producers[i].next_due(now));
     if (cfg.stats_file && cfg.stats_interval > 0) due = earlier(due, now + cfg.stats_interval);
     if (cfg.shutdown_after > 0 && !shutting_down) due = earlier(due, boot_time + cfg.shutdown_after);
     if (shutting_down) due = earlier(due, shutdown_deadline);
@@ -408,24 +436,21 @@ static int next_timeout_ms(double now) {
     return (int)ms + 1;
 }
 
+static unsigned long long pending_total(void) {
+    unsigned long long n = 0;
+    for (client *c = clients; c; c = c->next) n += client_pending(c);
+    return n;
+}
+
 /* Give producers a turn and write what they made; a few rounds per pass so
  * a fast reader is fed megabytes between two epoll_wait calls. */
 static void produce(double now) {
     for (int round = 0; round < 8; round++) {
         int progress = 0;
-        for (client *c = clients; c; c = c->next) {
-            if (c->dead || !c->replay) continue;
-            size_t before = client_pending(c);
-            replay_pump(c, now);
-            if (client_pending(c) != before) progress = 1;
-        }
-        if (callcenter_enabled()) {
-            unsigned long before = 0;
-            for (client *c = clients; c; c = c->next) before += client_pending(c);
-            callcenter_run(now);
-            unsigned long after = 0;
-            for (client *c = clients; c; c = c->next) after += client_pending(c);
-            if (after != before) progress = 1;
+        for (int i = 0; i < nproducers; i++) {
+            unsigned long long before = pending_total();
+            producers[i].run(now);
+            if (pending_total() != before) progress = 1;
         }
         for (client *c = clients; c; c = c->next)
             if (!c->dead && client_pending(c)) client_flush(c);

@@ -24,7 +24,7 @@ struct client {
     int fd;
     unsigned id;
     char peer[64];
-    ami_parser *actions;    /* reads the client's actions (actions.c) */
+    ami_parser *actions;    /* reads the client's actions (actions.c); fed what it sends */
 
     char *out;
     size_t out_off, out_len, out_cap;
@@ -70,6 +70,27 @@ int server_receivers_have_room(void);
 /* Number of logged-in clients with events on. */
 int server_receivers(void);
 void server_request_exit(void);
+
+/* ---- registration, at start-up (the loop depends on nobody) ---- */
+
+/* A producer (the call centre, the replayer): run gets a turn every loop
+ * pass to queue what is due; next_due says when it next has something
+ * (wall-clock time, -1 when nothing waits on a timer), so the loop sleeps
+ * until the earliest of them. Turns are taken in registration order. */
+void server_add_producer(void (*run)(double now), double (*next_due)(double now));
+
+/* What a part of amisim wants to hear about sessions; any member may be
+ * NULL. The hooks must outlive the loop. */
+typedef struct client_hooks {
+    void (*opened)(client *c);     /* connected; the banner, if any, is queued */
+    void (*events_on)(client *c);  /* events were switched on (Login, Events) */
+    void (*freed)(client *c);      /* closed, about to be freed */
+} client_hooks;
+void server_add_client_hooks(const client_hooks *h);
+/* Tells every hook that c now receives events. */
+void server_events_on(client *c);
+/* --shutdown-after: announce(now) writes the goodbye before sessions close. */
+void server_on_shutdown(void (*announce)(double now));
 int server_run(void);
 
 #endif

@@ -1,6 +1,7 @@
 /* sim.h -- the call centre's internal model, shared by its parts.
  *
- * callcenter.c drives the clock, arrivals.c says when inbound calls come,
+ * callcenter.c drives the clock (simclock.c), roster.c holds the queues and
+ * operators the options name, arrivals.c says when inbound calls come,
  * inbound.c takes them through the queues, day.c runs the operators'
  * working day (shifts, breaks), members.c the queue membership, c2c.c the
  * calls that actions start or change (Originate, Redirect, Hangup,
@@ -58,7 +59,7 @@ typedef struct queue {
 enum kind { K_INBOUND, K_C2C, K_SPY };
 
 enum phase {
-    /* inbound (callcenter.c) */
+    /* inbound (inbound.c) */
     PH_DID_ANSWER, PH_JOIN, PH_WAITING, PH_RINGING, PH_TALKING,
     PH_RETRY,               /* nobody answered: the queue waits --retry before ringing again */
     /* click-to-call, transfers, spy (c2c.c) */
@@ -129,23 +130,21 @@ typedef struct orig_req {
     char vars[MAX_ORIG_VARS][2][128];
 } orig_req;
 
-/* callcenter.c */
-extern call *live;
+/* roster.c */
 extern queue queues[MAX_QUEUES];
 extern int nqueues;
 extern operator_ *ops;
 extern int nops;
-double rnd(void);
-double uniform(double a, double b);
+operator_ *operator_by_name(const char *name);
+queue *queue_by_name(const char *name);
+queue *queue_by_did(const char *did);
+
+/* callcenter.c */
+extern call *live;
 void timer_set(call *c, double due);
 void timer_cancel(call *c);
 call *call_new(int kind);
 void call_unlink(call *k);
-operator_ *operator_by_name(const char *name);
-queue *queue_by_name(const char *name);
-queue *queue_by_did(const char *did);
-/* Sets the event clock to the simulated now before an action's events. */
-double sim_step_now(void);
 
 /* inbound.c */
 /* A caller from the trunk arrives now (--simulate). */
@@ -193,6 +192,8 @@ void device_state(const char *device, const char *state);
 void hangup_request(const char *event, const chan *c, int cause);
 void hangup_cause(const chan *c, int cause);
 void bridge_event(const char *event, const char *bridge, int members, const chan *c);
+/* first, then second, enter bridge; each then has the other as BRIDGEPEER. */
+void bridge_pair(const char *bridge, chan *first, chan *second);
 
 /* members.c */
 member *member_find(queue *q, const char *iface);

@@ -11,10 +11,8 @@
 #include <strings.h>
 #include <uthash.h>
 
-#include "callcenter.h"
 #include "clock.h"
 #include "log.h"
-#include "truth.h"
 
 typedef struct action_count {
     char *name;
@@ -175,6 +173,19 @@ static json_t *by_id_json(void) {
     return ids;
 }
 
+#define MAX_SECTIONS 4
+
+static struct section {
+    const char *name;
+    json_t *(*fn)(void);
+} sections[MAX_SECTIONS];
+static int nsections;
+
+void stats_add_section(const char *name, json_t *(*fn)(void)) {
+    if (nsections == MAX_SECTIONS) abort();
+    sections[nsections++] = (struct section){name, fn};
+}
+
 /* Written to a temporary file and renamed, so a reader never sees half. */
 int stats_write(const char *path) {
     json_t *orig = originates ? json_incref(originates) : json_array();
@@ -183,7 +194,7 @@ int stats_write(const char *path) {
                              (json_int_t)events_sent, "clients", (json_int_t)clients,
                              "sessions", sessions_json(), "busiest_second", busiest_json(),
                              "sim_lag_max_s", sim_lag_max);
-    if (callcenter_enabled()) json_object_set_new(root, "truth", truth_json());
+    for (int i = 0; i < nsections; i++) json_object_set_new(root, sections[i].name, sections[i].fn());
     char tmp[4096];
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
     int rc = json_dump_file(root, tmp, JSON_INDENT(2) | JSON_SORT_KEYS);
@@ -213,4 +224,5 @@ void stats_free(void) {
     }
     json_decref(originates);
     originates = NULL;
+    nsections = 0;
 }

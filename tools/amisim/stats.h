@@ -2,10 +2,15 @@
  * (--stats-file, on SIGUSR1, every --stats-interval and at exit) so tests
  * can assert on them: actions by name, by ActionID (to prove a command ran
  * once), every Originate in arrival order, the busiest second, how far the
- * simulation fell behind, and the simulation's ground truth (truth.h). */
+ * simulation fell behind, and what other parts add (the ground truth, truth.h). */
 #ifndef AMISIM_STATS_H
 #define AMISIM_STATS_H
 
+#include <jansson.h>
+
+/* Adds name: fn() to every stats file written from now on (the call centre
+ * adds its ground truth this way; stats know nothing of what it is). */
+void stats_add_section(const char *name, json_t *(*fn)(void));
 void stats_action(const char *name, const char *actionid);
 void stats_originate(const char *actionid, const char *channel, const char *exten,
                      const char (*vars)[2][128], int nvars);

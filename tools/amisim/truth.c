@@ -21,9 +21,7 @@
 #include <string.h>
 
 #include "amisim.h"
-#include "arrivals.h"
-#include "callcenter.h"
-#include "day.h"
+#include "simclock.h"
 #include "siteclock.h"
 
 #define MAX_REASONS 8
@@ -314,7 +312,6 @@ json_t *truth_json(void) {
     json_object_set_new(root, "sl_threshold_s", json_real(cfg.sl_threshold));
     json_object_set_new(root, "time_zone", json_string(siteclock_zone()));
     json_object_set_new(root, "started_at", started_at >= 0 ? json_string(at) : json_null());
-    json_object_set_new(root, "over", json_boolean(started_at >= 0 && arrivals_done() && !live && day_done()));
     return root;
 }
 
