@@ -576,6 +576,19 @@ static void step_down(agent *a) {
     a->stop = 1;
 }
 
+/* From here on exactly what a start does: the live state read back from
+ * the state topics as the old leader left them, a call model that the
+ * resync builds anew, and the two reconciled, so that a call that ended
+ * while nobody led is ended on the state topics too. What this instance
+ * saw as the standby is dropped: it published none of it. */
+static void restart_model(agent *a) {
+    callmodel_free(a->cm);
+    a->cm = callmodel_new(a->ids, on_model_event, a);
+    state_free(a->st);
+    a->st = new_state(a->cfg);
+    recover_state(a, 1);
+}
+
 /* The epoch goes past the old leader's, so consumers never take this
  * leader's sequence for an older one; the gap covers the lease that lapsed
  * and the resync confirms what AMI says now. */
@@ -607,6 +620,7 @@ static void take_over(agent *a) {
     renew_lease(a, 0);
     publish_gap(a, leader_last_heard(a->lead), a->now, "leader_takeover", detail);
     publish_status(a, "leader");
+    restart_model(a);
     if (start_commands(a, err, sizeof(err)) < 0) {
         log_error("standby: %s", err);
         step_down(a);

@@ -15,11 +15,12 @@ import pytest
 from confluent_kafka import Producer
 
 from callbus_harness import by_command, messages, metrics, start_agent, start_amisim, write_agent_conf
-from conftest import free_port, wait_until
+from conftest import consume_all, free_port, wait_until
 from schema_check import validate_message
 from test_commands import COMMANDS_CONF, FINAL, command
 
 STANDBY = "standby: { enabled = true; };"   # the defaults: takeover after 3 s
+CALLS = 180   # 45 s of calls at 4 a second: the faults happen while they come
 LEADING = r"leading now \(epoch (\d+)\)"
 
 
@@ -31,7 +32,8 @@ class Pair:
         self.stats_file = tmp_path / "amisim-stats.json"
         self.amisim, port = start_amisim(
             procs, "--simulate", "--operators", "20", "--queues", "support", "--rate", "4",
-            "--talk", "2-6", "--stats-file", self.stats_file, "--stats-interval", "0.3")
+            "--talk", "2-6", "--calls", str(CALLS), "--linger", "-1",
+            "--stats-file", self.stats_file, "--stats-interval", "0.3")
         conf_a, self.http_a = write_agent_conf(tmp_path, site, bootstrap, port, top_extra=COMMANDS_CONF,
                                                agent_extra=STANDBY)
         # The same agent id on another host: its own state directory and port.
@@ -67,6 +69,9 @@ class Pair:
     def stop_commands(self):
         self._stop.set()
         self._thread.join(30)
+
+    def stats(self):
+        return json.loads(self.stats_file.read_text())
 
     def executions(self):
         return by_command(json.loads(self.stats_file.read_text()))
@@ -121,6 +126,21 @@ def check_after_takeover(pair, t_fault, old_epoch):
     holes = [(a, b) for a, b in zip(times, times[1:]) if b - a > 1.0 and b < t_last]
     outside = [(a, b) for a, b in holes if a < g_from - 0.5 or b > g_to + 0.5]
     assert not outside, (outside, g_from, g_to)
+    # The live state is right again: once amisim's last call has ended, no
+    # call is left live in state.calls, also none that ended while nobody
+    # led (its end is in the gap, its tombstone must not be).
+    wait_until(lambda: pair.stats()["truth"]["over"], timeout=120, interval=1, what="amisim's calls to end")
+    def live_calls():
+        latest = {}
+        for r in consume_all(pair.bootstrap, pair.site.topic("state.calls"), timeout=20, idle=1.0):
+            latest[r.key] = r.value
+        return sorted(k.decode() for k, v in latest.items() if v is not None)
+    deadline = time.monotonic() + 30
+    left = live_calls()
+    while left and time.monotonic() < deadline:
+        time.sleep(2)
+        left = live_calls()
+    assert not left, f"{len(left)} calls still live in state.calls after every call ended: {left[:10]}"
     return by, gap
 
 
