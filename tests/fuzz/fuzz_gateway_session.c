@@ -39,6 +39,7 @@
 #include "config.h"
 #include "gateway.h"
 #include "log.h"
+#include "seen.h"
 
 #define SECRET "fuzz-secret-fuzz-secret-fuzz-secret!"
 
@@ -231,36 +232,11 @@ static int check_out(const gw_session *s, const char *text, size_t len, json_int
     return pure;
 }
 
-/* Messages already checked whose verdict depends on their bytes only, so
- * that a repeat is not parsed again: most of what a session gets is one of
- * a few errors ("'[' or '{' expected", "rate_limited"...), and parsing them
- * back was a third of an input's allocations. Direct-mapped by hash; a hit
- * compares the whole bytes, so only the very same message skips the check. */
-#define SEEN_SLOTS 4096
-#define SEEN_MAX 256
-static struct {
-    uint64_t hash;
-    size_t len;
-    char text[SEEN_MAX];
-} seen[SEEN_SLOTS];
-
-/* FNV-1a; not instrumented: a coverage callback per byte would cost more
- * than it saves, and the harness's own loops are no coverage to chase. */
-__attribute__((no_sanitize("coverage"))) static uint64_t text_hash(const char *p, size_t n) {
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)p[i]) * 1099511628211ULL;
-    return h;
-}
-
+/* check_out, unless these very bytes passed it before (seen.h). */
 static void check_or_recall(const gw_session *s, const char *text, size_t len, json_int_t *part, json_int_t *pos) {
-    uint64_t h = text_hash(text, len);
-    size_t slot = (size_t)(h % SEEN_SLOTS);
-    if (len && seen[slot].len == len && seen[slot].hash == h && !memcmp(seen[slot].text, text, len)) return;
-    if (check_out(s, text, len, part, pos) && len <= SEEN_MAX) {
-        seen[slot].hash = h;
-        seen[slot].len = len;
-        memcpy(seen[slot].text, text, len);
-    }
+    uint64_t h;
+    if (seen_before("", 0, text, len, &h)) return;
+    if (check_out(s, text, len, part, pos)) seen_remember(h, "", 0, text, len);
 }
 
 static void check_and_free(gw_session *s) {
