@@ -12,6 +12,11 @@
  * call 2.2, so answer/hangup/transfer reach the produce path; op102 and a
  * queue make a supervisor's snapshot.
  *
+ * Inputs are at most 1 KB (fuzz-max-len): room for the ~41 messages that
+ * get a session closed for flooding (20 a second, then 20 strikes) or for
+ * five commands (the fifth finds the producer's queue of 4 full); a longer
+ * input only repeats what these reach, at a cost per message.
+ *
  * Input: byte 0 picks the session: bit 0 set = already authenticated (bit 1:
  * as supervisor sup1, else as operator op101), clear = new connection whose
  * first message must be auth. The rest is split on 0x00 into client
