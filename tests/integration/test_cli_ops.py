@@ -121,12 +121,12 @@ def test_check_passes_agent_output_and_agrees_with_python(agent_output, tmp_path
     # through a file: C and Python flag the same places of the same lines.
     msgs = [json.loads(v) for _, v in values]
     one_per_type = {m["type"]: m for m in msgs}
-    # Every example in schemas/ (all 33 types, commands included), and
+    # Every example in schemas/ (all 34 types, commands included), and
     # broken variants of those too.
     examples = [e for f in sorted((ROOT / "schemas").glob("*.schema.json"))
                 for e in json.loads(f.read_text()).get("examples", [])
                 if isinstance(e, dict) and "specversion" in e]
-    assert len({e["type"] for e in examples}) == 33
+    assert len({e["type"] for e in examples}) == 34
     msgs += examples
     msgs += [b for m in list(one_per_type.values()) + examples for b in mutations(m)]
     f = tmp_path / "messages.jsonl"
