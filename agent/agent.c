@@ -728,6 +728,8 @@ static void loop_once(agent *a) {
     if (ami_fd >= 0) fds[n++] = (struct pollfd){.fd = ami_fd, .events = ami_client_poll_events(a->ami)};
     if (a->cmds && executor_fd(a->cmds) >= 0)
         fds[n++] = (struct pollfd){.fd = executor_fd(a->cmds), .events = POLLIN};
+    int wake_fd = publisher_wake_fd(a->pub);
+    if (wake_fd >= 0) fds[n++] = (struct pollfd){.fd = wake_fd, .events = POLLIN};
     int http_at = n;
     if (a->http) n += http_server_fill_pollfds(a->http, fds + n, 24 - n);
     double wait = ami_client_tick(a->ami, a->mono);

@@ -1,4 +1,7 @@
 /* main.c -- callbus-agent: command line, signals, run. */
+#include <malloc.h>
+#include <stdlib.h>
+
 #include "agent.h"
 #include "program.h"
 
@@ -16,6 +19,12 @@ static const program_info info = {
     "agent/agent.conf.example"};
 
 int main(int argc, char **argv) {
+    /* A fixed threshold: blocks from 128 KiB (librdkafka's compression and
+     * request buffers, the spool's) are mmapped and go back to the kernel
+     * when freed. glibc's default raises the threshold after the first such
+     * free, and then they stay in the arena of librdkafka's broker thread:
+     * 2-4 MB more peak RSS at full load. MALLOC_MMAP_THRESHOLD_ overrides. */
+    if (!getenv("MALLOC_MMAP_THRESHOLD_")) mallopt(M_MMAP_THRESHOLD, 128 * 1024);
     callbus_config cfg;
     const char *path;
     int check;

@@ -8,8 +8,10 @@
 
 #include <librdkafka/rdkafka.h>
 #include <stdio.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "alloc.h"
 #include "clock.h"
@@ -44,6 +46,10 @@ struct publisher {
     uint64_t in_txn[TOPIC_KINDS];       /* produced into the open transaction */
     rd_kafka_topic_partition_list_t *offsets, *committing_offsets;
     rd_kafka_consumer_group_metadata_t *group;
+    /* librdkafka writes to wake[1] when delivery reports arrive: room in
+     * its queue for what waits in the spool (publisher_wake_fd). */
+    int wake[2];
+    rd_kafka_queue_t *main_q;
 };
 
 static void on_admin(publisher *p, rd_kafka_event_t *ev);
@@ -147,10 +153,17 @@ static rd_kafka_conf_t *build_conf(const callbus_config *c, publisher *p, char *
         {"allow.auto.create.topics", "false"},
     };
     enum { N = sizeof(defaults) / sizeof(defaults[0]) };
-    kafka_prop props[N + 3];
+    kafka_prop props[N + 4];
     memcpy(props, defaults, sizeof(defaults));
     size_t n = N;
     char txid[256];
+    /* Written ahead, every message is on disk already: librdkafka's queue
+     * need only keep the broker busy, and the spool is the buffer through
+     * an outage. 4 MiB keeps the agent's peak RSS near 16 MB at full load
+     * (128 MiB: 25-40 MB, growing with the broker's lag); set in order,
+     * so this one wins over the default above, the user's over both. */
+    if (c->agent.spool_write_ahead && !c->agent.standby)
+        props[n++] = (kafka_prop){"queue.buffering.max.kbytes", "4096"};
     if (c->agent.standby) {
         /* One transactional id per agent id: the instance that takes over
          * fences the one it replaces. A transaction must end within its
@@ -185,10 +198,17 @@ static void discard_spool(publisher *p) {
 
 publisher *publisher_new(const callbus_config *c, char *err, size_t errlen) {
     publisher *p = xcalloc(1, sizeof(*p));
+    p->wake[0] = p->wake[1] = -1;
     rd_kafka_conf_t *conf = build_conf(c, p, err, errlen);
     if (!conf) goto fail;
     p->rk = kafka_client_new(RD_KAFKA_PRODUCER, conf, err, errlen);
     if (!p->rk) goto fail;
+    if (pipe2(p->wake, O_NONBLOCK | O_CLOEXEC) == 0) {
+        p->main_q = rd_kafka_queue_get_main(p->rk);
+        rd_kafka_queue_io_event_enable(p->main_q, p->wake[1], "1", 1);
+    } else {
+        p->wake[0] = p->wake[1] = -1;
+    }
     /* The topic handles come with the first message: a handle makes
      * librdkafka ask the broker for the topic's metadata, and a broker that
      * auto-creates topics would create it then with its defaults, before
@@ -352,7 +372,15 @@ static void commit_when_due(publisher *p) {
     if (p->tx == TX_COMMITTING && rd_kafka_outq_len(p->rk) == 0) commit_step(p, COMMIT_TIMEOUT_MS);
 }
 
+int publisher_wake_fd(const publisher *p) {
+    int waiting = (!spool_empty(p->spool) && p->tx != TX_STANDBY && p->tx != TX_FENCED) || p->tx == TX_COMMITTING;
+    return waiting ? p->wake[0] : -1;
+}
+
 void publisher_poll(publisher *p) {
+    char drain[64];
+    while (p->wake[0] >= 0 && read(p->wake[0], drain, sizeof(drain)) > 0) {
+    }
     rd_kafka_poll(p->rk, 0);
     if (p->admin_q) {
         rd_kafka_event_t *ev;
@@ -525,7 +553,13 @@ void publisher_free(publisher *p) {
     for (int t = 0; t < TOPIC_KINDS; t++)
         if (p->topics[t]) rd_kafka_topic_destroy(p->topics[t]);
     if (p->admin_q) rd_kafka_queue_destroy(p->admin_q);
+    if (p->main_q) {
+        rd_kafka_queue_io_event_enable(p->main_q, -1, NULL, 0);
+        rd_kafka_queue_destroy(p->main_q);
+    }
     if (p->rk) rd_kafka_destroy(p->rk);
+    for (int i = 0; i < 2; i++)
+        if (p->wake[i] >= 0) close(p->wake[i]);
     spool_close(p->spool);
     free(p);
 }

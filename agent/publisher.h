@@ -59,6 +59,11 @@ int publisher_send_durable(publisher *p, topic_kind t, const char *key, size_t k
 /* Serves delivery reports and moves spooled messages back into librdkafka.
  * Call it on every turn of the event loop. */
 void publisher_poll(publisher *p);
+/* An fd for the event loop's poll() (POLLIN) while messages wait in the
+ * spool for room in librdkafka's queue (or a commit for its deliveries),
+ * else -1: readable when delivery reports arrive, so the spool drains at
+ * the broker's pace, not the loop's timer's. */
+int publisher_wake_fd(const publisher *p);
 /* Creates the topics (status compacted; the state topics compacted, one
  * partition, with the settings of docs/operations.md), plus commands_topic
  * when given, when they do not exist. An existing topic is left as it is

@@ -42,6 +42,10 @@ typedef struct {
     uint32_t len;
 } tail_record;
 #define TAIL_BUFFER (256 << 10)   /* write-ahead: one write per loop turn, not per record */
+/* The reader reads this much at a time: with a small in-memory bound every
+ * message passes through the spool at full load, and two preads per record
+ * cost more than the write did. */
+#define READ_BUFFER (256 << 10)
 
 /* Where the unsent part of a segment that a clean stop left part read
  * starts. */
@@ -69,8 +73,11 @@ struct spool {
     long long write_off;
     int rfd;                 /* reader on read_seg */
     long long read_off;
-    long long read_end_cache;
+    char *rbuf;              /* read-ahead of the reader's segment, from rbuf_off on */
+    long long rbuf_off;
+    size_t rbuf_len;
     size_t pending_len;      /* length of the record last peeked */
+    const char *pending;     /* and where it is: in rbuf, or in rec when larger */
     sbuf rec;
     int empty;
     spool_hold *holds;       /* segments with records read and not yet released */
@@ -94,6 +101,13 @@ static void seg_path(const spool *s, int64_t seg, char *out, size_t n) {
 }
 
 static void drop_resume(spool *s, int64_t seg);
+
+/* The read-ahead belongs to the open reader's segment. */
+static void close_reader(spool *s) {
+    if (s->rfd >= 0) close(s->rfd);
+    s->rfd = -1;
+    s->rbuf_len = 0;
+}
 
 static void unlink_segment(spool *s, int64_t seg) {
     char path[4200];
@@ -224,6 +238,7 @@ static void tail_write_failed(spool *s) {
     }
     s->write_off = s->flushed_off;
     if (s->read_seg == s->write_seg && s->read_off > s->flushed_off) s->read_off = s->flushed_off;
+    s->rbuf_len = 0;   /* it may hold bytes that were cut off */
     s->write_failed = 1;
 }
 
@@ -348,8 +363,7 @@ int spool_append(spool *s, const spool_record *r) {
 
 int spool_begin_front(spool *s) {
     char path[4200];
-    if (s->rfd >= 0) close(s->rfd);
-    s->rfd = -1;
+    close_reader(s);
     int64_t lowest = s->read_seg;
     for (spool_hold *h = s->holds; h; h = h->next)
         if (h->seg < lowest) lowest = h->seg;
@@ -405,8 +419,7 @@ static void drop_hold(spool *s, spool_hold *gone) {
 /* The reader is done with its segment: delete it now, or when the last
  * record read from it is released. */
 static void leave_segment(spool *s) {
-    if (s->rfd >= 0) close(s->rfd);
-    s->rfd = -1;
+    close_reader(s);
     spool_hold *h = hold_of(s, s->read_seg);
     h->left = 1;
     if (h->outstanding == 0) {
@@ -419,6 +432,7 @@ static int open_reader(spool *s) {
     char path[4200];
     seg_path(s, s->read_seg, path, sizeof(path));
     s->rfd = open(path, O_RDONLY);
+    s->rbuf_len = 0;
     resume_point *r = resume_of(s, s->read_seg);
     if (s->rfd >= 0 && r && r->off > s->read_off) s->read_off = r->off;
     return s->rfd;
@@ -444,6 +458,36 @@ static void start_fresh_segment(spool *s) {
     s->empty = 1;
 }
 
+/* size bytes at the reader's offset, through the read-ahead: NULL past
+ * the segment's end (or a record cut short by a crash). */
+static const char *read_at(spool *s, long long off, size_t size) {
+    if (off >= s->rbuf_off && off + (long long)size <= s->rbuf_off + (long long)s->rbuf_len)
+        return s->rbuf + (off - s->rbuf_off);
+    if (size > READ_BUFFER) {
+        sbuf_reset(&s->rec);
+        sbuf_reserve(&s->rec, size);
+        if (pread(s->rfd, s->rec.data, size, off) != (ssize_t)size) return NULL;
+        s->rec.len = size;
+        return s->rec.data;
+    }
+    if (!s->rbuf) s->rbuf = xmalloc(READ_BUFFER);
+    ssize_t n = pread(s->rfd, s->rbuf, READ_BUFFER, off);
+    s->rbuf_off = off;
+    s->rbuf_len = n > 0 ? (size_t)n : 0;
+    return s->rbuf_len >= size ? s->rbuf : NULL;
+}
+
+/* The length of the record at the reader's offset, its bytes at
+ * s->pending; 0 at the segment's end. */
+static uint32_t next_record(spool *s) {
+    const char *hdr = read_at(s, s->read_off, HEADER_LEN);
+    uint32_t total = 0;
+    if (hdr) memcpy(&total, hdr, 4);
+    if (total < HEADER_LEN) return 0;
+    s->pending = read_at(s, s->read_off, total);
+    return s->pending ? total : 0;
+}
+
 int spool_peek(spool *s, spool_record *r) {
     if (s->empty) return 0;
     if (s->pending_len) goto decode;
@@ -454,31 +498,24 @@ int spool_peek(spool *s, spool_record *r) {
             s->read_seg++;
             continue;
         }
-        unsigned char hdr[HEADER_LEN];
-        ssize_t n = pread(s->rfd, hdr, HEADER_LEN, s->read_off);
-        uint32_t total = 0;
-        if (n == HEADER_LEN) memcpy(&total, hdr, 4);
-        if (n == HEADER_LEN && total >= HEADER_LEN) {
-            sbuf_reset(&s->rec);
-            sbuf_reserve(&s->rec, total);
-            if (pread(s->rfd, s->rec.data, total, s->read_off) == (ssize_t)total) {
-                s->rec.len = total;
-                s->pending_len = total;
-                goto decode;
-            }
+        uint32_t total = next_record(s);
+        if (total) {
+            s->pending_len = total;
+            goto decode;
         }
         /* End of this segment (or a record torn by a crash). */
         if (s->read_seg >= s->write_seg) { start_fresh_segment(s); return 0; }
         next_segment(s);
     }
 decode:;
+    const char *rec = s->pending;
     uint32_t keylen;
-    memcpy(&keylen, s->rec.data + 8, 4);
+    memcpy(&keylen, rec + 8, 4);
     if (keylen > s->pending_len - HEADER_LEN) return -1;
-    r->topic = (uint8_t)s->rec.data[4];
-    r->key = s->rec.data + HEADER_LEN;
+    r->topic = (uint8_t)rec[4];
+    r->key = rec + HEADER_LEN;
     r->keylen = keylen;
-    r->payload = s->rec.data[5] & FLAG_NULL_VALUE ? NULL : r->key + keylen;
+    r->payload = rec[5] & FLAG_NULL_VALUE ? NULL : r->key + keylen;
     r->len = s->pending_len - HEADER_LEN - keylen;
     r->hold = hold_of(s, s->read_seg);
     return 1;
@@ -535,6 +572,7 @@ void spool_close(spool *s) {
     if (s->wfd >= 0) close(s->wfd);
     if (s->ff) { fflush(s->ff); fsync(fileno(s->ff)); fclose(s->ff); }
     if (s->rfd >= 0) close(s->rfd);
+    free(s->rbuf);
     /* Where the reader stopped, unless records read from that segment are
      * still unconfirmed: then it is read again from its start. A front
      * segment, numbered lower, is read first either way. */

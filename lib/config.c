@@ -296,8 +296,10 @@ const callbus_setting config_settings[] = {
             "`bootstrap.servers`. The agent first sets its own defaults, and anything here overrides them: "
             "`enable.idempotence=true`, `acks=all`, `message.timeout.ms=0` (never give up on a message), "
             "`linger.ms=1`, `batch.num.messages=10000`, `compression.type=lz4`, "
-            "`queue.buffering.max.messages=200000`, `queue.buffering.max.kbytes=131072` (the in-memory "
-            "bound before messages go to the disk spool), `client.id=callbus-agent` and "
+            "`queue.buffering.max.messages=200000`, `queue.buffering.max.kbytes=4096` (the in-memory "
+            "bound before messages go to the disk spool: 4 MiB with `agent.spool.write_ahead`, where every "
+            "message is on disk already, 131072 without it or with `agent.standby`), "
+            "`client.id=callbus-agent` and "
             "`allow.auto.create.topics=false` (the agent creates its topics itself, the state topics "
             "compacted, and retries until the broker answers). `-X name=value` "
             "on the command line overrides a property from here."},

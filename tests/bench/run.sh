@@ -8,7 +8,8 @@
 # BENCH_AMISIM=0 skips it). After the gateway's figures, a 500-seat site after
 # an 8-hour day (bench_day.py: snapshots, restarts, AMI event -> browser with
 # 500 operators and 20 supervisors connected; ~12 minutes; BENCH_DAY=0 skips
-# it).
+# it). Then the agent's memory through a broker outage (bench_outage.py: its
+# own broker, stopped for 30 s; ~1.5 minutes; BENCH_OUTAGE=0 skips it).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 [[ "${BENCH_AMISIM:-1}" == 0 ]] || python3 "$ROOT/tests/bench/bench_amisim.py"
@@ -17,6 +18,7 @@ if [[ -n "${KAFKA_BOOTSTRAP:-}" ]]; then
     python3 "$ROOT/tests/bench/bench_takeover.py" "$KAFKA_BOOTSTRAP"
     python3 "$ROOT/tests/bench/bench_gateway.py" "$KAFKA_BOOTSTRAP"
     [[ "${BENCH_DAY:-1}" == 0 ]] || python3 "$ROOT/tests/bench/bench_day.py" "$KAFKA_BOOTSTRAP"
+    [[ "${BENCH_OUTAGE:-1}" == 0 ]] || python3 "$ROOT/tests/bench/bench_outage.py"
     [[ "${BENCH_MULTISITE:-1}" == 0 ]] || python3 "$ROOT/tests/bench/bench_multisite.py"
     exit 0
 fi
@@ -28,4 +30,5 @@ python3 "$ROOT/tests/bench/bench_takeover.py" "$BOOTSTRAP"
 python3 "$ROOT/tests/bench/bench_gateway.py" "$BOOTSTRAP"
 [[ "${BENCH_DAY:-1}" == 0 ]] || python3 "$ROOT/tests/bench/bench_day.py" "$BOOTSTRAP"
 "$ROOT/tests/kafka/kafka.sh" stop "$DIR" >/dev/null 2>&1 || true
+[[ "${BENCH_OUTAGE:-1}" == 0 ]] || python3 "$ROOT/tests/bench/bench_outage.py"
 [[ "${BENCH_MULTISITE:-1}" == 0 ]] || python3 "$ROOT/tests/bench/bench_multisite.py"

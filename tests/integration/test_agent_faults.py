@@ -174,7 +174,8 @@ WRITE_AHEAD_SEGMENT = 1 << 20
 @pytest.mark.sanitizer
 def test_agent_killed_stopped_killed_while_broker_away(procs, tmp_path, site, private_broker):
     """While the broker is away the agent is killed -9 with thousands of
-    messages in librdkafka's memory (none spooled: write-ahead keeps them),
+    messages in librdkafka's memory (on disk only by write-ahead; what did
+    not fit in its 4 MiB queue is in the spool),
     started, stopped with SIGTERM, started, killed -9 again while it holds
     messages read back from the spool, and started once more. When the broker
     is back, every run's messages arrive: exactly what amisim sent to that
@@ -197,7 +198,7 @@ def test_agent_killed_stopped_killed_while_broker_away(procs, tmp_path, site, pr
     time.sleep(5)
     with asterisk_paused(amisim, http):
         m = metrics(http)
-        assert m["callbus_agent_kafka_queued"] > 1000 and m["callbus_agent_spooled_total"] == 0, m
+        assert m["callbus_agent_kafka_queued"] > 1000, m
         runs[-1].stop(sig=signal.SIGKILL)
 
     runs.append(start_agent(procs, conf, name="agent-stopped"))

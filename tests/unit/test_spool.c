@@ -460,6 +460,49 @@ static void test_tombstone_stays_null(void **state) {
     spool_close(s);
 }
 
+/* The reader reads ahead in large blocks: records that straddle a block,
+ * records larger than a block, and records appended after the reader had
+ * read to the end of the file all come back whole and in order. */
+static size_t sized_len(int i) {
+    static const size_t sizes[] = {40, 70000, 300000, 5, 130000, 1000};
+    return sizes[i % 6];
+}
+
+static void put_sized(spool *s, int i, char *buf) {
+    size_t len = sized_len(i);
+    for (size_t k = 0; k < len; k++) buf[k] = (char)('a' + (i + k) % 26);
+    spool_record r = {.topic = (uint8_t)(i % 4), .key = "k", .keylen = 1, .payload = buf, .len = len};
+    assert_int_equal(spool_append(s, &r), 0);
+}
+
+static void take_sized(spool *s, int i, char *buf) {
+    spool_record r;
+    assert_int_equal(spool_peek(s, &r), 1);
+    assert_int_equal(r.len, sized_len(i));
+    for (size_t k = 0; k < r.len; k++) buf[k] = (char)('a' + (i + k) % 26);
+    assert_memory_equal(r.payload, buf, r.len);
+    assert_int_equal(r.topic, i % 4);
+    spool_consume(s);
+    spool_release(s, r.hold);
+}
+
+static void test_read_ahead_blocks(void **state) {
+    (void)state;
+    char err[256];
+    char *buf = malloc(300000);
+    spool *s = spool_open(dir, 1LL << 30, err, sizeof(err));
+    int put_n = 0, took = 0;
+    for (int round = 0; round < 20; round++) {
+        for (int k = 0; k < 1 + round % 4; k++) put_sized(s, put_n++, buf);
+        for (int k = 0; k < 1 + round % 3 && took < put_n; k++) take_sized(s, took++, buf);
+    }
+    while (took < put_n) take_sized(s, took++, buf);
+    spool_record r;
+    assert_int_equal(spool_peek(s, &r), 0);
+    spool_close(s);
+    free(buf);
+}
+
 static void test_unwritable_dir(void **state) {
     (void)state;
     char err[256];
@@ -489,6 +532,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_torn_tail_ignored, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keyless_record, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tombstone_stays_null, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_read_ahead_blocks, setup, teardown),
         cmocka_unit_test(test_unwritable_dir),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
