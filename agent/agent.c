@@ -174,9 +174,9 @@ static void publish_ami(agent *a, const ami_msg *m, double time) {
     for (size_t i = 0; i < m->count; i++) {
         if (i) sbuf_putc(&a->buf, ',');
         sbuf_putc(&a->buf, '[');
-        lossy |= sbuf_json_str(&a->buf, m->headers[i].key, strlen(m->headers[i].key));
+        lossy |= sbuf_json_str(&a->buf, m->headers[i].key, m->headers[i].key_len);
         sbuf_putc(&a->buf, ',');
-        lossy |= sbuf_json_str(&a->buf, m->headers[i].value, strlen(m->headers[i].value));
+        lossy |= sbuf_json_str(&a->buf, m->headers[i].value, m->headers[i].value_len);
         sbuf_putc(&a->buf, ']');
     }
     sbuf_putc(&a->buf, ']');

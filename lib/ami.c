@@ -58,7 +58,7 @@ enum skip_line { SKIP_EMPTY, SKIP_CR, SKIP_TEXT };
  * it grows, so pointers are only made when the message is delivered. */
 typedef struct pair {
     size_t key, val;
-    size_t klen;
+    size_t klen, vlen;
 } pair;
 
 struct ami_parser {
@@ -159,6 +159,7 @@ int ami_msg_add(ami_msg *m, const char *key, size_t klen, const char *val, size_
     m->headers[m->count].key = block;
     m->headers[m->count].value = block + klen + 1;
     m->headers[m->count].key_len = (uint32_t)strlen(block);
+    m->headers[m->count].value_len = (uint32_t)strlen(block + klen + 1);
     m->count++;
     index_headers(m);
     return 0;
@@ -268,6 +269,7 @@ static int add_pair(ami_parser *p, const char *k, size_t klen, const char *v, si
     p->pairs[p->npairs].key = strings_put(p, k, klen);
     p->pairs[p->npairs].val = strings_put(p, v, vlen);
     p->pairs[p->npairs].klen = klen;
+    p->pairs[p->npairs].vlen = vlen;
     p->npairs++;
     return LINE_PART;
 }
@@ -287,6 +289,7 @@ static int add_line_pair(ami_parser *p, const char *line, size_t klen, size_t vo
     p->pairs[p->npairs].key = off;
     p->pairs[p->npairs].val = off + voff;
     p->pairs[p->npairs].klen = klen;
+    p->pairs[p->npairs].vlen = vlen;
     p->slen += voff + vlen + 1;
     p->npairs++;
     return LINE_PART;
@@ -310,8 +313,9 @@ static void deliver(ami_parser *p) {
         ami_header *h = &m->headers[i];
         h->key = m->strings + p->pairs[i].key;
         h->value = m->strings + p->pairs[i].val;
-        /* A NUL inside a key ends it as a C string. */
+        /* A NUL inside a key or value ends it as a C string. */
         h->key_len = has_nul ? (uint32_t)strlen(h->key) : (uint32_t)p->pairs[i].klen;
+        h->value_len = has_nul ? (uint32_t)strlen(h->value) : (uint32_t)p->pairs[i].vlen;
     }
     m->count = p->npairs;
     index_headers(m);

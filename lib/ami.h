@@ -15,7 +15,9 @@
 typedef struct ami_header {
     char *key;
     char *value;
-    uint32_t key_len;
+    /* strlen of key and value (the parser knows them; the agent writes
+     * every header of every event). */
+    uint32_t key_len, value_len;
     uint32_t next;      /* the index's chain: an earlier header's number + 1, 0 = none */
 } ami_header;
 

@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <math.h>
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 static double seconds(clockid_t id) {
@@ -14,6 +15,15 @@ static double seconds(clockid_t id) {
 
 double wall_now(void) { return seconds(CLOCK_REALTIME); }
 double mono_now(void) { return seconds(CLOCK_MONOTONIC); }
+
+/* v in exactly n digits, zero-padded (v < 10^n here). */
+static void put_digits(char **o, long v, int n) {
+    for (int i = n - 1; i >= 0; i--) {
+        (*o)[i] = (char)('0' + v % 10);
+        v /= 10;
+    }
+    *o += n;
+}
 
 const char *rfc3339(double t, int digits, char *out, size_t outlen) {
     static const long scale[] = {1, 10, 100, 1000, 10000, 100000, 1000000};
@@ -28,11 +38,31 @@ const char *rfc3339(double t, int digits, char *out, size_t outlen) {
     }
     struct tm tm;
     gmtime_r(&sec, &tm);
-    int n = snprintf(out, outlen, "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900, tm.tm_mon + 1,
-                     tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
-    if (n < 0 || (size_t)n >= outlen) return out;
-    if (digits) snprintf(out + n, outlen - (size_t)n, ".%0*ldZ", digits, frac);
-    else snprintf(out + n, outlen - (size_t)n, "Z");
+    /* Written digit by digit: snprintf's set-up was a visible share of the
+     * agent's time per event (two calls for each CloudEvent's time). */
+    char tmp[RFC3339_MAX], *o = tmp;
+    /* Four digits: t is at most the last whole second of 9999. */
+    put_digits(&o, tm.tm_year + 1900, 4);
+    *o++ = '-';
+    put_digits(&o, tm.tm_mon + 1, 2);
+    *o++ = '-';
+    put_digits(&o, tm.tm_mday, 2);
+    *o++ = 'T';
+    put_digits(&o, tm.tm_hour, 2);
+    *o++ = ':';
+    put_digits(&o, tm.tm_min, 2);
+    *o++ = ':';
+    put_digits(&o, tm.tm_sec, 2);
+    if (digits) {
+        *o++ = '.';
+        put_digits(&o, frac, digits);
+    }
+    *o++ = 'Z';
+    size_t n = (size_t)(o - tmp);
+    if (outlen == 0) return out;
+    if (n >= outlen) n = outlen - 1;   /* cut short, as snprintf would */
+    memcpy(out, tmp, n);
+    out[n] = '\0';
     return out;
 }
 

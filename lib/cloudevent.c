@@ -28,13 +28,31 @@ static void common_tail(sbuf *b, double time, const char *subject) {
 
 /* Site, producer, stream and type are ids and names of ours, from the
  * safe alphabet the config checks: written without escaping on the agent's
- * hot path. */
+ * hot path, and piece by piece rather than with printf, whose set-up cost
+ * was a tenth of the agent's time per event. */
 void ce_begin(sbuf *b, const ce_source *src, const char *stream, uint64_t seq,
               const char *type, const char *subject, double time) {
-    sbuf_printf(b, "{\"specversion\":\"1.0\",\"id\":\"%s:%s:%s:%lld:%llu\",\"source\":\"%s\",\"type\":\"%s\"",
-                src->site, src->producer, stream, (long long)src->epoch, (unsigned long long)seq, src->uri, type);
+    sbuf_puts(b, "{\"specversion\":\"1.0\",\"id\":\"");
+    sbuf_puts(b, src->site);
+    sbuf_putc(b, ':');
+    sbuf_puts(b, src->producer);
+    sbuf_putc(b, ':');
+    sbuf_puts(b, stream);
+    sbuf_putc(b, ':');
+    sbuf_put_i64(b, src->epoch);
+    sbuf_putc(b, ':');
+    sbuf_put_u64(b, seq);
+    sbuf_puts(b, "\",\"source\":\"");
+    sbuf_puts(b, src->uri);
+    sbuf_puts(b, "\",\"type\":\"");
+    sbuf_puts(b, type);
+    sbuf_putc(b, '"');
     common_tail(b, time, subject);
-    sbuf_printf(b, ",\"epoch\":%lld,\"seq\":%llu,\"data\":", (long long)src->epoch, (unsigned long long)seq);
+    sbuf_puts(b, ",\"epoch\":");
+    sbuf_put_i64(b, src->epoch);
+    sbuf_puts(b, ",\"seq\":");
+    sbuf_put_u64(b, seq);
+    sbuf_puts(b, ",\"data\":");
 }
 
 void ce_begin_command(sbuf *b, const char *id, const char *source, const char *type, const char *subject,

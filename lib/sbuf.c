@@ -22,31 +22,38 @@ void sbuf_reserve(sbuf *b, size_t extra) {
     b->cap = cap;
 }
 
-void sbuf_append(sbuf *b, const void *p, size_t n) {
-    sbuf_reserve(b, n);
-    memcpy(b->data + b->len, p, n);
-    b->len += n;
-    b->data[b->len] = '\0';
+void sbuf_put_u64(sbuf *b, uint64_t v) {
+    char d[20], *o = d + sizeof(d);
+    do {
+        *--o = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    sbuf_append(b, o, (size_t)(d + sizeof(d) - o));
 }
 
-void sbuf_puts(sbuf *b, const char *s) { sbuf_append(b, s, strlen(s)); }
-
-void sbuf_putc(sbuf *b, char c) {
-    sbuf_reserve(b, 1);
-    b->data[b->len++] = c;
-    b->data[b->len] = '\0';
+void sbuf_put_i64(sbuf *b, int64_t v) {
+    if (v < 0) {
+        sbuf_putc(b, '-');
+        sbuf_put_u64(b, -(uint64_t)v);
+    } else {
+        sbuf_put_u64(b, (uint64_t)v);
+    }
 }
 
+/* One pass when the result fits in the room already there. */
 void sbuf_printf(sbuf *b, const char *fmt, ...) {
+    size_t room = b->cap - b->len;
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
+    int n = vsnprintf(b->cap ? b->data + b->len : NULL, b->cap ? room : 0, fmt, ap);
     va_end(ap);
     if (n < 0) return;
-    sbuf_reserve(b, (size_t)n);
-    va_start(ap, fmt);
-    vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
+    if (!b->cap || (size_t)n >= room) {
+        sbuf_reserve(b, (size_t)n);
+        va_start(ap, fmt);
+        vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+        va_end(ap);
+    }
     b->len += (size_t)n;
 }
 
@@ -70,44 +77,74 @@ size_t utf8_seq_len(const unsigned char *p, size_t left) {
     return n;
 }
 
+/* Bytes a JSON string takes as they are: printable ASCII (DEL included)
+ * but the quote and the backslash. */
+static const unsigned char json_plain[256] = {
+    [0x20 ... '"' - 1] = 1, ['"' + 1 ... '\\' - 1] = 1, ['\\' + 1 ... 0x7f] = 1,
+};
+
+/* Nonzero when one of the 8 bytes of w is not json_plain: below 0x20, at
+ * or above 0x80, '"' or '\\' (the usual has-zero-byte bit tricks). */
+static inline uint64_t swar_special(uint64_t w) {
+    const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+    uint64_t q = w ^ (ones * '"'), bs = w ^ (ones * '\\');
+    uint64_t below_space = (w - ones * 0x20) & ~w;
+    uint64_t quote = (q - ones) & ~q, backslash = (bs - ones) & ~bs;
+    return (below_space | quote | backslash | w) & high;
+}
+
 int sbuf_json_str(sbuf *b, const char *s, size_t n) {
     static const char hex[] = "0123456789abcdef";
-    const unsigned char *p = (const unsigned char *)s;
+    const unsigned char *p = (const unsigned char *)s, *end = p + n;
     int replaced = 0;
-    sbuf_reserve(b, n + 2);
-    b->data[b->len++] = '"';
-    size_t i = 0;
-    while (i < n) {
-        size_t run = i;
-        while (run < n && p[run] >= 0x20 && p[run] < 0x80 && p[run] != '"' && p[run] != '\\')
-            run++;
-        if (run > i) {
-            sbuf_append(b, p + i, run - i);
-            i = run;
+    /* The longest it can get: every byte six ("\u00XX" or "\ufffd"). */
+    sbuf_reserve(b, 6 * n + 2);
+    char *o = b->data + b->len;
+    *o++ = '"';
+    while (p < end) {
+        /* Runs of plain bytes go out in one copy, 8 bytes checked at once. */
+        const unsigned char *run = p;
+        while (end - run >= 8) {
+            uint64_t w;
+            memcpy(&w, run, 8);
+            if (swar_special(w)) break;
+            run += 8;
+        }
+        while (run < end && json_plain[*run]) run++;
+        if (run > p) {
+            memcpy(o, p, (size_t)(run - p));
+            o += run - p;
+            p = run;
             continue;
         }
-        unsigned c = p[i];
+        unsigned c = *p;
         if (c == '"' || c == '\\') {
-            char esc[2] = {'\\', (char)c};
-            sbuf_append(b, esc, 2);
-            i++;
-        } else if (c < 0x20 || c == 0x7f) {
-            char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-            sbuf_append(b, esc, 6);
-            i++;
+            *o++ = '\\';
+            *o++ = (char)c;
+            p++;
+        } else if (c < 0x20) {
+            memcpy(o, "\\u00", 4);
+            o[4] = hex[c >> 4];
+            o[5] = hex[c & 15];
+            o += 6;
+            p++;
         } else {
-            size_t len = utf8_seq_len(p + i, n - i);
+            size_t len = utf8_seq_len(p, (size_t)(end - p));
             if (len) {
-                sbuf_append(b, p + i, len);
-                i += len;
+                memcpy(o, p, len);
+                o += len;
+                p += len;
             } else {
-                sbuf_append(b, "\\ufffd", 6);
+                memcpy(o, "\\ufffd", 6);
+                o += 6;
                 replaced = 1;
-                i++;
+                p++;
             }
         }
     }
-    sbuf_putc(b, '"');
+    *o++ = '"';
+    *o = '\0';
+    b->len = (size_t)(o - b->data);
     return replaced;
 }
 

@@ -7,6 +7,8 @@
 #define CALLBUS_SBUF_H
 
 #include <stddef.h>
+#include <stdint.h>
+#include <string.h>
 
 typedef struct sbuf {
     char *data;
@@ -17,9 +19,26 @@ void sbuf_init(sbuf *b);
 void sbuf_free(sbuf *b);
 void sbuf_reset(sbuf *b);
 void sbuf_reserve(sbuf *b, size_t extra);
-void sbuf_append(sbuf *b, const void *p, size_t n);
-void sbuf_puts(sbuf *b, const char *s);
-void sbuf_putc(sbuf *b, char c);
+/* Inline: the agent calls these a hundred times per event. */
+static inline void sbuf_append(sbuf *b, const void *p, size_t n) {
+    if (b->len + n + 1 > b->cap) sbuf_reserve(b, n);
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+}
+
+static inline void sbuf_putc(sbuf *b, char c) {
+    if (b->len + 2 > b->cap) sbuf_reserve(b, 1);
+    b->data[b->len++] = c;
+    b->data[b->len] = '\0';
+}
+
+/* Inline, so that a literal's length is known when compiling. */
+static inline void sbuf_puts(sbuf *b, const char *s) { sbuf_append(b, s, strlen(s)); }
+
+/* Decimal, as printf's %llu and %lld write them, without printf's set-up. */
+void sbuf_put_u64(sbuf *b, uint64_t v);
+void sbuf_put_i64(sbuf *b, int64_t v);
 void sbuf_printf(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Appends s as a quoted JSON string. Bytes that are not valid UTF-8 become
  * U+FFFD; returns 1 when that happened (the caller then keeps the exact

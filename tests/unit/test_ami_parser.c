@@ -51,6 +51,11 @@ static void on_banner(void *ctx, const char *b) {
  * ones by copying, so both the parser's reuse and hand-over paths run. */
 static void on_message(void *ctx, ami_msg *m) {
     collector *c = ctx;
+    /* The lengths the agent writes the headers with, NULs included. */
+    for (size_t i = 0; i < m->count; i++) {
+        assert_int_equal(m->headers[i].key_len, strlen(m->headers[i].key));
+        assert_int_equal(m->headers[i].value_len, strlen(m->headers[i].value));
+    }
     if (c->n == c->cap) {
         c->cap = c->cap ? c->cap * 2 : 16;
         c->msgs = realloc(c->msgs, c->cap * sizeof(*c->msgs));
@@ -69,6 +74,8 @@ static void on_message(void *ctx, ami_msg *m) {
         memcpy(dst->raw, m->raw, m->raw_len + 1);
         dst->raw_len = m->raw_len;
         dst->noncanonical = m->noncanonical;
+        for (size_t i = 0; i < m->count; i++)
+            assert_int_equal(dst->headers[i].value_len, strlen(dst->headers[i].value));
         /* A consumer may add to the parser's message; the parser frees it. */
         ami_msg_add(m, "X-Added", 7, "1", 1);
     }

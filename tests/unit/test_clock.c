@@ -4,6 +4,8 @@
 #include <stddef.h>
 #include <cmocka.h>
 #include <math.h>
+#include <stdio.h>
+#include <time.h>
 
 #include "clock.h"
 
@@ -40,6 +42,33 @@ static void test_short_buffer_is_cut_not_overrun(void **state) {
     assert_string_equal(out, "2026-11-26T");
 }
 
+/* rfc3339 writes its digits by hand: it gives what the snprintf formats it
+ * replaced give, over times spread across the whole range. */
+static void test_same_as_printf(void **state) {
+    (void)state;
+    static const long scale[] = {1, 10, 100, 1000, 10000, 100000, 1000000};
+    unsigned long long x = 88172645463325252ull;
+    for (int i = 0; i < 200000; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        double t = (double)(x % 253402300800ull) + (double)(x >> 40) / (double)(1 << 24);
+        if (i % 4 == 0) t = 1795670000 + (double)(x % 100000000) / 1e6;   /* today's times */
+        int digits = (int)(x >> 61) % 7;
+        char got[RFC3339_MAX], want[RFC3339_MAX];
+        rfc3339(t, digits, got, sizeof(got));
+        if (t > 253402300799.0) t = 0;
+        time_t sec = (time_t)t;
+        long frac = lround((t - (double)sec) * (double)scale[digits]);
+        if (frac >= scale[digits]) sec++, frac -= scale[digits];
+        struct tm tm;
+        gmtime_r(&sec, &tm);
+        int n = snprintf(want, sizeof(want), "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900, tm.tm_mon + 1,
+                         tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+        if (digits) snprintf(want + n, sizeof(want) - (size_t)n, ".%0*ldZ", digits, frac);
+        else snprintf(want + n, sizeof(want) - (size_t)n, "Z");
+        assert_string_equal(got, want);
+    }
+}
+
 static void test_clocks(void **state) {
     (void)state;
     double w = wall_now(), m = mono_now();
@@ -72,6 +101,7 @@ int main(void) {
         cmocka_unit_test(test_out_of_range_is_the_epoch),
         cmocka_unit_test(test_short_buffer_is_cut_not_overrun),
         cmocka_unit_test(test_clocks),
+        cmocka_unit_test(test_same_as_printf),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "sbuf.h"
@@ -71,10 +72,97 @@ static void test_growth(void **state) {
     sbuf_free(&b);
 }
 
+/* The escaper as it was before its fast paths (one byte at a time): the
+ * fast one must write the same bytes and say the same about replacements. */
+static int ref_json_str(sbuf *b, const unsigned char *p, size_t n) {
+    int replaced = 0;
+    sbuf_putc(b, '"');
+    for (size_t i = 0; i < n;) {
+        unsigned c = p[i];
+        if (c == '"' || c == '\\') {
+            sbuf_putc(b, '\\');
+            sbuf_putc(b, (char)c);
+            i++;
+        } else if (c < 0x20) {
+            sbuf_printf(b, "\\u%04x", c);
+            i++;
+        } else if (c < 0x80) {
+            sbuf_putc(b, (char)c);
+            i++;
+        } else {
+            size_t len = utf8_seq_len(p + i, n - i);
+            if (len) {
+                sbuf_append(b, p + i, len);
+                i += len;
+            } else {
+                sbuf_puts(b, "\\ufffd");
+                replaced = 1;
+                i++;
+            }
+        }
+    }
+    sbuf_putc(b, '"');
+    return replaced;
+}
+
+static void test_json_same_as_byte_by_byte(void **state) {
+    (void)state;
+    /* Bytes drawn mostly plain, with every kind of special among them, at
+     * every length around the 8-byte steps. */
+    static const unsigned char pick[] = {'a', 'Z', ' ', '~', 0x7f, '"', '\\', 0, '\n', 0x1f,
+                                         0xc3, 0xa9, 0xe2, 0x82, 0xac, 0xf0, 0x9f, 0x98, 0x80, 0xff, 0x80};
+    unsigned long long x = 88172645463325252ull;
+    sbuf got, want;
+    sbuf_init(&got);
+    sbuf_init(&want);
+    unsigned char in[80];
+    for (int round = 0; round < 100000; round++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        size_t n = x % sizeof(in);
+        int specials = (int)(x >> 58) % 4;   /* 0: none at all */
+        for (size_t i = 0; i < n; i++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            in[i] = specials && x % (unsigned)(8 * specials) == 0 ? pick[(x >> 8) % sizeof(pick)]
+                                                                 : (unsigned char)(0x20 + (x >> 16) % 0x5f);
+        }
+        sbuf_reset(&got);
+        sbuf_reset(&want);
+        sbuf_puts(&got, "x");
+        sbuf_puts(&want, "x");
+        int r = sbuf_json_str(&got, (const char *)in, n);
+        assert_int_equal(r, ref_json_str(&want, in, n));
+        assert_int_equal(got.len, want.len);
+        assert_memory_equal(got.data, want.data, got.len);
+        assert_int_equal(got.data[got.len], '\0');
+    }
+    sbuf_free(&got);
+    sbuf_free(&want);
+}
+
+static void test_numbers_same_as_printf(void **state) {
+    (void)state;
+    static const long long v[] = {0, 1, 9, 10, 99, 100, 1795670000, -1, -10, -1795670000,
+                                  9223372036854775807LL, -9223372036854775807LL - 1};
+    char want[32];
+    for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+        sbuf b;
+        sbuf_init(&b);
+        sbuf_put_i64(&b, v[i]);
+        snprintf(want, sizeof(want), "%lld", v[i]);
+        assert_string_equal(b.data, want);
+        sbuf_reset(&b);
+        sbuf_put_u64(&b, (unsigned long long)v[i]);
+        snprintf(want, sizeof(want), "%llu", (unsigned long long)v[i]);
+        assert_string_equal(b.data, want);
+        sbuf_free(&b);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_json_plain_and_escapes), cmocka_unit_test(test_json_utf8),
         cmocka_unit_test(test_base64), cmocka_unit_test(test_time), cmocka_unit_test(test_growth),
+        cmocka_unit_test(test_json_same_as_byte_by_byte), cmocka_unit_test(test_numbers_same_as_printf),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
