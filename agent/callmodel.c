@@ -114,9 +114,32 @@ struct callmodel {
 
 /* ---- helpers shared with operators.c ---- */
 
+/* Asterisk's Timestamp ("1795670259.396093": digits, a dot, digits, and
+ * nothing after) without strtod, which was ~3 % of the agent's time per
+ * event. With the digits as an integer M <= 2^53 and k <= 22 fraction
+ * digits, M / 10^k is one division of two exact doubles, so correctly
+ * rounded: the double strtod gives (Clinger's fast path). 0 when the text
+ * is anything else, for strtod to read. */
+static int plain_decimal(const char *s, double *out) {
+    static const double pow10[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+                                   1e12, 1e13, 1e14, 1e15, 1e16, 1e17};
+    uint64_t m = 0;
+    int digits = 0, frac = 0;
+    const char *p = s;
+    for (; *p >= '0' && *p <= '9'; p++, digits++) m = m * 10 + (uint64_t)(*p - '0');
+    if (p == s) return 0;
+    if (*p == '.')
+        for (p++; *p >= '0' && *p <= '9'; p++, digits++, frac++) m = m * 10 + (uint64_t)(*p - '0');
+    if (*p || digits > 17 || m > (1ull << 53)) return 0;
+    *out = (double)m / pow10[frac];
+    return 1;
+}
+
 double cm_event_time(const ami_msg *m, double now) {
     const char *ts = ami_get(m, "Timestamp");
     if (!ts || !*ts) return now;
+    double fast;
+    if (plain_decimal(ts, &fast)) return fast;
     char *end;
     double t = strtod(ts, &end);
     return (end == ts || !isfinite(t)) ? now : t;

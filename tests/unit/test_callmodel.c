@@ -816,8 +816,44 @@ static void test_fuzz_order_and_missing_headers(void **state) {
     json_decref(all);
 }
 
+static double time_of(const char *ts) {
+    ami_msg m;
+    ami_msg_init(&m);
+    ami_msg_add(&m, "Timestamp", 9, ts, strlen(ts));
+    double t = cm_event_time(&m, -7);
+    ami_msg_free(&m);
+    return t;
+}
+
+/* cm_event_time reads plain decimals itself: the very double strtod gives,
+ * for Asterisk's timestamps and for any other digits, and strtod's answer
+ * for everything else. */
+static void test_event_time_same_as_strtod(void **state) {
+    (void)state;
+    uint64_t x = 88172645463325252ull;
+    char ts[64];
+    for (int i = 0; i < 300000; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        int frac = (int)(x >> 59) % 10, whole = 1 + (int)(x >> 54) % 12;
+        snprintf(ts, sizeof(ts), "%.*llu%s%.*llu", whole, (unsigned long long)(x % 1000000000000ull),
+                 frac ? "." : "", frac, (unsigned long long)((x >> 20) % 1000000000ull));
+        if (i % 3 == 0)
+            snprintf(ts, sizeof(ts), "17%08llu.%06llu", (unsigned long long)(x % 100000000ull),
+                     (unsigned long long)((x >> 30) % 1000000ull));
+        double t = time_of(ts);
+        assert_true(t == strtod(ts, NULL));
+    }
+    static const char *odd[] = {"1.", "007.50", "12345678901234567.8", "9007199254740993", "1795670259.3960930000",
+                                "1e3", " 12.5", "-3.5", "12.5x", "0x10", ".5", "1795670259,396093"};
+    for (size_t i = 0; i < sizeof(odd) / sizeof(odd[0]); i++) assert_true(time_of(odd[i]) == strtod(odd[i], NULL));
+    assert_true(time_of("") == -7);
+    assert_true(time_of("x") == -7);
+    assert_true(time_of("inf") == -7);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_event_time_same_as_strtod),
         cmocka_unit_test_setup_teardown(test_01_inbound_answered, setup, teardown),
         cmocka_unit_test_setup_teardown(test_02_paused_abandoned, setup, teardown),
         cmocka_unit_test_setup_teardown(test_03a_c2c_answered, setup, teardown),
