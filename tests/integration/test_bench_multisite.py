@@ -1,8 +1,7 @@
 """The catch-up bench's (tests/bench/bench_multisite.py) reading of the
-sites' last events: with exactly-once the last offsets of a partition are
+sites' last events. With a standby agent the last offsets of a partition are
 transaction markers, never delivered to a consumer. Every partition must get
-its last data record's id: a partition without one is not waited for, and
-the time spent finding them counts in the catch-up figure."""
+its last data record's id: a partition without one is not waited for."""
 
 import importlib.util
 import json
