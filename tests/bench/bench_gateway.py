@@ -13,7 +13,8 @@
 Environment: BENCH_WS_CLIENTS (10000), BENCH_RUNS (3), BENCH_SECONDS (20),
 BENCH_RATE (20 calls/s), BENCH_WS_PER_PROC (5000 clients per client process),
 BENCH_AGENT_KAFKA (librdkafka properties for the agent only, "k=v,k=v"),
-BENCH_GATEWAY_KAFKA (the same for the gateway only),
+BENCH_GATEWAY_KAFKA (the same for the gateway only), BENCH_DUMP=FILE (each
+update's id, time, AMI event time, Kafka timestamp and arrival, as JSON),
 BENCH_KEEP=1 (keep the work directory with the programs' logs).
 
 Clients are raw asyncio sockets speaking just enough RFC 6455 (masked text
@@ -335,6 +336,9 @@ def run(bootstrap):
         procs = []
         lat = [(now - ts) * 1000 for ts, now in got.values()]
         kts = produce_times(bootstrap, f"callbus.{site}.state.calls", set(got))
+        if os.environ.get("BENCH_DUMP"):   # each update's times, to split the latency further
+            Path(os.environ["BENCH_DUMP"]).write_text(json.dumps(
+                [[i[0], i[1], got[i][0], kts.get(i), got[i][1]] for i in got]))
         agent_ms = [(kts[i] - got[i][0]) * 1000 for i in kts]
         rest_ms = [(got[i][1] - kts[i]) * 1000 for i in kts]
         r = dict(clients=nconns, kb_per_conn=per_conn / 1024, ami_rate=ami_rate, p50=pct(lat, .5), p99=pct(lat, .99),
