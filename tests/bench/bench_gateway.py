@@ -4,8 +4,9 @@
    per connection (issue 14 goal 4: 19,000 clients under 10 KB each);
 2. latency from an AMI event at amisim to its arrival at a WebSocket client
    (the update of the call's state record that the event changed),
-   p50/p99, with amisim making BENCH_RATE calls/s (about 50 AMI events per
-   call: 20 calls/s is ~1,000 AMI events/s, 40 ~2,000); split at the
+   p50/p99, with amisim making BENCH_RATE calls/s (about 140 AMI events
+   per call, half of them VarSet: 20 calls/s is ~2,800 AMI events/s, which
+   the bench counts and prints); split at the
    Kafka record's timestamp (set by the agent's producer when it takes the
    message) into "agent" (AMI event -> produce) and "Kafka + gateway"
    (produce -> WebSocket client), and the gateway's CPU meanwhile.
@@ -300,7 +301,7 @@ def run(bootstrap):
     work = Path(subprocess.check_output(["mktemp", "-d", "/tmp/callbus-bench-gw.XXXXXX"], text=True).strip())
     site = "g" + uuid.uuid4().hex[:8]
     # RATE inbound calls/s with enough operators (10 per call/s: talk 2-5 s
-    # and wrap-up keep none waiting): about 50 AMI events per call.
+    # and wrap-up keep none waiting): about 140 AMI events per call.
     amisim = start([BUILD / "amisim", "--listen", "127.0.0.1:0", "--simulate", "--operators",
                     str(max(200, int(RATE * 10))), "--queues", "support", "--rate", f"{RATE:g}", "--talk", "2-5",
                     "--abandon", "0", "--stats-file", work / "amisim.json"],
