@@ -141,7 +141,11 @@ static rd_kafka_conf_t *build_conf(const callbus_config *c, publisher *p, char *
         {"enable.idempotence", "true"},
         {"acks", "all"},
         {"message.timeout.ms", "0"},          /* never give up on a message */
-        {"linger.ms", "1"},                   /* operators wait on it; batches still fill under load */
+        /* Operators wait on every message: 1 ms cost the AMI event ->
+         * browser p50 0.7 ms (docs/benchmarks.md, issue 14 goal 4), and
+         * batches fill without it under load: the messages that come while
+         * the in-flight requests (5, idempotence) are out go together. */
+        {"linger.ms", "0"},
         {"batch.num.messages", "10000"},
         {"compression.type", "lz4"},
         {"queue.buffering.max.messages", "200000"},

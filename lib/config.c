@@ -295,7 +295,7 @@ const callbus_setting config_settings[] = {
             "property works, including the `security.protocol`, `ssl.*` and `sasl.*` ones; you must set "
             "`bootstrap.servers`. The agent first sets its own defaults, and anything here overrides them: "
             "`enable.idempotence=true`, `acks=all`, `message.timeout.ms=0` (never give up on a message), "
-            "`linger.ms=1`, `batch.num.messages=10000`, `compression.type=lz4`, "
+            "`linger.ms=0`, `batch.num.messages=10000`, `compression.type=lz4`, "
             "`queue.buffering.max.messages=200000`, `queue.buffering.max.kbytes=4096` (the in-memory "
             "bound before messages go to the disk spool: 4 MiB with `agent.spool.write_ahead`, where every "
             "message is on disk already, 131072 without it or with `agent.standby`), "

@@ -36,7 +36,7 @@ KCAT = os.environ.get("KCAT", "/usr/bin/kcat")
 # The agent's own producer defaults (agent/publisher.c build_conf) that make
 # its guarantees, and the partitions it creates its topics with (agent.c).
 PRODUCER_GUARANTEES = {"enable.idempotence": "true", "acks": "all", "compression.type": "lz4",
-                       "linger.ms": "1"}
+                       "linger.ms": "0"}
 AGENT_PARTITIONS = 6
 WRITE_AHEAD_OFF = "spool: { write_ahead = false; };"
 # BENCH_AGENT_KAFKA="name=value,name=value" (as bench_gateway.py): librdkafka

@@ -81,3 +81,33 @@ def test_a_bad_kafka_property_is_refused_by_every_program(tmp_path):
     r = subprocess.run(list(map(str, [*cli[:-2], "-X", "acks=sometimes", "send", "--no-wait", "hangup", "call_id=1"])),
                        capture_output=True, text=True, timeout=30)
     assert r.returncode != 0 and "kafka property acks:" in r.stderr, r.stderr
+
+
+def test_the_producer_does_not_linger(tmp_path):
+    """The agent's producer sends a message as soon as it has it
+    (linger.ms=0, issue 14 goal 4: 1 ms of linger was 0.7 ms of the AMI
+    event -> browser p50), unless the site's kafka list says otherwise.
+    librdkafka's debug=conf lists the client's non-default properties when
+    it is created (linger.ms is queue.buffering.max.ms there), before any
+    broker or AMI connection, so no broker is needed."""
+    conf = tmp_path / "agent.conf"
+
+    def producer_linger(*extra):
+        kafka = ", ".join(f'"{p}"' for p in ("bootstrap.servers=127.0.0.1:9", *extra))
+        conf.write_text(f'site = "riga";\nstate_dir = "{tmp_path}";\nkafka = [ {kafka} ];\n'
+                        'agent: { ami: { port = 9; secret = "x"; }; };\n')
+        p = subprocess.Popen([str(build_path("callbus-agent")), "-c", str(conf), "-X", "debug=conf"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        found = None
+        try:
+            for line in p.stderr:
+                if "#producer-" in line and "queue.buffering.max.ms = " in line:
+                    found = line.rsplit("= ", 1)[1].strip()
+                    break
+        finally:
+            p.kill()
+            p.wait(10)
+        return found
+
+    assert producer_linger() == "0"
+    assert producer_linger("linger.ms=3") == "3"
