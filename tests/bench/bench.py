@@ -255,7 +255,7 @@ def command_latency(bootstrap, work, n=300, rate=50.0):
         bootstrap, work, "c",
         ["--operators", "5", "--queues", "support", "--rate", "0", "--stats-file", stats,
          "--stats-interval", "0.5"],
-        'commands: { operator_phone = "Local/%s@phones"; };', 'log_level = "debug";' if STAGES else "")
+        'commands: { operator_phone = "Local/%s@phones"; };' + (' log_level = "debug";' if STAGES else ""))
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0, "acks": "all"})
     topic = f"callbus.{site}.commands"
     sent = {}
