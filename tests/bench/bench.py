@@ -10,7 +10,10 @@ write-ahead spool off; printed as a table of events/s and ratios to kcat.
 Usage: bench.py BOOTSTRAP [end_to_end|command_latency]   (only the table, or
 only the command-latency runs)
 BENCH_PERF=FILE records the first write-ahead-on agent run with perf.
-BENCH_AGENT_KAFKA="name=value,..." adds librdkafka properties to the agents'."""
+BENCH_AGENT_KAFKA="name=value,..." adds librdkafka properties to the agents'.
+BENCH_STAGES=1 splits the command latency by stage (the broker's append
+time, the agent's wake-up, its durable decision, the action sent; from the
+agent's debug log, the commands topic set to LogAppendTime, 1 ms steps)."""
 
 import os
 import signal
@@ -43,6 +46,11 @@ WRITE_AHEAD_OFF = "spool: { write_ahead = false; };"
 # properties added to the agents' kafka list, overriding their defaults as a
 # site's own would.
 KAFKA_EXTRA = [p for p in os.environ.get("BENCH_AGENT_KAFKA", "").split(",") if p]
+STAGES = os.environ.get("BENCH_STAGES") == "1"
+# Cumulative from produce(): (column, label of the stage that ends there).
+STAGE_COLUMNS = [("append", "produce -> broker append"), ("woken", "append -> agent woken"),
+                 ("durable", "woken -> decision durable"), ("sent", "durable -> action sent"),
+                 ("total", "sent -> amisim")]
 
 
 def metrics(port):
@@ -247,7 +255,7 @@ def command_latency(bootstrap, work, n=300, rate=50.0):
         bootstrap, work, "c",
         ["--operators", "5", "--queues", "support", "--rate", "0", "--stats-file", stats,
          "--stats-interval", "0.5"],
-        'commands: { operator_phone = "Local/%s@phones"; };')
+        'commands: { operator_phone = "Local/%s@phones"; };' + (' log_level = "debug";' if STAGES else ""))
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0, "acks": "all"})
     topic = f"callbus.{site}.commands"
     sent = {}
@@ -265,6 +273,8 @@ def command_latency(bootstrap, work, n=300, rate=50.0):
         sent[cid] = now
     try:
         time.sleep(6)  # consumer group join
+        if STAGES:
+            log_append_time(bootstrap, topic)
         send(-1)       # warm-up, not measured
         producer.flush(10)
         time.sleep(2)
@@ -281,13 +291,44 @@ def command_latency(bootstrap, work, n=300, rate=50.0):
         by_id = {k.split("/cmd/", 1)[1]: v for k, v in json.loads(stats.read_text())["by_action_id"].items()
                  if "/cmd/" in k}
         lat = sorted((by_id[k]["first_at"] - t) * 1000 for k, t in sent.items() if k in by_id)
-        return dict(n=len(lat), sent=len(sent), p50=lat[len(lat) // 2], p99=lat[int(len(lat) * 0.99) - 1],
-                    max=lat[-1])
+        r = dict(n=len(lat), sent=len(sent), p50=lat[len(lat) // 2], p99=lat[int(len(lat) * 0.99) - 1],
+                 max=lat[-1])
+        if STAGES:
+            r["stages"] = stage_split(work / f"{site}.log", sent, by_id)
+        return r
     finally:
         agent.terminate()
         agent.wait(30)
         amisim.terminate()
         amisim.wait(10)
+
+
+def log_append_time(bootstrap, topic):
+    """The broker stamps the commands it appends: their Kafka timestamp
+    becomes the time of the broker's append (ms)."""
+    from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    res = ConfigResource("TOPIC", topic, incremental_configs=[
+        ConfigEntry("message.timestamp.type", "LogAppendTime", incremental_operation=AlterConfigOpType.SET)])
+    for f in admin.incremental_alter_configs([res]).values():
+        f.result(10)
+
+
+def stage_split(log, sent, by_id):
+    """Per stage (STAGE_COLUMNS), p50/p99/max in ms over the commands, from
+    the agent's debug line for each and amisim's arrival."""
+    line = re.compile(r"command (\S+): kafka timestamp ([0-9.]+), woken ([0-9.]+), "
+                      r"decision durable ([0-9.]+), action sent ([0-9.]+)")
+    at = {m.group(1): [float(x) for x in m.groups()[1:]] for m in map(line.search, log.read_text().splitlines()) if m}
+    rows = [dict(zip(("append", "woken", "durable", "sent"), at[k]), total=by_id[k]["first_at"], t=t)
+            for k, t in sent.items() if k in at and k in by_id]
+    out = {}
+    prev = "t"
+    for col, label in STAGE_COLUMNS:
+        d = sorted((r[col] - r[prev]) * 1000 for r in rows)
+        out[label] = (d[len(d) // 2], d[int(len(d) * 0.99) - 1], d[-1], sum(x > 2 for x in d))
+        prev = col
+    return out
 
 
 def parser_alone():
@@ -308,7 +349,10 @@ def latency_runs(bootstrap, work):
         r = command_latency(bootstrap, work)
         lats.append(r)
         print(f"command latency run {i + 1}: {r['n']}/{r['sent']} commands at 50/s, produce -> AMI action "
-              f"at amisim: p50 {r['p50']:.2f} ms, p99 {r['p99']:.2f} ms, max {r['max']:.2f} ms", flush=True)
+              f"at amisim: p50 {r['p50']:.2f} ms, p99 {r['p99']:.2f} ms, max {r['max']:.2f} ms, "
+              f"load {os.getloadavg()[0]:.1f}", flush=True)
+        for label, (p50, p99, mx, over) in r.get("stages", {}).items():
+            print(f"  {label:<27} p50 {p50:6.2f} p99 {p99:6.2f} max {mx:6.2f} ms, {over} over 2 ms", flush=True)
     return lats
 
 

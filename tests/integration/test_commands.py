@@ -156,6 +156,11 @@ def test_queue_commands(bench):
                         ("queue_logout", {"operator_id": "op102", "queue": "sales"})]:
         cid = bench.send(ctype, data)
         assert bench.statuses(cid) == ["accepted", "succeeded"], ctype
+    # At debug level, the agent's stages of the last one (bench.py BENCH_STAGES reads them), in order.
+    m = bench.agent.wait_for(re.escape(cid) + r": kafka timestamp ([0-9.]+), woken ([0-9.]+), "
+                             r"decision durable ([0-9.]+), action sent ([0-9.]+)", which="err")
+    woken, durable, sent = (float(x) for x in m.groups()[1:])
+    assert woken <= durable <= sent and float(m.group(1)) > 0
     ops = messages(bench.bootstrap, bench.site.topic("operators"), timeout=10)
     types = [e["type"] for e in ops if e["subject"] == "op102"]
     for t in ("logged_in", "paused", "logged_out"):
