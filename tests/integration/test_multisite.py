@@ -399,3 +399,35 @@ def test_degraded_wan_still_delivers(topo, say):
     finally:
         for name in topo.sites:
             topo.heal(name)
+
+
+def test_aborted_site_records_never_reach_the_centre(topo, say):
+    """A standby agent's fenced leader leaves aborted transactions in the site
+    topics. MM2 must copy only what the site committed: its source consumers
+    read read_committed (compose/mm2.properties), not the Java client's
+    read_uncommitted default. An aborted record, then a committed one in the
+    same partition: once the committed one is at the centre, the aborted one
+    (earlier in the log) would be too, had MM2 read it."""
+    import uuid
+    from confluent_kafka import Producer
+    s = topo.sites["tallinn"]
+    topic, tag = s.topic("status"), uuid.uuid4().hex
+    p = Producer({"bootstrap.servers": s.lan, "transactional.id": f"multisite-abort-{tag}"})
+    p.init_transactions()
+    aborted, committed = f"tallinn:aborted-{tag}", f"tallinn:committed-{tag}"
+    p.begin_transaction()
+    p.produce(topic, json.dumps({"id": aborted, "type": "callbus.test.aborted"}).encode(),
+              key=b"abort-test", partition=0)
+    p.flush(30)
+    p.abort_transaction(30)
+    p.begin_transaction()
+    p.produce(topic, json.dumps({"id": committed, "type": "callbus.test.committed"}).encode(),
+              key=b"abort-test", partition=0)
+    p.commit_transaction(30)
+
+    def arrived():
+        topo.view.poll(1.0)
+        return committed in topo.view.ids
+    wait_until(arrived, timeout=120, interval=0.5, what="the committed record at the centre")
+    assert aborted not in topo.view.ids, "MM2 copied an aborted site transaction to the centre"
+    say(f"multisite: committed record at the centre, the aborted one before it not: {committed}")

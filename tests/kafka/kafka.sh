@@ -173,8 +173,13 @@ EOF
 
 java_cmd() {
     command -v "$JAVA" >/dev/null || die "java not found (run: tools/setup.sh deps)"
+    # Kafka's own JVM settings (bin/kafka-run-class.sh,
+    # KAFKA_JVM_PERFORMANCE_OPTS), which a production broker runs with: G1's
+    # default 200 ms pause target let the broker pause 22-50 ms, the tail of
+    # the command latency bench (docs/benchmarks.md, goal 3).
     # shellcheck disable=SC2086
-    echo "$JAVA" ${KAFKA_HEAP_OPTS:--Xmx512m -Xms256m} -XX:+UseG1GC -Djava.awt.headless=true
+    echo "$JAVA" ${KAFKA_HEAP_OPTS:--Xmx512m -Xms256m} -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+        -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent -Djava.awt.headless=true
 }
 
 start() {
