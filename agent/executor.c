@@ -56,7 +56,6 @@ struct executor {
     int held;               /* partitions paused while AMI is down */
     unsigned long originate_seq;
     double now;             /* wall clock: expiry and result times */
-    double woken;           /* wall clock: the loop's wake-up that took this command */
     double mono, next_prune; /* monotonic: timeouts */
     executor_stats st;
 };
@@ -392,7 +391,7 @@ static void send_action(executor *c, const command *cmd, const rd_kafka_message_
      * message's Kafka timestamp (tests/bench/bench.py BENCH_STAGES). */
     int64_t ts = rd_kafka_message_timestamp(m, NULL);
     log_debug("command %s: kafka timestamp %.3f, woken %.6f, decision durable %.6f, action sent %.6f",
-              cmd->id, ts / 1000.0, c->woken, durable, wall_now());
+              cmd->id, ts / 1000.0, c->now, durable, wall_now());
     f->deadline = c->mono + c->cfg->commands.result_timeout_s +
                   (f->await_originate ? c->cfg->commands.originate_timeout_ms / 1000.0 : 0);
     HASH_ADD_STR(c->inflight, action_id, f);
@@ -614,7 +613,7 @@ int executor_fd(const executor *c) { return c->wake[0]; }
 
 void executor_poll(executor *c, double now, double mono) {
     char drain[64];
-    c->now = c->woken = now;
+    c->now = now;   /* the loop's wake-up: also the command's "woken" stage */
     c->mono = mono;
     while (c->wake[0] >= 0 && read(c->wake[0], drain, sizeof(drain)) > 0) {
     }
