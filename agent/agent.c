@@ -553,6 +553,7 @@ static int start_commands(agent *a, char *err, size_t errlen) {
     if (a->lead) {
         env.store_offset = store_offset;
         env.decide = decide;
+        env.source = a->src.uri;
     }
     a->cmds = executor_new(&env, err, errlen);
     if (!a->cmds) return -1;

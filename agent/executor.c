@@ -31,6 +31,7 @@
 #include "journal.h"
 #include "kafka_conf.h"
 #include "log.h"
+#include "unanswered.h"
 
 typedef struct inflight {
     char action_id[AMI_ACTION_ID_MAX];
@@ -517,6 +518,47 @@ static void report_unfinished(void *ctx, const char *id, double expires, journal
           "the agent stopped after deciding to execute this command: outcome unknown, not retried", NULL);
 }
 
+static void report_unanswered(void *ctx, const unanswered_command *u) {
+    executor *c = ctx;
+    if (journal_get(c->journal, u->id) == JOURNAL_DONE) return;
+    command cmd = {0};
+    snprintf(cmd.id, sizeof(cmd.id), "%s", u->id);
+    snprintf(cmd.type, sizeof(cmd.type), "%s", u->type);
+    snprintf(cmd.sender, sizeof(cmd.sender), "%s", u->sender);
+    cmd.expires = (u->accepted_at > 0 ? u->accepted_at : c->now) + c->cfg->commands.max_ttl_s;
+    final(c, &cmd, "failed",
+          "the agent leading before stopped after deciding to execute this command: outcome unknown, not retried",
+          NULL);
+}
+
+static void forget_unfinished(void *ctx, const char *id, double expires, journal_state st) {
+    executor *c = ctx;
+    if (st == JOURNAL_EXECUTING) journal_set(c->journal, id, expires, JOURNAL_DONE);
+}
+
+/* Without a standby this instance's journal knows every command it left
+ * unanswered. With one, a command may have been accepted by the other
+ * instance, or answered by it after this one stopped: the results topic
+ * knows both. Any command that could still be unanswered was accepted
+ * less than commands.max_ttl ago (a later expiry is refused). */
+static void answer_unfinished(executor *c) {
+    if (!c->env.decide) {
+        journal_each(c->journal, report_unfinished, c);
+        return;
+    }
+    char err[256];
+    int64_t since_ms = (int64_t)((c->now - c->cfg->commands.max_ttl_s - 60) * 1000);
+    long n = unanswered_find(c->cfg, c->env.source, since_ms, c->cfg->agent.state_load_timeout_s,
+                             report_unanswered, c, err, sizeof(err));
+    if (n < 0) {
+        log_warn("commands: cannot read the results back (%s): only this instance's journal is answered", err);
+        journal_each(c->journal, report_unfinished, c);
+        return;
+    }
+    if (n) log_warn("commands: %ld accepted by the instance leading before and never answered: failed", n);
+    journal_each(c->journal, forget_unfinished, c);
+}
+
 static regex_t *compile_all(char **patterns, size_t n, const char *what, char *err, size_t errlen) {
     regex_t *res = xcalloc(n + 1, sizeof(regex_t));
     for (size_t i = 0; i < n; i++) {
@@ -592,7 +634,7 @@ executor *executor_new(const executor_env *env, char *err, size_t errlen) {
     } else {
         c->wake[0] = c->wake[1] = -1;
     }
-    journal_each(c->journal, report_unfinished, c);
+    answer_unfinished(c);
     log_info("commands: consuming %s (journal %s, %zu recent ids)", c->topic, path, journal_size(c->journal));
     return c;
 fail:

@@ -29,6 +29,10 @@ typedef struct executor_env {
      * decision (0): a fenced old leader cannot. NULL without a standby. */
     void (*store_offset)(void *ctx, const char *topic, int32_t partition, int64_t offset);
     int (*decide)(void *ctx);
+    /* The CloudEvent source of this agent's results: with a standby, the
+     * commands the other instance accepted and never answered get a
+     * `failed` when this one starts executing. */
+    const char *source;
     void *ctx;
 } executor_env;
 

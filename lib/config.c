@@ -384,7 +384,8 @@ const callbus_setting config_settings[] = {
     {INT("agent.state.load_timeout", agent.state_load_timeout_s, 15, 1, 600), .readers = CONFIG_AGENT,
      .doc = "Seconds the agent may spend at start reading its state topics back (so today's counters "
             "continue). When the broker does not answer in time it starts from empty state and publishes a "
-            "`state_not_recovered` gap."},
+            "`state_not_recovered` gap. With `agent.standby`, also the time a new leader may spend reading "
+            "the results topic back for the commands the instance leading before never answered."},
 
     {BOOL("agent.standby.enabled", agent.standby, 0), .readers = CONFIG_AGENT,
      .doc = "Run as one of two agents for one Asterisk (both with the same `agent.id`, on different "

@@ -27,13 +27,13 @@ LEADING = r"leading now \(epoch (\d+)\)"
 class Pair:
     """amisim with a call centre running, and two agents with one agent id."""
 
-    def __init__(self, procs, tmp_path, site, bootstrap):
+    def __init__(self, procs, tmp_path, site, bootstrap, amisim_args=(), calls=CALLS):
         self.procs, self.site, self.bootstrap = procs, site, bootstrap
         self.stats_file = tmp_path / "amisim-stats.json"
         self.amisim, port = start_amisim(
             procs, "--simulate", "--operators", "20", "--queues", "support", "--rate", "4",
-            "--talk", "2-6", "--calls", str(CALLS), "--linger", "-1",
-            "--stats-file", self.stats_file, "--stats-interval", "0.3")
+            "--talk", "2-6", "--calls", str(calls), "--linger", "-1",
+            "--stats-file", self.stats_file, "--stats-interval", "0.3", *amisim_args)
         conf_a, self.http_a = write_agent_conf(tmp_path, site, bootstrap, port, top_extra=COMMANDS_CONF,
                                                agent_extra=STANDBY)
         # The same agent id on another host: its own state directory and port.
@@ -101,11 +101,14 @@ def check_after_takeover(pair, t_fault, old_epoch):
     """What must hold once the standby leads, whatever happened to the leader."""
     pair.stop_commands()
     t_last = pair.sent[-1][0]
-    # Every command sent after the takeover is answered; the ones the old
-    # leader had decided and not finished may have no final result.
+    # Every command sent after the takeover is answered, and so is every
+    # one the old leader accepted and never finished (the new leader fails
+    # it: outcome unknown).
     by = wait_until(lambda: (lambda r: r if all(FINAL & set(r.get(c, [])) for t, c in pair.sent
                                                  if t > t_fault + 6) else None)(pair.results()),
                     timeout=60, interval=1, what="results for the commands sent after the takeover")
+    unanswered = {c: st for c, st in by.items() if "accepted" in st and not FINAL & set(st)}
+    assert not unanswered, f"accepted and never answered: {unanswered}"
     ran = pair.executions()
     twice = {c: v for c, v in ran.items() if v["count"] > 1}
     assert not twice, f"executed more than once: {twice}"
@@ -195,6 +198,36 @@ def test_a_paused_leader_is_fenced_when_it_wakes_up(procs, tmp_path, site, kafka
     assert m["callbus_agent_leader"] == 1
     print(f"SIGSTOP: the standby led after {took:.2f} s; the zombie woke {t_cont - t_stop:.1f} s after "
           f"its stop and exited fenced; {len(pair.sent)} commands, none executed twice")
+
+
+def test_a_command_the_dead_leader_accepted_is_answered_by_the_new_one(procs, tmp_path, site, kafka_bootstrap):
+    """The leader commits an originate's `accepted` and sends the action;
+    the operator's phone rings (amisim --no-answer: 30 s, the Originate's
+    timeout) and the leader dies before Asterisk answers. The new leader's
+    journal never saw the command; the results topic did: the new leader
+    gives it `failed` (outcome unknown, not retried), once, and the action
+    ran once."""
+    pair = Pair(procs, tmp_path, site, kafka_bootstrap, amisim_args=("--no-answer", "op103"), calls=8)
+    c = command("originate", {"operator_id": "op103", "number": "5552001"}, expires_in=120)
+    p = Producer({"bootstrap.servers": kafka_bootstrap})
+    p.produce(site.topic("commands"), key=c["subject"], value=json.dumps(c))
+    p.flush(10)
+    wait_until(lambda: "accepted" in pair.results().get(c["id"], []), timeout=30, interval=0.5,
+               what="the leader to accept the originate")
+    assert pair.executions().get(c["id"], {}).get("count") == 1
+    pair.a.stop(sig=signal.SIGKILL)
+    pair.b.wait_for(LEADING, timeout=10, which="err")
+    statuses = wait_until(lambda: (lambda st: st if FINAL & set(st) else None)(pair.results().get(c["id"], [])),
+                          timeout=30, interval=0.5, what="a final result for the originate")
+    assert statuses == ["accepted", "failed"], statuses
+    failed = [r for r in messages(kafka_bootstrap, site.topic("results"), timeout=20, idle=1.0)
+              if r["data"]["command_id"] == c["id"] and r["data"]["status"] == "failed"]
+    assert len(failed) == 1 and "outcome unknown, not retried" in failed[0]["data"]["reason"], failed
+    assert failed[0]["data"]["command_type"] == c["type"] and failed[0]["data"].get("sender") == c["sender"]
+    assert not validate_message({k: v for k, v in failed[0].items() if not k.startswith("_")})
+    time.sleep(2)
+    assert pair.executions()[c["id"]]["count"] == 1
+    assert re.search(r"1 accepted by the instance leading before and never answered", pair.b.output("err"))
 
 
 @pytest.mark.sanitizer
