@@ -299,6 +299,8 @@ const callbus_setting config_settings[] = {
             "`queue.buffering.max.messages=200000`, `queue.buffering.max.kbytes=4096` (the in-memory "
             "bound before messages go to the disk spool: 4 MiB with `agent.spool.write_ahead`, where every "
             "message is on disk already, 131072 without it or with `agent.standby`), "
+            "`batch.size=262144` (with `agent.spool.write_ahead` only: it bounds what draining the spool "
+            "after an outage holds in memory; librdkafka's default is 1000000), "
             "`client.id=callbus-agent` and "
             "`allow.auto.create.topics=false` (the agent creates its topics itself, the state topics "
             "compacted, and retries until the broker answers). `-X name=value` "
