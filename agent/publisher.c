@@ -169,7 +169,7 @@ static rd_kafka_conf_t *build_conf(const callbus_config *c, publisher *p, char *
      * batch.size 256 KiB (librdkafka's default is 1 MB): draining a spool
      * after an outage fills every partition's batch, five requests in
      * flight; with 1 MB the agent peaked at 21 MB there, with 256 KiB at
-     * 18.5 MB, at the same events/s (docs/benchmarks.md, goal 2). */
+     * 18.6 MB, at the same events/s (docs/benchmarks.md, goal 2). */
     if (c->agent.spool_write_ahead && !c->agent.standby) {
         props[n++] = (kafka_prop){"queue.buffering.max.kbytes", "4096"};
         props[n++] = (kafka_prop){"batch.size", "262144"};

@@ -511,16 +511,17 @@ static void test_read_ahead_blocks(void **state) {
  * record not released). */
 static size_t busy_len(int i) { return 20 + (size_t)(i * 7919) % 3000; }
 
-static void busy_record(int i, char *buf, spool_record *r) {
+/* Record i's payload, numbered in its first 8 bytes; returns its length. */
+static size_t busy_payload(int i, char *buf) {
     size_t len = busy_len(i);
     for (size_t k = 0; k < len; k++) buf[k] = (char)('a' + (i + k) % 26);
     char number[16];
     snprintf(number, sizeof(number), "%08d", i);
     memcpy(buf, number, 8);
-    *r = (spool_record){.topic = (uint8_t)(i % 4), .key = "k", .keylen = 1, .payload = buf, .len = len};
+    return len;
 }
 
-static void test_caught_up_reader_at_full_load(void **state) {
+static void test_full_load_pattern_then_crash(void **state) {
     (void)state;
     char err[256], buf[3100], want[3100];
     spool *s = spool_open(dir, 1LL << 30, err, sizeof(err));
@@ -533,8 +534,8 @@ static void test_caught_up_reader_at_full_load(void **state) {
          * while a record is left peeked. */
         int batch = turn % 5 == 4 ? 400 : 40;
         for (int k = 0; k < batch && next < 20000; k++, next++) {
-            spool_record r;
-            busy_record(next, buf, &r);
+            spool_record r = {.topic = (uint8_t)(next % 4), .key = "k", .keylen = 1, .payload = buf,
+                              .len = busy_payload(next, buf)};
             rnd = rnd * 1103515245u + 12345u;
             spool_hold *h = spool_empty(s) ? spool_write_ahead(s, &r) : NULL;
             if (!h) {
@@ -550,8 +551,7 @@ static void test_caught_up_reader_at_full_load(void **state) {
         spool_record got;
         int rc, n;
         for (n = 0; (rc = spool_peek(s, &got)) == 1; n++) {
-            busy_record(took, want, &(spool_record){0});
-            assert_int_equal(got.len, busy_len(took));
+            assert_int_equal(got.len, busy_payload(took, want));
             assert_memory_equal(got.payload, want, got.len);
             rnd = rnd * 1103515245u + 12345u;
             if (n > 0 && (rnd >> 16) % 4 == 0) break;   /* full again: left peeked */
@@ -575,8 +575,7 @@ static void test_caught_up_reader_at_full_load(void **state) {
         memcpy(number, got.payload, 8);
         int i = atoi(number);
         assert_in_range(i, 0, 19999);
-        busy_record(i, want, &(spool_record){0});
-        assert_int_equal(got.len, busy_len(i));
+        assert_int_equal(got.len, busy_payload(i, want));
         assert_memory_equal(got.payload, want, got.len);
         found[i] = 1;
         spool_consume(after_crash);
@@ -620,7 +619,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_keyless_record, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tombstone_stays_null, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_ahead_blocks, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_caught_up_reader_at_full_load, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_full_load_pattern_then_crash, setup, teardown),
         cmocka_unit_test(test_unwritable_dir),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
