@@ -29,8 +29,10 @@ typedef struct reader {
 } reader;
 
 static rd_kafka_t *consumer(const callbus_config *cfg, char *err, size_t errlen) {
+    /* Never joined (assign only), but librdkafka wants a group id; named for
+     * what reads, not for one of its callers (the state or the results). */
     char group[128];
-    snprintf(group, sizeof(group), "callbus-agent-%s-state", cfg->agent.id);
+    snprintf(group, sizeof(group), "callbus-agent-%s-readback", cfg->agent.id);
     const kafka_prop defaults[] = {{"group.id", group},
                                    {"enable.auto.commit", "false"},
                                    {"enable.partition.eof", "true"},
