@@ -13,6 +13,8 @@ test checks that event by event).
 
     python3 tests/bench/bench_multisite.py
     BENCH_MS_CUT=300 BENCH_MS_RATE=6.5 (amisim calls/s per site) BENCH_MS_OPERATORS=80
+    BENCH_MS_MM2_HEAP="-Xmx768m -Xms256m" (MirrorMaker's KAFKA_HEAP_OPTS)
+    BENCH_MS_MM2_JVM_OPTS="" (its KAFKA_OPTS, after kafka.sh's G1 settings)
     BENCH_KEEP=1 keeps the dir (logs)
 """
 
@@ -32,6 +34,8 @@ CUT = float(os.environ.get("BENCH_MS_CUT", "300"))
 RATE = float(os.environ.get("BENCH_MS_RATE", "6.5"))
 OPERATORS = int(os.environ.get("BENCH_MS_OPERATORS", "80"))
 WARMUP = float(os.environ.get("BENCH_MS_WARMUP", "30"))
+MM2_HEAP = os.environ.get("BENCH_MS_MM2_HEAP", "-Xmx768m -Xms256m")
+MM2_JVM_OPTS = os.environ.get("BENCH_MS_MM2_JVM_OPTS", "")
 
 
 def say(msg):
@@ -108,7 +112,7 @@ def main():
     root = Path(tempfile.mkdtemp(prefix="callbus-bench-multisite."))
     say(f"dir {root}; cut {CUT:.0f}s, amisim --rate {RATE} calls/s, {OPERATORS} operators per site")
     t = Topology(root, rate=RATE, operators=OPERATORS, talk="3-8", gateways=False,
-                 agent_log_level="info", mm2_heap="-Xmx768m -Xms256m", log=say)
+                 agent_log_level="info", mm2_heap=MM2_HEAP, mm2_jvm_opts=MM2_JVM_OPTS, log=say)
     try:
         t.start()
         sites = list(t.sites.values())

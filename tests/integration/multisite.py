@@ -171,13 +171,13 @@ class Topology:
     """Three brokers, Toxiproxy, MM2, and per site amisim + agent + gateway."""
 
     def __init__(self, root, rate=0.5, operators=6, talk="3-8", broker_heap="-Xmx384m -Xms128m",
-                 mm2_heap="-Xmx512m -Xms128m", mm2_overrides=None, gateways=True,
+                 mm2_heap="-Xmx512m -Xms128m", mm2_jvm_opts="", mm2_overrides=None, gateways=True,
                  agent_log_level="debug", log=print):
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.procs = ProcGroup(self.root / "logs")
         self.rate, self.operators, self.talk = rate, operators, talk
-        self.broker_heap, self.mm2_heap = broker_heap, mm2_heap
+        self.broker_heap, self.mm2_heap, self.mm2_jvm_opts = broker_heap, mm2_heap, mm2_jvm_opts
         self.mm2_overrides = dict(MM2_TEST_OVERRIDES, **(mm2_overrides or {}))
         self.gateways = gateways
         self.agent_log_level = agent_log_level
@@ -281,6 +281,8 @@ class Topology:
                "MOSCOW_BOOTSTRAP": self.sites["moscow"].wan,
                "CENTRAL_BOOTSTRAP": self.central_bootstrap,
                "KAFKA_HEAP_OPTS": self.mm2_heap,
+               # after kafka.sh's own JVM options: these win
+               "KAFKA_OPTS": self.mm2_jvm_opts,
                "KAFKA_LOG4J_OPTS": f"-Dlog4j2.configurationFile={log4j}"}
         full_env = {k: v for k, v in os.environ.items() if k != "KAFKA_BOOTSTRAP"}
         full_env.update(env)
