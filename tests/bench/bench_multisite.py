@@ -104,6 +104,20 @@ def wait_centre_has(central, targets, start, t0, timeout):
     return time.monotonic() - t0, seen
 
 
+def gc_pauses(log, since):
+    """(count, ms) of the JVM pauses logged in `log` after byte `since`
+    (-Xlog:gc lines such as "GC(3) Pause Young (Normal) ... 5.123ms")."""
+    import re
+    try:
+        with open(log, "rb") as f:
+            f.seek(since)
+            text = f.read().decode(errors="replace")
+    except OSError:
+        return 0, 0.0
+    ms = [float(x) for x in re.findall(r"Pause.* (\d+(?:\.\d+)?)ms$", text, re.M)]
+    return len(ms), sum(ms)
+
+
 def total(marks):
     return sum(marks.values())
 
@@ -111,8 +125,10 @@ def total(marks):
 def main():
     root = Path(tempfile.mkdtemp(prefix="callbus-bench-multisite."))
     say(f"dir {root}; cut {CUT:.0f}s, amisim --rate {RATE} calls/s, {OPERATORS} operators per site")
+    gc_log = root / "mm2-gc.log"
     t = Topology(root, rate=RATE, operators=OPERATORS, talk="3-8", gateways=False,
-                 agent_log_level="info", mm2_heap=MM2_HEAP, mm2_jvm_opts=MM2_JVM_OPTS, log=say)
+                 agent_log_level="info", mm2_heap=MM2_HEAP,
+                 mm2_jvm_opts=f"{MM2_JVM_OPTS} -Xlog:gc:file={gc_log}".strip(), log=say)
     try:
         t.start()
         sites = list(t.sites.values())
@@ -135,6 +151,7 @@ def main():
             marks[s.name] = end_offsets(s.lan, topics[s.name])
         start = end_offsets(t.central_bootstrap, [x for s in sites for x in topics[s.name]])
         frozen = start == c_cut
+        gc_at_restore = gc_log.stat().st_size if gc_log.exists() else 0
         for s in sites:
             t.restore(s.name)
         t_back = time.monotonic()
@@ -151,6 +168,9 @@ def main():
         say(f"RESULT catch-up after a {CUT:.0f}s cut: {secs:.1f} s until the centre had every "
             f"event written before the link returned ({backlog} events behind at restore, "
             f"{seen} records replicated meanwhile, {seen / secs:.0f} records/s)")
+        n, ms = gc_pauses(gc_log, gc_at_restore)
+        say(f"MirrorMaker's JVM paused {n} times for {ms:.0f} ms in all during the catch-up "
+            f"(heap {MM2_HEAP!r}, options {MM2_JVM_OPTS!r})")
     finally:
         t.stop()
     if os.environ.get("BENCH_KEEP") != "1":

@@ -46,3 +46,16 @@ def test_last_ids_past_transaction_markers(kafka_bootstrap, unique_topic_prefix)
     marks = end_offsets(kafka_bootstrap, topics)
     got = load_bench().last_ids(kafka_bootstrap, marks)
     assert got == want
+
+
+def test_gc_pauses_counts_only_what_came_after_the_mark(tmp_path):
+    log = tmp_path / "gc.log"
+    before = "[1.201s][info][gc] GC(0) Pause Young (Normal) (G1 Evacuation Pause) 24M->5M(256M) 3.456ms\n"
+    log.write_text(before +
+                   "[2.000s][info][gc] GC(1) Pause Young (Normal) (G1 Evacuation Pause) 30M->6M(256M) 10.5ms\n"
+                   "[2.100s][info][gc] GC(2) Concurrent Mark Cycle\n"
+                   "[2.300s][info][gc] GC(2) Pause Remark 40M->40M(256M) 1ms\n")
+    gc_pauses = load_bench().gc_pauses
+    assert gc_pauses(log, 0) == (3, 14.956)
+    assert gc_pauses(log, len(before)) == (2, 11.5)
+    assert gc_pauses(tmp_path / "missing.log", 0) == (0, 0.0)
