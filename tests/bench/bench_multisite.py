@@ -13,7 +13,7 @@ test checks that event by event).
 
     python3 tests/bench/bench_multisite.py
     BENCH_MS_CUT=300 BENCH_MS_RATE=6.5 (amisim calls/s per site) BENCH_MS_OPERATORS=80
-    BENCH_MS_MM2_HEAP="-Xmx768m -Xms256m" (MirrorMaker's KAFKA_HEAP_OPTS)
+    BENCH_MS_MM2_HEAP="-Xmx768m -Xms768m" (MirrorMaker's KAFKA_HEAP_OPTS)
     BENCH_MS_MM2_JVM_OPTS="" (its KAFKA_OPTS, after kafka.sh's G1 settings)
     BENCH_KEEP=1 keeps the dir (logs)
 """
@@ -34,7 +34,7 @@ CUT = float(os.environ.get("BENCH_MS_CUT", "300"))
 RATE = float(os.environ.get("BENCH_MS_RATE", "6.5"))
 OPERATORS = int(os.environ.get("BENCH_MS_OPERATORS", "80"))
 WARMUP = float(os.environ.get("BENCH_MS_WARMUP", "30"))
-MM2_HEAP = os.environ.get("BENCH_MS_MM2_HEAP", "-Xmx768m -Xms256m")
+MM2_HEAP = os.environ.get("BENCH_MS_MM2_HEAP", "-Xmx768m -Xms768m")
 MM2_JVM_OPTS = os.environ.get("BENCH_MS_MM2_JVM_OPTS", "")
 
 
