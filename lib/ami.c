@@ -1,10 +1,12 @@
 /* ami.c -- AMI messages and the incremental AMI parser.
  *
  * The parser turns whatever bytes TCP delivered into complete messages. It
- * scans each chunk with memchr for line ends and only copies a message's
- * bytes once (into raw) plus its keys and values once (into one strings
- * block), so the hot path has no per-byte calls and no per-header mallocs;
- * every buffer is reused from message to message.
+ * scans each chunk once for line ends and colons and copies a message's bytes
+ * twice, each in one piece: into raw as they arrive, and when the message
+ * ends into the strings block, where the keys and values are cut out in
+ * place (a NUL over each colon and line end). The hot path has no per-line
+ * copies and no per-header mallocs; every buffer is reused from message to
+ * message.
  *
  * Framing decisions (all visible in the stats and in raw):
  *  - The greeting line is not part of any message. Blank lines before it
@@ -34,6 +36,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "alloc.h"
 
@@ -54,12 +59,19 @@ enum line_result {
  * line ends the skip, and the line may be split across chunks. */
 enum skip_line { SKIP_EMPTY, SKIP_CR, SKIP_TEXT };
 
-/* Offsets of a key and its value in the strings block: the block moves when
- * it grows, so pointers are only made when the message is delivered. */
+/* Offsets of a key and its value in the message's raw bytes (raw moves when
+ * it grows, so pointers are only made when the message is delivered), or
+ * for the keys no line spells out, one of the names the strings block
+ * carries after its copy of raw. */
 typedef struct pair {
     size_t key, val;
     size_t klen, vlen;
 } pair;
+
+#define KEY_EMPTY SIZE_MAX          /* a line without a colon */
+#define KEY_OUTPUT (SIZE_MAX - 1)   /* a line of CLI output */
+/* What the strings block holds after raw's copy: "" and "Output". */
+static const char strings_tail[] = "\0Output";
 
 struct ami_parser {
     ami_parser_callbacks cb;
@@ -73,7 +85,7 @@ struct ami_parser {
     ami_msg msg;
     size_t len, raw_cap;      /* bytes of msg.raw in use / allocated */
     size_t line_start;        /* start of the partial line in msg.raw */
-    size_t slen, scap;        /* bytes of msg.strings in use / allocated */
+    size_t scap;              /* bytes of msg.strings allocated */
     pair *pairs;
     size_t npairs, pairs_cap;
 
@@ -233,17 +245,9 @@ static void raw_append(ami_parser *p, const char *data, size_t n) {
 }
 
 static void strings_reserve(ami_parser *p, size_t n) {
-    if (p->slen + n <= p->scap) return;
-    p->scap = grow_cap(p->scap, p->slen + n);
+    if (n <= p->scap) return;
+    p->scap = grow_cap(p->scap, n);
     p->msg.strings = xrealloc(p->msg.strings, p->scap);
-}
-
-static size_t strings_put(ami_parser *p, const char *s, size_t n) {
-    size_t off = p->slen;
-    memcpy(p->msg.strings + off, s, n);
-    p->msg.strings[off + n] = '\0';
-    p->slen += n + 1;
-    return off;
 }
 
 /* Makes room for one more header; refuses the message past max_headers. */
@@ -265,42 +269,23 @@ static inline int reserve_pair(ami_parser *p) {
     return grow_pairs(p);
 }
 
-/* Record one header made of two separate strings. */
-static int add_pair(ami_parser *p, const char *k, size_t klen, const char *v, size_t vlen) {
+/* Record a header: key and value at these offsets in raw (or key one of
+ * the KEY_ names). Only offsets: deliver() copies the message in one piece
+ * and ends each key and value with a NUL where its line has a colon or a
+ * line end, so a header costs no copy of its own. */
+static inline int add_pair(ami_parser *p, size_t key, size_t klen, size_t val, size_t vlen) {
     if (reserve_pair(p) == LINE_REFUSED) return LINE_REFUSED;
-    strings_reserve(p, klen + vlen + 2);
-    p->pairs[p->npairs].key = strings_put(p, k, klen);
-    p->pairs[p->npairs].val = strings_put(p, v, vlen);
-    p->pairs[p->npairs].klen = klen;
-    p->pairs[p->npairs].vlen = vlen;
-    p->npairs++;
-    return LINE_PART;
-}
-
-/* Record a "Key: Value" line's header with one copy of the line: the key
- * ends at the colon (overwritten with a NUL), the value starts voff bytes
- * into the line; the separator's space, if any, stays unused in between.
- * Half the copies of add_pair on the parser's hottest path. */
-static int add_line_pair(ami_parser *p, const char *line, size_t klen, size_t voff, size_t vlen) {
-    if (reserve_pair(p) == LINE_REFUSED) return LINE_REFUSED;
-    strings_reserve(p, voff + vlen + 1);
-    size_t off = p->slen;
-    char *s = p->msg.strings + off;
-    memcpy(s, line, voff + vlen);
-    s[klen] = '\0';
-    s[voff + vlen] = '\0';
-    p->pairs[p->npairs].key = off;
-    p->pairs[p->npairs].val = off + voff;
-    p->pairs[p->npairs].klen = klen;
-    p->pairs[p->npairs].vlen = vlen;
-    p->slen += voff + vlen + 1;
-    p->npairs++;
+    pair *pr = &p->pairs[p->npairs++];
+    pr->key = key;
+    pr->val = val;
+    pr->klen = klen;
+    pr->vlen = vlen;
     return LINE_PART;
 }
 
 static void msg_clear(ami_parser *p) {
     p->len = p->line_start = 0;
-    p->slen = p->npairs = 0;
+    p->npairs = 0;
     p->in_msg = p->noncanonical = 0;
     p->follows = p->output_started = p->end_seen = 0;
 }
@@ -309,22 +294,33 @@ static void msg_clear(ami_parser *p) {
  * take the buffers back unless the consumer kept the message. */
 static void deliver(ami_parser *p) {
     ami_msg *m = &p->msg;
-    /* A NUL in any line (header lines are the ones not already marked). */
+    /* A NUL inside a key or value would end it early as a C string. */
     int has_nul = memchr(m->raw, '\0', p->len) != NULL;
+    size_t slen = p->len + sizeof(strings_tail);
+    strings_reserve(p, slen);
+    char *s = m->strings;
+    memcpy(s, m->raw, p->len);
+    memcpy(s + p->len, strings_tail, sizeof(strings_tail));
     reserve_headers(m, p->npairs);
     for (size_t i = 0; i < p->npairs; i++) {
+        const pair *pr = &p->pairs[i];
         ami_header *h = &m->headers[i];
-        h->key = m->strings + p->pairs[i].key;
-        h->value = m->strings + p->pairs[i].val;
-        /* A NUL inside a key or value ends it as a C string. */
-        h->key_len = has_nul ? (uint32_t)strlen(h->key) : (uint32_t)p->pairs[i].klen;
-        h->value_len = has_nul ? (uint32_t)strlen(h->value) : (uint32_t)p->pairs[i].vlen;
+        size_t key = pr->key == KEY_EMPTY ? p->len : pr->key == KEY_OUTPUT ? p->len + 1 : pr->key;
+        h->key = s + key;
+        h->value = s + pr->val;
+        h->key[pr->klen] = '\0';
+        h->value[pr->vlen] = '\0';
+        h->key_len = has_nul ? (uint32_t)strlen(h->key) : (uint32_t)pr->klen;
+        h->value_len = has_nul ? (uint32_t)strlen(h->value) : (uint32_t)pr->vlen;
+        /* index_headers() in the same pass. */
+        size_t b = bucket_of(h->key, h->key_len);
+        h->next = m->bucket[b];
+        m->bucket[b] = (uint32_t)(i + 1);
     }
-    m->count = p->npairs;
-    index_headers(m);
+    m->count = m->indexed = p->npairs;
     m->raw[p->len] = '\0';
     m->raw_len = p->len;
-    m->strings_len = p->slen;
+    m->strings_len = slen;
     m->noncanonical = p->noncanonical || has_nul;
     p->stats.messages++;
     if (p->cb.on_message) p->cb.on_message(p->ctx, m);
@@ -359,12 +355,12 @@ static int looks_like_banner(const char *line, size_t len) {
 }
 
 static void banner(ami_parser *p, const char *line, size_t len) {
-    /* The strings block is empty between messages: borrow it to hand out a
-     * NUL-terminated copy without a malloc. */
+    /* The strings block is unused between messages: borrow it to hand out
+     * a NUL-terminated copy without a malloc. */
     strings_reserve(p, len + 1);
-    strings_put(p, line, len);
+    memcpy(p->msg.strings, line, len);
+    p->msg.strings[len] = '\0';
     if (p->cb.on_banner) p->cb.on_banner(p->ctx, p->msg.strings);
-    p->slen = 0;
 }
 
 static int is_follows(const char *k, size_t klen, const char *v, size_t vlen) {
@@ -372,16 +368,17 @@ static int is_follows(const char *k, size_t klen, const char *v, size_t vlen) {
            strncasecmp(v, "Follows", 7) == 0;
 }
 
-static int no_colon_line(ami_parser *p, const char *line, size_t len) {
+/* Each line comes with its offset in the message's raw bytes (at). */
+static int no_colon_line(ami_parser *p, const char *line, size_t len, size_t at) {
     p->noncanonical = 1;
     p->stats.lines_without_colon++;
     if (p->cb.on_error) p->cb.on_error(p->ctx, AMI_ERR_NO_COLON, line, len);
-    return add_pair(p, "", 0, line, len);
+    return add_pair(p, KEY_EMPTY, 0, at, len);
 }
 
-static int header_line(ami_parser *p, const char *line, size_t len) {
-    const char *colon = memchr(line, ':', len);
-    if (!colon) return no_colon_line(p, line, len);
+/* colon: the line's first ':', or NULL (the line scan found it). */
+static inline int header_line(ami_parser *p, const char *line, size_t len, size_t at, const char *colon) {
+    if (!colon) return no_colon_line(p, line, len, at);
     const char *v = colon + 1, *end = line + len;
     if (v < end && *v == ' ') v++;
     else p->noncanonical = 1;
@@ -389,43 +386,44 @@ static int header_line(ami_parser *p, const char *line, size_t len) {
      * in the whole message at once. */
     size_t klen = (size_t)(colon - line), vlen = (size_t)(end - v);
     if (p->npairs == 0 && !p->actions && is_follows(line, klen, v, vlen)) p->follows = 1;
-    return add_line_pair(p, line, klen, (size_t)(v - line), vlen);
+    return add_pair(p, at, klen, at + (size_t)(v - line), vlen);
 }
 
-static int output_line(ami_parser *p, const char *line, size_t len) {
+static int output_line(ami_parser *p, size_t len, size_t at) {
     p->noncanonical = 1;
     p->output_started = 1;
-    return add_pair(p, "Output", 6, line, len);
+    return add_pair(p, KEY_OUTPUT, 6, at, len);
 }
 
 /* A non-blank line of a "Response: Follows" message. */
-static int follows_line(ami_parser *p, const char *line, size_t len) {
+static int follows_line(ami_parser *p, const char *line, size_t len, size_t at, const char *colon) {
     if (len >= END_COMMAND_LEN &&
         memcmp(line + len - END_COMMAND_LEN, END_COMMAND, END_COMMAND_LEN) == 0) {
         p->end_seen = 1;
         p->noncanonical = 1;
         /* Output without a final newline runs into the marker. */
-        if (len > END_COMMAND_LEN) return output_line(p, line, len - END_COMMAND_LEN);
+        if (len > END_COMMAND_LEN) return output_line(p, len - END_COMMAND_LEN, at);
         return LINE_PART;
     }
     p->end_seen = 0;
-    if (!p->output_started && memchr(line, ':', len)) return header_line(p, line, len);
-    return output_line(p, line, len);
+    if (!p->output_started && colon) return header_line(p, line, len, at, colon);
+    return output_line(p, len, at);
 }
 
-static int blank_line(ami_parser *p, size_t n, int crlf) {
+static int blank_line(ami_parser *p, size_t n, int crlf, size_t at) {
     if (!p->in_msg) {
         p->stats.bytes_stray += n;
         return LINE_DROP;
     }
     /* CLI output may contain blank lines; only the marker ends it. */
-    if (p->follows && !p->end_seen) return output_line(p, "", 0);
+    if (p->follows && !p->end_seen) return output_line(p, 0, at);
     if (!crlf) p->noncanonical = 1;
     return LINE_END;
 }
 
-/* One complete line of n bytes, '\n' included. */
-static int take_line(ami_parser *p, const char *line, size_t n) {
+/* One complete line of n bytes, '\n' included, at offset at of raw; colon
+ * is its first ':' or NULL. */
+static inline int take_line(ami_parser *p, const char *line, size_t n, size_t at, const char *colon) {
     size_t len = n - 1;
     int crlf = len > 0 && line[len - 1] == '\r';
     if (crlf) len--;
@@ -433,7 +431,7 @@ static int take_line(ami_parser *p, const char *line, size_t n) {
         p->refuse_err = AMI_ERR_LINE_TOO_LONG;
         return LINE_REFUSED;
     }
-    if (len == 0) return blank_line(p, n, crlf);
+    if (len == 0) return blank_line(p, n, crlf, at);
     if (p->want_banner && !p->in_msg) {
         p->want_banner = 0;
         if (looks_like_banner(line, len)) {
@@ -444,8 +442,8 @@ static int take_line(ami_parser *p, const char *line, size_t n) {
     p->want_banner = 0;
     p->in_msg = 1;
     if (!crlf) p->noncanonical = 1;
-    if (p->follows) return follows_line(p, line, len);
-    return header_line(p, line, len);
+    if (p->follows) return follows_line(p, line, len, at, colon);
+    return header_line(p, line, len, at, colon);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -500,7 +498,9 @@ static const char *finish_line(ami_parser *p, const char *s, const char *end) {
     }
     raw_append(p, s, add);
     if (!nl) return end;
-    int r = take_line(p, p->msg.raw + p->line_start, p->len - p->line_start);
+    const char *line = p->msg.raw + p->line_start;
+    size_t n = p->len - p->line_start;
+    int r = take_line(p, line, n, p->line_start, memchr(line, ':', n));
     if (r == LINE_PART) p->line_start = p->len;
     else if (r == LINE_END) deliver(p);
     else if (r == LINE_DROP) msg_clear(p);
@@ -508,15 +508,48 @@ static const char *finish_line(ami_parser *p, const char *s, const char *end) {
     return stop;
 }
 
+/* The first '\n' in [s, end) and, in *colon, the first ':' before it (or
+ * NULL): one pass finds both, where two memchr calls a line were the
+ * parser's largest cost (lines average 26 bytes, too short for memchr's
+ * wide loops to pay for its call). */
+#ifdef __SSE2__
+static const char *line_end(const char *s, const char *end, const char **colon) {
+    const __m128i nl = _mm_set1_epi8('\n'), co = _mm_set1_epi8(':');
+    *colon = NULL;
+    for (; end - s >= 16; s += 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)s);
+        unsigned nls = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, nl));
+        if (!*colon) {
+            unsigned cos = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, co));
+            /* Only colons before the block's first '\n' count. */
+            if (nls) cos &= (nls & -nls) - 1;
+            if (cos) *colon = s + __builtin_ctz(cos);
+        }
+        if (nls) return s + __builtin_ctz(nls);
+    }
+    for (; s < end; s++) {
+        if (*s == '\n') return s;
+        if (*s == ':' && !*colon) *colon = s;
+    }
+    return NULL;
+}
+#else
+static const char *line_end(const char *s, const char *end, const char **colon) {
+    const char *nl = memchr(s, '\n', (size_t)(end - s));
+    *colon = nl ? memchr(s, ':', (size_t)(nl - s)) : NULL;
+    return nl;
+}
+#endif
+
 /* Parse the complete lines lying in this chunk without copying them line by
  * line: bytes of the current message are copied to msg.raw once, when it
  * ends or the chunk does. */
 static const char *take_lines(ami_parser *p, const char *s, const char *end) {
     const char *mstart = s; /* first byte of the message not yet in msg.raw */
-    const char *nl;
-    while ((nl = memchr(s, '\n', (size_t)(end - s))) != NULL) {
+    const char *nl, *colon;
+    while ((nl = line_end(s, end, &colon)) != NULL) {
         size_t n = (size_t)(nl + 1 - s);
-        int r = take_line(p, s, n);
+        int r = take_line(p, s, n, p->len + (size_t)(s - mstart), colon);
         if (r == LINE_REFUSED) {
             size_t before = p->len, lead = (size_t)(s - mstart);
             raw_append(p, mstart, lead + (n < line_cut(p) ? n : line_cut(p)));

@@ -411,6 +411,36 @@ static void test_no_colon_line(void **state) {
     collector_free(&c);
 }
 
+/* The line scan looks for the line end and the first colon together, 16
+ * bytes at a time: put both, and a colon-less line before a line with a
+ * colon, at every offset of a block, fed whole (one scan of the chunk) and
+ * byte by byte (the partial-line path). */
+static void test_colon_and_line_end_everywhere(void **state) {
+    (void)state;
+    for (size_t pad = 0; pad < 17; pad++)
+        for (size_t bare = 1; bare < 20; bare++)
+            for (size_t klen = 1; klen < 20; klen++) {
+                char msg[256], padv[32], barev[32], key[32];
+                memset(padv, 'p', pad);
+                padv[pad] = '\0';
+                memset(barev, 'b', bare);
+                barev[bare] = '\0';
+                memset(key, 'k', klen);
+                key[klen] = '\0';
+                snprintf(msg, sizeof(msg), BANNER "Event: %s\r\n%s\r\n%s: v:w\r\n\r\n", padv, barev, key);
+                for (enum chunking how = WHOLE; how <= BYTES; how++) {
+                    collector c;
+                    parse_str(&c, msg, how);
+                    assert_int_equal(c.n, 1);
+                    assert_int_equal(c.msgs[0].count, 3);
+                    assert_header(&c.msgs[0], 0, "Event", padv);
+                    assert_header(&c.msgs[0], 1, "", barev);
+                    assert_header(&c.msgs[0], 2, key, "v:w");
+                    collector_free(&c);
+                }
+            }
+}
+
 static void test_response_follows(void **state) {
     (void)state;
     const char *in = BANNER
@@ -914,6 +944,7 @@ int main(void) {
         cmocka_unit_test(test_missing_space_and_empty_values),
         cmocka_unit_test(test_repeated_keys_and_colons),
         cmocka_unit_test(test_no_colon_line),
+        cmocka_unit_test(test_colon_and_line_end_everywhere),
         cmocka_unit_test(test_response_follows),
         cmocka_unit_test(test_output_lines),
         cmocka_unit_test(test_event_list),
