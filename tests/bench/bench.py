@@ -13,7 +13,12 @@ BENCH_PERF=FILE records the first write-ahead-on agent run with perf.
 BENCH_AGENT_KAFKA="name=value,..." adds librdkafka properties to the agents'.
 BENCH_STAGES=1 splits the command latency by stage (the broker's append
 time, the agent's wake-up, its durable decision, the action sent; from the
-agent's debug log, the commands topic set to LogAppendTime, 1 ms steps)."""
+agent's debug log, the commands topic set to LogAppendTime, 1 ms steps).
+
+The command latency's anchor, in the same runs: every command is followed
+by a message to an echo topic that a plain consumer reads back (Kafka's own
+produce -> consume on this machine and broker at that moment). A command
+cannot arrive sooner than its echo; what the agent adds is the gap."""
 
 import os
 import signal
@@ -245,9 +250,92 @@ def print_table(kcats, ons, offs):
           f"events/s")
 
 
+class KafkaEcho:
+    """A latency anchor: Kafka's own produce -> consume on this machine and
+    broker, in the same run as what it anchors. Messages to a one-partition
+    topic (ping(), or pinging() at a steady rate from a thread) are read
+    back by a librdkafka consumer in a thread, as the agent reads its
+    commands and the gateway its topics: a consumer woken by the fetch,
+    nothing else in its way. bench_gateway.py uses it too."""
+
+    def __init__(self, bootstrap, topic):
+        import threading
+        from confluent_kafka import Consumer, Producer, TopicPartition, OFFSET_BEGINNING
+        from confluent_kafka.admin import AdminClient, NewTopic
+        admin = AdminClient({"bootstrap.servers": bootstrap})
+        for f in admin.create_topics([NewTopic(topic, 1, 1)]).values():
+            f.result(10)
+        self.bootstrap, self.topic = bootstrap, topic
+        self.sent, self.arrived = {}, {}
+        self.producer = None
+        self.consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-echo",
+                                  "enable.auto.commit": False})
+        self.consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+        self.running, self.pinger = True, None
+        self.thread = threading.Thread(target=self.read, daemon=True)
+        self.thread.start()
+
+    def read(self):
+        while self.running:
+            m = self.consumer.poll(0.1)
+            if m is not None and not m.error():
+                self.arrived[m.value().decode()] = time.time()
+
+    def ping(self, producer, key):
+        self.sent[key] = time.time()
+        producer.produce(self.topic, value=key)
+        producer.poll(0)
+
+    def pinging(self, rate):
+        """Pings at rate per second from a thread of its own until close()."""
+        import threading
+        from confluent_kafka import Producer
+        self.producer = Producer({"bootstrap.servers": self.bootstrap, "linger.ms": 0, "acks": "all"})
+        # The consumer's first fetch, and the producer's first connection, are
+        # not what is measured: one ping through first.
+        self.ping(self.producer, "warm-up")
+        until = time.monotonic() + 10
+        while "warm-up" not in self.arrived and time.monotonic() < until:
+            time.sleep(0.01)
+        self.sent.clear()
+
+        def loop():
+            t0, i = time.monotonic(), 0
+            while self.running:
+                delay = t0 + i / rate - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                self.ping(self.producer, f"ping-{i}")
+                i += 1
+        self.pinger = threading.Thread(target=loop, daemon=True)
+        self.pinger.start()
+
+    def latencies(self):
+        """ms from each ping to its arrival; the pings still on their way
+        do not count."""
+        return [(self.arrived[k] - t) * 1000 for k, t in list(self.sent.items()) if k in self.arrived]
+
+    def close(self):
+        if not self.running:
+            return
+        self.running = False
+        for t in (self.pinger, self.thread):
+            if t:
+                t.join(5)
+        if self.producer:
+            self.producer.flush(5)
+        self.consumer.close()
+
+
+def percentiles(lat):
+    lat = sorted(lat)
+    return dict(n=len(lat), p50=lat[len(lat) // 2], p99=lat[int(len(lat) * 0.99) - 1], max=lat[-1])
+
+
 def command_latency(bootstrap, work, n=300, rate=50.0):
     """Produce -> the AMI action arriving at amisim, for pause/unpause
-    commands at a steady rate. Both ends read this machine's clock."""
+    commands at a steady rate, and the echo anchor (KafkaEcho) of the same
+    moments. Both ends read this machine's clock."""
     import json
     from confluent_kafka import Producer
     stats = work / "cmd-stats.json"
@@ -259,6 +347,7 @@ def command_latency(bootstrap, work, n=300, rate=50.0):
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0, "acks": "all"})
     topic = f"callbus.{site}.commands"
     sent = {}
+    echo = KafkaEcho(bootstrap, f"bench.echo.{site}")
 
     def send(i):
         now = time.time()
@@ -269,7 +358,7 @@ def command_latency(bootstrap, work, n=300, rate=50.0):
                "expires": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now + 60)) + "Z",
                "data": {"operator_id": "op101"}}
         producer.produce(topic, key="op101", value=json.dumps(cmd))
-        producer.poll(0)
+        echo.ping(producer, cid)
         sent[cid] = now
     try:
         time.sleep(6)  # consumer group join
@@ -279,6 +368,7 @@ def command_latency(bootstrap, work, n=300, rate=50.0):
         producer.flush(10)
         time.sleep(2)
         sent.clear()
+        echo.sent.clear()
         t0 = time.monotonic()
         for i in range(n):
             delay = t0 + i / rate - time.monotonic()
@@ -290,13 +380,14 @@ def command_latency(bootstrap, work, n=300, rate=50.0):
         # The agent's ActionIDs are "callbus/<nonce>/cmd/<command id>".
         by_id = {k.split("/cmd/", 1)[1]: v for k, v in json.loads(stats.read_text())["by_action_id"].items()
                  if "/cmd/" in k}
-        lat = sorted((by_id[k]["first_at"] - t) * 1000 for k, t in sent.items() if k in by_id)
-        r = dict(n=len(lat), sent=len(sent), p50=lat[len(lat) // 2], p99=lat[int(len(lat) * 0.99) - 1],
-                 max=lat[-1])
+        r = percentiles([(by_id[k]["first_at"] - t) * 1000 for k, t in sent.items() if k in by_id])
+        r["sent"] = len(sent)
+        r["echo"] = percentiles(echo.latencies())
         if STAGES:
             r["stages"] = stage_split(work / f"{site}.log", sent, by_id)
         return r
     finally:
+        echo.close()
         agent.terminate()
         agent.wait(30)
         amisim.terminate()
@@ -349,8 +440,9 @@ def latency_runs(bootstrap, work):
         r = command_latency(bootstrap, work)
         lats.append(r)
         print(f"command latency run {i + 1}: {r['n']}/{r['sent']} commands at 50/s, produce -> AMI action "
-              f"at amisim: p50 {r['p50']:.2f} ms, p99 {r['p99']:.2f} ms, max {r['max']:.2f} ms, "
-              f"load {os.getloadavg()[0]:.1f}", flush=True)
+              f"at amisim: p50 {r['p50']:.2f} ms, p99 {r['p99']:.2f} ms, max {r['max']:.2f} ms; "
+              f"echo ({r['echo']['n']}) p50 {r['echo']['p50']:.2f} ms, p99 {r['echo']['p99']:.2f} ms, "
+              f"max {r['echo']['max']:.2f} ms; load {os.getloadavg()[0]:.1f}", flush=True)
         for label, (p50, p99, mx, over) in r.get("stages", {}).items():
             print(f"  {label:<27} p50 {p50:6.2f} p99 {p99:6.2f} max {mx:6.2f} ms, {over} over 2 ms", flush=True)
     return lats
@@ -358,9 +450,13 @@ def latency_runs(bootstrap, work):
 
 def print_latency(lats):
     p99s = ", ".join(f"{r['p99']:.1f}" for r in lats)
+    echo99s = ", ".join(f"{r['echo']['p99']:.1f}" for r in lats)
     print(f"RESULT command latency (median of {len(lats)}): p50 "
           f"{statistics.median(r['p50'] for r in lats):.2f} ms, p99 "
-          f"{statistics.median(r['p99'] for r in lats):.2f} ms (p99 of the runs: {p99s} ms)")
+          f"{statistics.median(r['p99'] for r in lats):.2f} ms (p99 of the runs: {p99s} ms); "
+          f"anchor, Kafka produce -> consume of an echo topic in the same runs: p50 "
+          f"{statistics.median(r['echo']['p50'] for r in lats):.2f} ms, p99 "
+          f"{statistics.median(r['echo']['p99'] for r in lats):.2f} ms (runs: {echo99s} ms)")
 
 
 def main():

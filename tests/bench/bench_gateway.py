@@ -9,7 +9,9 @@
    the bench counts and prints); split at the
    Kafka record's timestamp (set by the agent's producer when it takes the
    message) into "agent" (AMI event -> produce) and "Kafka + gateway"
-   (produce -> WebSocket client), and the gateway's CPU meanwhile.
+   (produce -> WebSocket client), and the gateway's CPU meanwhile; next to
+   it, the anchor measured meanwhile: Kafka's own produce -> consume
+   (bench.py's KafkaEcho, 50 messages/s to a topic of their own).
 
 Environment: BENCH_WS_CLIENTS (10000), BENCH_RUNS (3), BENCH_SECONDS (20),
 BENCH_RATE (20 calls/s), BENCH_WS_PER_PROC (5000 clients per client process),
@@ -44,6 +46,8 @@ import sys
 import time
 import uuid
 from pathlib import Path
+
+from bench import KafkaEcho
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD = Path(os.environ.get("CALLBUS_BUILD", ROOT / "build"))
@@ -310,7 +314,7 @@ def run(bootstrap):
     conf = write_conf(work, site, bootstrap, ami_port, GATEWAY_KAFKA)
     agent_conf = write_conf(work, site, bootstrap, ami_port, AGENT_KAFKA, name="agent")
     agent = start([BUILD / "callbus-agent", "-c", agent_conf], work / "agent.log")
-    gw, procs = None, []
+    gw, procs, echo = None, [], None
     try:
         wait_log(work / "agent.log", r"ami: logged in")
         time.sleep(3)
@@ -325,12 +329,16 @@ def run(bootstrap):
               f"from {len(procs)} client processes; gateway RSS {base / 1024:.1f} MB before, "
               f"{held / 1024:.1f} MB after: {per_conn / 1024:.2f} KB per connection")
         loop = asyncio.new_event_loop()
+        echo = KafkaEcho(bootstrap, f"bench.echo.{site}")
+        echo.pinging(50)
         ev0 = amisim_events(work / "amisim.json", amisim)
         cpu0, t0 = cpu_s(gw.pid), time.monotonic()
         got = loop.run_until_complete(measure_latency(port, site, SECONDS))
         took_s = time.monotonic() - t0
         gw_cpu = (cpu_s(gw.pid) - cpu0) / took_s * 100
         ev1 = amisim_events(work / "amisim.json", amisim)
+        echo_ms = echo.latencies()
+        echo.close()
         ami_rate = (ev1 - ev0) / took_s if ev0 is not None and ev1 is not None else float("nan")
         loop.close()
         stop_clients(procs)
@@ -344,15 +352,20 @@ def run(bootstrap):
         rest_ms = [(got[i][1] - kts[i]) * 1000 for i in kts]
         r = dict(clients=nconns, kb_per_conn=per_conn / 1024, ami_rate=ami_rate, p50=pct(lat, .5), p99=pct(lat, .99),
                  max=max(lat), agent_p50=pct(agent_ms, .5), agent_p99=pct(agent_ms, .99),
-                 gw_p50=pct(rest_ms, .5), gw_p99=pct(rest_ms, .99), gw_cpu=gw_cpu)
+                 gw_p50=pct(rest_ms, .5), gw_p99=pct(rest_ms, .99), gw_cpu=gw_cpu,
+                 echo_p50=pct(echo_ms, .5), echo_p99=pct(echo_ms, .99))
         print(f"gateway latency: {len(lat)} call state updates over {SECONDS} s at {ami_rate:,.0f} AMI events/s "
               f"({RATE:g} calls/s), {nconns} clients connected: AMI event -> WebSocket client p50 {r['p50']:.2f} ms, "
               f"p99 {r['p99']:.2f} ms, max {r['max']:.1f} ms; of which AMI -> Kafka produce (agent) "
               f"p50 {r['agent_p50']:.2f} / p99 {r['agent_p99']:.2f} ms, produce -> WebSocket client "
               f"(Kafka + gateway) p50 {r['gw_p50']:.2f} / p99 {r['gw_p99']:.2f} ms "
-              f"({len(kts)} matched); gateway CPU {gw_cpu:.0f} % of a core")
+              f"({len(kts)} matched); gateway CPU {gw_cpu:.0f} % of a core; anchor, Kafka produce -> "
+              f"consume of an echo topic at 50/s meanwhile: p50 {r['echo_p50']:.2f} / p99 {r['echo_p99']:.2f} ms "
+              f"({len(echo_ms)} messages)")
         return r
     finally:
+        if echo:
+            echo.close()
         stop_clients(procs)
         for p in (gw, agent, amisim):
             if p:
@@ -380,4 +393,5 @@ if __name__ == "__main__":
           f"p50 {med('p50'):.2f} ms, p99 {med('p99'):.2f} ms (runs: "
           f"{each}); agent part p50 {med('agent_p50'):.2f} / "
           f"p99 {med('agent_p99'):.2f} ms, Kafka + gateway part p50 {med('gw_p50'):.2f} / "
-          f"p99 {med('gw_p99'):.2f} ms; gateway CPU {med('gw_cpu'):.0f} %")
+          f"p99 {med('gw_p99'):.2f} ms; gateway CPU {med('gw_cpu'):.0f} %; anchor, Kafka produce -> consume "
+          f"of an echo topic in the same runs: p50 {med('echo_p50'):.2f} / p99 {med('echo_p99'):.2f} ms")
