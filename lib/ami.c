@@ -145,14 +145,17 @@ static size_t bucket_of(const char *key, size_t len) {
     return ((size_t)((unsigned char)key[0] | 0x20) * 7 + len) & (AMI_INDEX_BUCKETS - 1);
 }
 
-/* Index the headers not indexed yet (their key_len set). */
+/* Chain header i (its key_len set) into its bucket. */
+static inline void index_header(ami_msg *m, size_t i) {
+    ami_header *h = &m->headers[i];
+    size_t b = bucket_of(h->key, h->key_len);
+    h->next = m->bucket[b];
+    m->bucket[b] = (uint32_t)(i + 1);
+}
+
+/* Index the headers not indexed yet. */
 static void index_headers(ami_msg *m) {
-    for (; m->indexed < m->count; m->indexed++) {
-        ami_header *h = &m->headers[m->indexed];
-        size_t b = bucket_of(h->key, h->key_len);
-        h->next = m->bucket[b];
-        m->bucket[b] = (uint32_t)(m->indexed + 1);
-    }
+    for (; m->indexed < m->count; m->indexed++) index_header(m, m->indexed);
 }
 
 static void index_clear(ami_msg *m) {
@@ -312,10 +315,7 @@ static void deliver(ami_parser *p) {
         h->value[pr->vlen] = '\0';
         h->key_len = has_nul ? (uint32_t)strlen(h->key) : (uint32_t)pr->klen;
         h->value_len = has_nul ? (uint32_t)strlen(h->value) : (uint32_t)pr->vlen;
-        /* index_headers() in the same pass. */
-        size_t b = bucket_of(h->key, h->key_len);
-        h->next = m->bucket[b];
-        m->bucket[b] = (uint32_t)(i + 1);
+        index_header(m, i);   /* in the same pass */
     }
     m->count = m->indexed = p->npairs;
     m->raw[p->len] = '\0';
