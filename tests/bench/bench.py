@@ -260,7 +260,7 @@ class KafkaEcho:
 
     def __init__(self, bootstrap, topic):
         import threading
-        from confluent_kafka import Consumer, Producer, TopicPartition, OFFSET_BEGINNING
+        from confluent_kafka import Consumer, TopicPartition, OFFSET_BEGINNING
         from confluent_kafka.admin import AdminClient, NewTopic
         admin = AdminClient({"bootstrap.servers": bootstrap})
         for f in admin.create_topics([NewTopic(topic, 1, 1)]).values():
@@ -327,9 +327,15 @@ class KafkaEcho:
         self.consumer.close()
 
 
+def pct(xs, p):
+    """The p-th percentile (0 < p <= 1) of xs, nearest rank; the benches'
+    one definition (bench_gateway.py and bench_day.py use it too)."""
+    xs = sorted(xs)
+    return xs[max(0, int(len(xs) * p) - 1)] if p < 1 else xs[-1]
+
+
 def percentiles(lat):
-    lat = sorted(lat)
-    return dict(n=len(lat), p50=lat[len(lat) // 2], p99=lat[int(len(lat) * 0.99) - 1], max=lat[-1])
+    return dict(n=len(lat), p50=pct(lat, .5), p99=pct(lat, .99), max=max(lat))
 
 
 def command_latency(bootstrap, work, n=300, rate=50.0):
@@ -417,7 +423,7 @@ def stage_split(log, sent, by_id):
     prev = "t"
     for col, label in STAGE_COLUMNS:
         d = sorted((r[col] - r[prev]) * 1000 for r in rows)
-        out[label] = (d[len(d) // 2], d[int(len(d) * 0.99) - 1], d[-1], sum(x > 2 for x in d))
+        out[label] = (pct(d, .5), pct(d, .99), max(d), sum(x > 2 for x in d))
         prev = col
     return out
 

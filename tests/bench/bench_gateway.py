@@ -47,7 +47,7 @@ import time
 import uuid
 from pathlib import Path
 
-from bench import KafkaEcho
+from bench import KafkaEcho, pct
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD = Path(os.environ.get("CALLBUS_BUILD", ROOT / "build"))
@@ -292,11 +292,6 @@ def produce_times(bootstrap, topic, ids):
 def cpu_s(pid):
     f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def pct(xs, p):
-    xs = sorted(xs)
-    return xs[max(0, int(len(xs) * p) - 1)] if p < 1 else xs[-1]
 
 
 def run(bootstrap):
