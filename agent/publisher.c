@@ -26,6 +26,14 @@ typedef enum tx_state { TX_NONE, TX_STANDBY, TX_OPEN, TX_COMMITTING, TX_FENCED }
 
 struct publisher {
     rd_kafka_t *rk;
+    /* The topics operators wait on (the state topics, command results) have
+     * a producer, so a connection, of their own without a standby: the
+     * broker serves one connection's requests one at a time, one partition
+     * each, and a state record queued behind the AMI stream's and the
+     * history topics' requests reached the gateway 1-2 ms later than one
+     * on its own (docs/benchmarks.md, "Latency anchors"). With a standby
+     * every topic must be in the one transaction: live is rk then. */
+    rd_kafka_t *live;
     rd_kafka_topic_t *topics[TOPIC_KINDS];
     char topic_names[TOPIC_KINDS][256];
     spool *spool;
@@ -49,7 +57,7 @@ struct publisher {
     /* librdkafka writes to wake[1] when delivery reports arrive: room in
      * its queue for what waits in the spool (publisher_wake_fd). */
     int wake[2];
-    rd_kafka_queue_t *main_q;
+    rd_kafka_queue_t *main_q, *live_q;
 };
 
 static void on_admin(publisher *p, rd_kafka_event_t *ev);
@@ -72,6 +80,14 @@ static const char *state_topic_config[][2] = {
 
 static int is_state_topic(topic_kind t) {
     return t == TOPIC_STATE_CALLS || t == TOPIC_STATE_OPERATORS || t == TOPIC_STATE_QUEUES;
+}
+
+static rd_kafka_t *producer_of(const publisher *p, topic_kind t) {
+    return is_state_topic(t) || t == TOPIC_RESULTS ? p->live : p->rk;
+}
+
+static int outq_len(const publisher *p) {
+    return rd_kafka_outq_len(p->rk) + (p->live != p->rk ? rd_kafka_outq_len(p->live) : 0);
 }
 
 const char *topic_kind_name(topic_kind t) { return kind_names[t]; }
@@ -136,7 +152,7 @@ static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque) 
 }
 
 /* Our defaults; the user's properties override any of them (kafka_conf.h). */
-static rd_kafka_conf_t *build_conf(const callbus_config *c, publisher *p, char *err, size_t errlen) {
+static rd_kafka_conf_t *build_conf(const callbus_config *c, publisher *p, int live, char *err, size_t errlen) {
     static const kafka_prop defaults[] = {
         {"enable.idempotence", "true"},
         {"acks", "all"},
@@ -171,8 +187,8 @@ static rd_kafka_conf_t *build_conf(const callbus_config *c, publisher *p, char *
      * flight; with 1 MB the agent peaked at 21 MB there, with 256 KiB at
      * 18.6 MB, at the same events/s (docs/benchmarks.md, goal 2). */
     if (c->agent.spool_write_ahead && !c->agent.standby) {
-        props[n++] = (kafka_prop){"queue.buffering.max.kbytes", "4096"};
-        props[n++] = (kafka_prop){"batch.size", "262144"};
+        props[n++] = (kafka_prop){"queue.buffering.max.kbytes", live ? "1024" : "3072"};
+        props[n++] = (kafka_prop){"batch.size", live ? "65536" : "262144"};
     }
     if (c->agent.standby) {
         /* One transactional id per agent id: the instance that takes over
@@ -209,13 +225,23 @@ static void discard_spool(publisher *p) {
 publisher *publisher_new(const callbus_config *c, char *err, size_t errlen) {
     publisher *p = xcalloc(1, sizeof(*p));
     p->wake[0] = p->wake[1] = -1;
-    rd_kafka_conf_t *conf = build_conf(c, p, err, errlen);
+    rd_kafka_conf_t *conf = build_conf(c, p, 0, err, errlen);
     if (!conf) goto fail;
     p->rk = kafka_client_new(RD_KAFKA_PRODUCER, conf, err, errlen);
     if (!p->rk) goto fail;
+    p->live = p->rk;
+    if (!c->agent.standby) {
+        rd_kafka_conf_t *live_conf = build_conf(c, p, 1, err, errlen);
+        p->live = live_conf ? kafka_client_new(RD_KAFKA_PRODUCER, live_conf, err, errlen) : NULL;
+        if (!p->live) goto fail;
+    }
     if (pipe2(p->wake, O_NONBLOCK | O_CLOEXEC) == 0) {
         p->main_q = rd_kafka_queue_get_main(p->rk);
         rd_kafka_queue_io_event_enable(p->main_q, p->wake[1], "1", 1);
+        if (p->live != p->rk) {
+            p->live_q = rd_kafka_queue_get_main(p->live);
+            rd_kafka_queue_io_event_enable(p->live_q, p->wake[1], "1", 1);
+        }
     } else {
         p->wake[0] = p->wake[1] = -1;
     }
@@ -252,7 +278,7 @@ fail:
 /* 0 queued, 1 librdkafka's queue is full, -1 permanent error. */
 static int produce(publisher *p, topic_kind t, const char *key, size_t keylen,
                    const char *payload, size_t len, spool_hold *from_spool) {
-    if (!p->topics[t]) p->topics[t] = rd_kafka_topic_new(p->rk, p->topic_names[t], NULL);
+    if (!p->topics[t]) p->topics[t] = rd_kafka_topic_new(producer_of(p, t), p->topic_names[t], NULL);
     int rc = rd_kafka_produce(p->topics[t], RD_KAFKA_PARTITION_UA, RD_KAFKA_MSG_F_COPY,
                               (void *)payload, len, keylen ? key : NULL, keylen, from_spool);
     if (rc == 0) {
@@ -392,6 +418,7 @@ void publisher_poll(publisher *p) {
     while (p->wake[0] >= 0 && read(p->wake[0], drain, sizeof(drain)) > 0) {
     }
     rd_kafka_poll(p->rk, 0);
+    if (p->live != p->rk) rd_kafka_poll(p->live, 0);
     if (p->admin_q) {
         rd_kafka_event_t *ev;
         while ((ev = rd_kafka_queue_poll(p->admin_q, 0))) on_admin(p, ev);
@@ -521,21 +548,28 @@ void publisher_close(publisher *p, int timeout_ms) {
         rd_kafka_poll(p->rk, 0);
         return;
     }
+    double deadline = mono_now() + timeout_ms / 1000.0;
     rd_kafka_flush(p->rk, timeout_ms);
-    if (rd_kafka_outq_len(p->rk) > 0) {
-        log_warn("kafka: %d messages undelivered at shutdown: keeping them in the spool",
-                 rd_kafka_outq_len(p->rk));
+    if (p->live != p->rk) {
+        int left = (int)((deadline - mono_now()) * 1000);
+        rd_kafka_flush(p->live, left > 0 ? left : 0);
+    }
+    if (outq_len(p) > 0) {
+        log_warn("kafka: %d messages undelivered at shutdown: keeping them in the spool", outq_len(p));
         spool_begin_front(p->spool);
-        rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-        rd_kafka_poll(p->rk, 0);
-        rd_kafka_flush(p->rk, 1000);
+        rd_kafka_t *both[2] = {p->rk, p->live};
+        for (int i = 0; i < (p->live != p->rk ? 2 : 1); i++) {
+            rd_kafka_purge(both[i], RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+            rd_kafka_poll(both[i], 0);
+            rd_kafka_flush(both[i], 1000);
+        }
     }
 }
 
 void publisher_get_stats(publisher *p, publisher_stats *out) {
     *out = p->stats;
     out->spool_bytes = spool_size(p->spool);
-    out->queued = (uint64_t)rd_kafka_outq_len(p->rk);
+    out->queued = (uint64_t)outq_len(p);
     out->broker_up = p->broker_up;
 }
 
@@ -563,10 +597,13 @@ void publisher_free(publisher *p) {
     for (int t = 0; t < TOPIC_KINDS; t++)
         if (p->topics[t]) rd_kafka_topic_destroy(p->topics[t]);
     if (p->admin_q) rd_kafka_queue_destroy(p->admin_q);
-    if (p->main_q) {
-        rd_kafka_queue_io_event_enable(p->main_q, -1, NULL, 0);
-        rd_kafka_queue_destroy(p->main_q);
-    }
+    rd_kafka_queue_t *queues[2] = {p->main_q, p->live_q};
+    for (int i = 0; i < 2; i++)
+        if (queues[i]) {
+            rd_kafka_queue_io_event_enable(queues[i], -1, NULL, 0);
+            rd_kafka_queue_destroy(queues[i]);
+        }
+    if (p->live && p->live != p->rk) rd_kafka_destroy(p->live);
     if (p->rk) rd_kafka_destroy(p->rk);
     for (int i = 0; i < 2; i++)
         if (p->wake[i] >= 0) close(p->wake[i]);

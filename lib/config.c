@@ -296,14 +296,19 @@ const callbus_setting config_settings[] = {
             "`bootstrap.servers`. The agent first sets its own defaults, and anything here overrides them: "
             "`enable.idempotence=true`, `acks=all`, `message.timeout.ms=0` (never give up on a message), "
             "`linger.ms=0`, `batch.num.messages=10000`, `compression.type=lz4`, "
-            "`queue.buffering.max.messages=200000`, `queue.buffering.max.kbytes=4096` (the in-memory "
-            "bound before messages go to the disk spool: 4 MiB with `agent.spool.write_ahead`, where every "
+            "`queue.buffering.max.messages=200000`, `queue.buffering.max.kbytes=3072` (the in-memory "
+            "bound before messages go to the disk spool: 3 MiB with `agent.spool.write_ahead`, where every "
             "message is on disk already, 131072 without it or with `agent.standby`), "
             "`batch.size=262144` (with `agent.spool.write_ahead` only: it bounds what draining the spool "
             "after an outage holds in memory; librdkafka's default is 1000000), "
             "`client.id=callbus-agent` and "
             "`allow.auto.create.topics=false` (the agent creates its topics itself, the state topics "
-            "compacted, and retries until the broker answers). `-X name=value` "
+            "compacted, and retries until the broker answers). Without `agent.standby` the agent runs two "
+            "producers with these properties: the state topics and command results, which operators wait "
+            "on, have a connection of their own, not queued behind the AMI stream's requests; that one has "
+            "`queue.buffering.max.kbytes=1024` and `batch.size=65536` with `agent.spool.write_ahead`. "
+            "With a standby, one transactional producer writes every topic. Anything set here applies to both. "
+            "`-X name=value` "
             "on the command line overrides a property from here."},
     {.name = "operators", .type = CONFIG_CUSTOM, .readers = CONFIG_AGENT, .load = load_operators,
      .type_doc = "list of groups", .default_doc = "none",

@@ -308,6 +308,28 @@ def create_topic(bootstrap, name, partitions=3, config=None, timeout=30.0):
     fs[name].result(timeout)
 
 
+def producer_ids(bootstrap, topic):
+    """The idempotent or transactional producers that wrote to a partition
+    of topic that holds records and are still active (the broker's
+    DescribeProducers, through Kafka's own tool: one JVM per partition)."""
+    from concurrent.futures import ThreadPoolExecutor
+    from confluent_kafka import Consumer, TopicPartition
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "callbus-test-producers"})
+    try:
+        parts = [p for p in c.list_topics(topic, timeout=10).topics[topic].partitions
+                 if c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] > 0]
+    finally:
+        c.close()
+
+    def describe(p):
+        r = subprocess.run([str(KAFKA_SH), "run-class", "org.apache.kafka.tools.TransactionsCommand",
+                            "--bootstrap-server", bootstrap, "describe-producers", "--topic", topic,
+                            "--partition", str(p)], capture_output=True, text=True, timeout=120, check=True)
+        return {int(line.split()[0]) for line in r.stdout.splitlines()[1:] if line.strip()}
+    with ThreadPoolExecutor(4) as pool:
+        return set().union(*pool.map(describe, parts))
+
+
 # ---------------------------------------------------------------- processes
 
 # The ERROR MirrorMaker 2 logs by design with checkpoints off, once per flow

@@ -19,7 +19,7 @@ import pytest
 
 from callbus_harness import (TcpProxy, by_command, command_of, messages, metrics, restart_amisim,
                              start_agent, start_amisim, write_agent_conf)
-from conftest import build_path, consume_all, produce, wait_until
+from conftest import build_path, consume_all, produce, producer_ids, wait_until
 from schema_check import validate_message
 
 COMMANDS_CONF = 'commands: { operator_phone = "Local/%s@phones"; };'
@@ -173,6 +173,22 @@ def test_queue_commands(bench):
     assert "Not there" in bench.result(cid, "failed")["reason"]
     cid = bench.send("queue_login", {"operator_id": "op102", "queue": "nosuchqueue"})
     assert bench.statuses(cid) == ["accepted", "failed"]
+
+
+def test_results_and_live_state_have_a_producer_of_their_own(bench):
+    """What operators wait on (command results, the state topics) goes over
+    a connection of its own, not behind the AMI stream's requests (the
+    broker serves one connection's requests one at a time): another
+    idempotent producer, so other producer ids in the broker."""
+    cid = bench.send("pause", {"operator_id": "op101", "queue": "support"})
+    assert bench.statuses(cid) == ["accepted", "succeeded"]
+    wait_until(lambda: any(r.key == b"op101" and r.value and any(q["paused"] for q in json.loads(r.value)["data"]["queues"])
+                           for r in consume_all(bench.bootstrap, bench.site.topic("state.operators"), timeout=10)),
+               timeout=20, what="op101's paused state")
+    live = producer_ids(bench.bootstrap, bench.site.topic("results"))
+    assert live == producer_ids(bench.bootstrap, bench.site.topic("state.operators"))
+    bulk = producer_ids(bench.bootstrap, bench.site.topic("ami"))
+    assert len(live) == 1 and bulk and not live & bulk, (live, bulk)
 
 
 def inbound_call(bench, patience=60):

@@ -15,7 +15,7 @@ import pytest
 from confluent_kafka import Producer
 
 from callbus_harness import by_command, messages, metrics, start_agent, start_amisim, write_agent_conf
-from conftest import consume_all, free_port, wait_until
+from conftest import consume_all, free_port, producer_ids, wait_until
 from schema_check import validate_message
 from test_commands import COMMANDS_CONF, FINAL, command
 
@@ -164,6 +164,13 @@ def test_kill9_of_the_leader_the_standby_takes_over(procs, tmp_path, site, kafka
     assert {l["data"]["epoch"] for l in leases} >= {pair.epoch_a, gap["epoch"]}
     for lease in leases[:3] + leases[-3:]:
         assert not validate_message({k: v for k, v in lease.items() if not k.startswith("_")})
+    # With a standby every topic is written in the one transaction, so by the
+    # one transactional producer (no connection of their own for the state
+    # topics and results, test_commands.py): the same producer id.
+    ami = producer_ids(kafka_bootstrap, site.topic("ami"))
+    assert len(ami) == 1, ami
+    assert producer_ids(kafka_bootstrap, site.topic("state.calls")) == ami
+    assert producer_ids(kafka_bootstrap, site.topic("results")) == ami
     print(f"kill -9: the standby led after {took:.2f} s; gap {gap['data']['from']} .. {gap['data']['to']}; "
           f"{len(pair.sent)} commands, none executed twice")
 
