@@ -243,10 +243,10 @@ def amisim_events(stats_path, proc):
 
 
 async def measure_latency(port, site, seconds):
-    """A supervisor sees every change of every call (its state record's
-    update); latency = arrival - the record's time, the time of the AMI event
-    that changed it (Asterisk's Timestamp, i.e. amisim's clock on this
-    machine). Keyed by (call id, time)."""
+    """A supervisor sees every change of every call and operator (its state
+    record's update); latency = arrival - the record's time, the time of the
+    AMI event that changed it (Asterisk's Timestamp, i.e. amisim's clock on
+    this machine). Keyed by (kind, id, time)."""
     reader, writer = await ws_connect(port, token(site, "sup1", "supervisor"))
     lat, end = {}, time.monotonic() + seconds
     while time.monotonic() < end:
@@ -256,9 +256,9 @@ async def measure_latency(port, site, seconds):
             continue
         now = time.time()
         msg = json.loads(data)
-        if msg.get("type") != "update" or msg["kind"] != "call" or not msg.get("time"):
+        if msg.get("type") != "update" or msg["kind"] not in ("call", "operator") or not msg.get("time"):
             continue
-        lat.setdefault((msg["id"], msg["time"]), (rfc3339_s(msg["time"]), now))
+        lat.setdefault((msg["kind"], msg["id"], msg["time"]), (rfc3339_s(msg["time"]), now))
     writer.close()
     return lat
 
@@ -338,6 +338,8 @@ def run(bootstrap):
         loop.close()
         stop_clients(procs)
         procs = []
+        op_lat = [(now - ts) * 1000 for (kind, _, _), (ts, now) in got.items() if kind == "operator"]
+        got = {(i, t): v for (kind, i, t), v in got.items() if kind == "call"}
         lat = [(now - ts) * 1000 for ts, now in got.values()]
         kts = produce_times(bootstrap, f"callbus.{site}.state.calls", set(got))
         if os.environ.get("BENCH_DUMP"):   # each update's times, to split the latency further
@@ -348,13 +350,15 @@ def run(bootstrap):
         r = dict(clients=nconns, kb_per_conn=per_conn / 1024, ami_rate=ami_rate, p50=pct(lat, .5), p99=pct(lat, .99),
                  max=max(lat), agent_p50=pct(agent_ms, .5), agent_p99=pct(agent_ms, .99),
                  gw_p50=pct(rest_ms, .5), gw_p99=pct(rest_ms, .99), gw_cpu=gw_cpu,
-                 echo_p50=pct(echo_ms, .5), echo_p99=pct(echo_ms, .99))
+                 echo_p50=pct(echo_ms, .5), echo_p99=pct(echo_ms, .99),
+                 op_p50=pct(op_lat, .5), op_p99=pct(op_lat, .99))
         print(f"gateway latency: {len(lat)} call state updates over {SECONDS} s at {ami_rate:,.0f} AMI events/s "
               f"({RATE:g} calls/s), {nconns} clients connected: AMI event -> WebSocket client p50 {r['p50']:.2f} ms, "
               f"p99 {r['p99']:.2f} ms, max {r['max']:.1f} ms; of which AMI -> Kafka produce (agent) "
               f"p50 {r['agent_p50']:.2f} / p99 {r['agent_p99']:.2f} ms, produce -> WebSocket client "
               f"(Kafka + gateway) p50 {r['gw_p50']:.2f} / p99 {r['gw_p99']:.2f} ms "
-              f"({len(kts)} matched); gateway CPU {gw_cpu:.0f} % of a core; anchor, Kafka produce -> "
+              f"({len(kts)} matched); {len(op_lat)} operator state updates: p50 {r['op_p50']:.2f} ms, "
+              f"p99 {r['op_p99']:.2f} ms; gateway CPU {gw_cpu:.0f} % of a core; anchor, Kafka produce -> "
               f"consume of an echo topic at 50/s meanwhile: p50 {r['echo_p50']:.2f} / p99 {r['echo_p99']:.2f} ms "
               f"({len(echo_ms)} messages)")
         return r
@@ -388,5 +392,6 @@ if __name__ == "__main__":
           f"p50 {med('p50'):.2f} ms, p99 {med('p99'):.2f} ms (runs: "
           f"{each}); agent part p50 {med('agent_p50'):.2f} / "
           f"p99 {med('agent_p99'):.2f} ms, Kafka + gateway part p50 {med('gw_p50'):.2f} / "
-          f"p99 {med('gw_p99'):.2f} ms; gateway CPU {med('gw_cpu'):.0f} %; anchor, Kafka produce -> consume "
+          f"p99 {med('gw_p99'):.2f} ms; operator state updates p50 {med('op_p50'):.2f} / "
+          f"p99 {med('op_p99'):.2f} ms; gateway CPU {med('gw_cpu'):.0f} %; anchor, Kafka produce -> consume "
           f"of an echo topic in the same runs: p50 {med('echo_p50'):.2f} / p99 {med('echo_p99'):.2f} ms")
