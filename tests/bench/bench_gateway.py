@@ -332,6 +332,8 @@ def run(bootstrap):
         took_s = time.monotonic() - t0
         gw_cpu = (cpu_s(gw.pid) - cpu0) / took_s * 100
         ev1 = amisim_events(work / "amisim.json", amisim)
+        # The latency counts from the Timestamp: how late amisim wrote the events after it.
+        sim_lag = json.loads((work / "amisim.json").read_text()).get("sim_lag_p50_s", float("nan")) * 1000
         echo_ms = echo.latencies()
         echo.close()
         ami_rate = (ev1 - ev0) / took_s if ev0 is not None and ev1 is not None else float("nan")
@@ -351,13 +353,14 @@ def run(bootstrap):
                  max=max(lat), agent_p50=pct(agent_ms, .5), agent_p99=pct(agent_ms, .99),
                  gw_p50=pct(rest_ms, .5), gw_p99=pct(rest_ms, .99), gw_cpu=gw_cpu,
                  echo_p50=pct(echo_ms, .5), echo_p99=pct(echo_ms, .99),
-                 op_p50=pct(op_lat, .5), op_p99=pct(op_lat, .99))
+                 op_p50=pct(op_lat, .5), op_p99=pct(op_lat, .99), sim_lag=sim_lag)
         print(f"gateway latency: {len(lat)} call state updates over {SECONDS} s at {ami_rate:,.0f} AMI events/s "
               f"({RATE:g} calls/s), {nconns} clients connected: AMI event -> WebSocket client p50 {r['p50']:.2f} ms, "
               f"p99 {r['p99']:.2f} ms, max {r['max']:.1f} ms; of which AMI -> Kafka produce (agent) "
               f"p50 {r['agent_p50']:.2f} / p99 {r['agent_p99']:.2f} ms, produce -> WebSocket client "
               f"(Kafka + gateway) p50 {r['gw_p50']:.2f} / p99 {r['gw_p99']:.2f} ms "
-              f"({len(kts)} matched); {len(op_lat)} operator state updates: p50 {r['op_p50']:.2f} ms, "
+              f"({len(kts)} matched; Kafka's timestamps are whole milliseconds, so this split is good to "
+              f"1 ms); amisim wrote the events p50 {sim_lag:.2f} ms after their Timestamp; {len(op_lat)} operator state updates: p50 {r['op_p50']:.2f} ms, "
               f"p99 {r['op_p99']:.2f} ms; gateway CPU {gw_cpu:.0f} % of a core; anchor, Kafka produce -> "
               f"consume of an echo topic at 50/s meanwhile: p50 {r['echo_p50']:.2f} / p99 {r['echo_p99']:.2f} ms "
               f"({len(echo_ms)} messages)")

@@ -11,6 +11,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <math.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -19,6 +20,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "amisim.h"
@@ -416,7 +418,8 @@ static double earlier(double a, double b) {
     return a < b ? a : b;
 }
 
-static int next_timeout_ms(double now) {
+/* Seconds until the next thing due, at most 1. */
+static double next_timeout(double now) {
     double due = -1;
     for (client *c = clients; c; c = c->next) {
         if (c->dead) continue;
@@ -429,11 +432,27 @@ static int next_timeout_ms(double now) {
     if (cfg.stats_file && cfg.stats_interval > 0) due = earlier(due, now + cfg.stats_interval);
     if (cfg.shutdown_after > 0 && !shutting_down) due = earlier(due, boot_time + cfg.shutdown_after);
     if (shutting_down) due = earlier(due, shutdown_deadline);
-    if (due < 0) return 1000;
-    double ms = (due - now) * 1000.0;
-    if (ms <= 0) return 0;
-    if (ms > 1000) return 1000;
-    return (int)ms + 1;
+    if (due < 0 || due - now > 1) return 1;
+    return due > now ? due - now : 0;
+}
+
+/* An event's Timestamp is its due time, and Asterisk writes an event the
+ * moment it stamps it (main/manager.c, __ast_manager_event_multichan: the
+ * Timestamp is ast_tvnow() as the event is built, then the sessions are
+ * woken). So the wait ends at the due time itself, not at the next whole
+ * millisecond after it, which stamped events 0.5-1 ms before they left:
+ * epoll_pwait2's nanosecond timeout (Linux 5.11), else epoll_wait's
+ * milliseconds, rounded up. */
+static int wait_events(struct epoll_event *evs, int max, double timeout_s) {
+    static int no_pwait2;
+    if (!no_pwait2) {
+        struct timespec ts = {.tv_sec = (time_t)timeout_s,
+                              .tv_nsec = (long)((timeout_s - (double)(time_t)timeout_s) * 1e9)};
+        int n = epoll_pwait2(epoll_fd, evs, max, &ts, NULL);
+        if (n >= 0 || errno != ENOSYS) return n;
+        no_pwait2 = 1;
+    }
+    return epoll_wait(epoll_fd, evs, max, (int)ceil(timeout_s * 1000));
 }
 
 static unsigned long long pending_total(void) {
@@ -479,9 +498,9 @@ int server_run(void) {
     if (epoll_fd < 0 || open_listener() < 0) return 1;
     struct epoll_event evs[64];
     while (!exit_requested) {
-        int n = epoll_wait(epoll_fd, evs, 64, next_timeout_ms(now_real()));
+        int n = wait_events(evs, 64, next_timeout(now_real()));
         if (n < 0 && errno != EINTR) {
-            log_error("epoll_wait: %s", strerror(errno));
+            log_error("epoll wait: %s", strerror(errno));
             break;
         }
         if (n > 0) handle_events(evs, n);
