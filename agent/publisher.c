@@ -30,8 +30,8 @@ struct publisher {
      * a producer, so a connection, of their own without a standby: the
      * broker serves one connection's requests one at a time, one partition
      * each, and a state record queued behind the AMI stream's and the
-     * history topics' requests reached the gateway 1-2 ms later than one
-     * on its own (docs/benchmarks.md, "Latency anchors"). With a standby
+     * history topics' requests: 0.3 ms of AMI event -> browser's p50 of
+     * 2.8 ms (docs/benchmarks.md, "Latency anchors"). With a standby
      * every topic must be in the one transaction: live is rk then. */
     rd_kafka_t *live;
     rd_kafka_topic_t *topics[TOPIC_KINDS];
@@ -179,13 +179,16 @@ static rd_kafka_conf_t *build_conf(const callbus_config *c, publisher *p, int li
     char txid[256];
     /* Written ahead, every message is on disk already: librdkafka's queue
      * need only keep the broker busy, and the spool is the buffer through
-     * an outage. 4 MiB keeps the agent's peak RSS near 16 MB at full load
-     * (128 MiB: 25-40 MB, growing with the broker's lag); set in order,
-     * so this one wins over the default above, the user's over both.
-     * batch.size 256 KiB (librdkafka's default is 1 MB): draining a spool
-     * after an outage fills every partition's batch, five requests in
-     * flight; with 1 MB the agent peaked at 21 MB there, with 256 KiB at
-     * 18.6 MB, at the same events/s (docs/benchmarks.md, goal 2). */
+     * an outage. 4 MiB in all (3 for the AMI stream and history, 1 for the
+     * state producer, whose topics carry a few hundred records a second)
+     * keeps the agent's peak RSS near 14 MB at full load (128 MiB: 25-40
+     * MB, growing with the broker's lag); set in order, so this one wins
+     * over the default above, the user's over both. batch.size 256 KiB
+     * (librdkafka's default is 1 MB): draining a spool after an outage
+     * fills every partition's batch, five requests in flight; with 1 MB
+     * the agent peaked at 21 MB there, with 256 KiB at 18.6 MB, at the same
+     * events/s; the second producer at 4 MiB and 256 KiB took it to 24 MB,
+     * at 1 MiB and 64 KiB to 19-19.4 MB (docs/benchmarks.md, goal 2). */
     if (c->agent.spool_write_ahead && !c->agent.standby) {
         props[n++] = (kafka_prop){"queue.buffering.max.kbytes", live ? "1024" : "3072"};
         props[n++] = (kafka_prop){"batch.size", live ? "65536" : "262144"};
