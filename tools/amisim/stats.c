@@ -161,14 +161,13 @@ void stats_sim_lag(double seconds) {
     lag_steps++;
 }
 
-/* The upper end of the bucket that holds the p-th fraction of the steps. */
+/* The upper end of the bucket that holds the p-th fraction of the steps;
+ * 0 before any step. */
 static double sim_lag_pct(double p) {
     uint64_t want = (uint64_t)((double)lag_steps * p), seen = 0;
-    for (int b = 0; b <= LAG_BUCKETS; b++) {
-        seen += lag_hist[b];
-        if (seen > want || b == LAG_BUCKETS) return (b + 1) / 1e5;
-    }
-    return 0;
+    int b = 0;
+    while (b < LAG_BUCKETS && (seen += lag_hist[b]) <= want) b++;
+    return lag_steps ? (b + 1) / 1e5 : 0.0;
 }
 
 static json_t *busiest_json(void) {
@@ -213,8 +212,8 @@ int stats_write(const char *path) {
                              "by_action_id", by_id_json(), "originates", orig, "events_sent",
                              (json_int_t)events_sent, "clients", (json_int_t)clients,
                              "sessions", sessions_json(), "busiest_second", busiest_json(),
-                             "sim_lag_max_s", sim_lag_max, "sim_lag_p50_s", lag_steps ? sim_lag_pct(.5) : 0.0,
-                             "sim_lag_p99_s", lag_steps ? sim_lag_pct(.99) : 0.0);
+                             "sim_lag_max_s", sim_lag_max, "sim_lag_p50_s", sim_lag_pct(.5),
+                             "sim_lag_p99_s", sim_lag_pct(.99));
     for (int i = 0; i < nsections; i++) json_object_set_new(root, sections[i].name, sections[i].fn());
     char tmp[4096];
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
