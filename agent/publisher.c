@@ -41,6 +41,7 @@ struct publisher {
     int broker_up;
     int write_ahead;
     int write_ahead_failing;
+    int overflowing;     /* the queue filled: new messages wait on disk until it drains */
     publisher_stats stats;
     uint64_t dropped_unreported[TOPIC_KINDS];   /* by topic, for the gap's detail */
     /* Topic creation; retried from publisher_poll until the broker answers. */
@@ -348,8 +349,9 @@ int publisher_send(publisher *p, topic_kind t, const char *key, size_t keylen,
             p->dropped_unreported[t]++;
             return -1;
         }
-        if (p->stats.spooled == p->stats.unspooled)
+        if (!p->overflowing)
             log_warn("kafka: in-memory queue full (broker slow or away): spooling to disk");
+        p->overflowing = 1;
         if (ahead) {
             spool_give_back(p->spool, ahead);
             p->stats.spooled++;
@@ -387,7 +389,12 @@ static void drain_spool(publisher *p) {
         n++;
     }
     /* With transactions the spool only bridges a commit: not news. */
-    if (n && spool_empty(p->spool) && p->tx == TX_NONE) log_info("spool: drained, back to direct delivery");
+    /* Command results pass through the spool every time (to be fsynced):
+     * only the end of an overflow is news. */
+    if (p->overflowing && spool_empty(p->spool)) {
+        p->overflowing = 0;
+        if (p->tx == TX_NONE) log_info("spool: drained, back to direct delivery");
+    }
 }
 
 /* The longest a commit may block the loop once every message is delivered. */

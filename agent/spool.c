@@ -24,6 +24,7 @@
 
 #include "alloc.h"
 #include "log.h"
+#include "reaper.h"
 #include "sbuf.h"
 
 #define SEGMENT_MAX (64LL << 20)
@@ -61,6 +62,7 @@ struct spool {
     uint64_t size;           /* bytes not yet consumed */
     int64_t read_seg, write_seg;
     int64_t front_seg;       /* segment being filled by spool_append_front, or -1 */
+    reaper *reaper;          /* deletes segments off the event loop */
     int wfd;                 /* tail writer, or -1 */
     sbuf wbuf;               /* tail records not yet written, from flushed_off on */
     tail_record *tail;       /* what wbuf holds, record by record */
@@ -109,10 +111,12 @@ static void close_reader(spool *s) {
     s->rbuf_len = 0;
 }
 
+/* Only at a number never written again, or before a reaper_wait: a new
+ * file at a number whose deletion is still queued would be deleted. */
 static void unlink_segment(spool *s, int64_t seg) {
     char path[4200];
     seg_path(s, seg, path, sizeof(path));
-    unlink(path);
+    reaper_unlink(s->reaper, path);
     drop_resume(s, seg);
 }
 
@@ -279,6 +283,7 @@ spool *spool_open(const char *dir, long long max_bytes, char *err, size_t errlen
     s->rfd = -1;
     s->wfd = -1;
     s->front_seg = -1;
+    s->reaper = reaper_new();
     sbuf_init(&s->rec);
     sbuf_init(&s->wbuf);
     scan_segments(s);
@@ -290,8 +295,10 @@ spool *spool_open(const char *dir, long long max_bytes, char *err, size_t errlen
         s->read_seg = s->write_seg = 0;
         s->nresumes = 0;
         save_resumes(s);
+        reaper_wait(s->reaper);   /* segment 0 is opened again just below */
     }
     if (open_writer(s, err, errlen) < 0) {
+        reaper_free(s->reaper);
         sbuf_free(&s->rec);
         sbuf_free(&s->wbuf);
         free(s);
@@ -368,6 +375,7 @@ int spool_begin_front(spool *s) {
     for (spool_hold *h = s->holds; h; h = h->next)
         if (h->seg < lowest) lowest = h->seg;
     s->front_seg = lowest - 1;
+    reaper_wait(s->reaper);       /* that number may have been a segment just deleted */
     seg_path(s, s->front_seg, path, sizeof(path));
     s->ff = fopen(path, "wb");
     return s->ff ? 0 : -1;
@@ -563,6 +571,8 @@ void spool_release(spool *s, spool_hold *h) {
     }
 }
 
+void spool_settle(spool *s) { reaper_wait(s->reaper); }
+
 int spool_empty(const spool *s) { return s->empty; }
 uint64_t spool_size(const spool *s) { return s->size; }
 
@@ -583,6 +593,7 @@ void spool_close(spool *s) {
      * next start has nothing to send again. */
     if (s->empty && !(h && h->outstanding)) unlink_segment(s, s->read_seg);
     save_resumes(s);
+    reaper_free(s->reaper);
     /* Segments with unreleased records stay on disk for the next start. */
     while (s->holds) drop_hold(s, s->holds);
     sbuf_free(&s->rec);

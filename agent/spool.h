@@ -55,6 +55,9 @@ void spool_set_lost_handler(spool *s, spool_lost_fn fn, void *ctx);
 void spool_flush(spool *s);
 /* Flushes and fsyncs: the records written so far survive a crash. */
 int spool_sync(spool *s);
+/* Returns once the segments deleted so far are gone from the disk: they
+ * are deleted on a thread of their own (reaper.h). */
+void spool_settle(spool *s);
 /* Records where reading stopped, so a restart does not send twice; segments
  * with records not yet released are kept and read again. */
 void spool_close(spool *s);

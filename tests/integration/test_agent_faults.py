@@ -508,6 +508,9 @@ def test_spool_full_drops_are_counted_and_announced(full, procs, tmp_path, site,
         return (m["callbus_agent_spool_bytes"] == 0 and m["callbus_agent_kafka_queued"] == 0
                 and delivered > last_drop["delivered"] + 200)
     wait_until(delivered_after_last_drop, timeout=60, what="traffic after the last drop to be delivered")
+    # The overflow's start and end, in the operations guide's words.
+    agent.wait_for(r"in-memory queue full \(broker slow or away\): spooling to disk", which="err")
+    agent.wait_for(r"spool: drained, back to direct delivery", which="err")
     m, ngaps, announced_n, by_kind, missing = losses_announced(amisim, agent, http, kafka_bootstrap, site)
     print(f"dropped {m['callbus_agent_dropped_total']:.0f}, spooled {m['callbus_agent_spooled_total']:.0f}; "
           f"{ngaps} gaps announce {announced_n} {by_kind}; missing seqs {missing}")

@@ -161,6 +161,8 @@ def test_queue_commands(bench):
                              r"decision durable ([0-9.]+), action sent ([0-9.]+)", which="err")
     woken, durable, sent = (float(x) for x in m.groups()[1:])
     assert woken <= durable <= sent and float(m.group(1)) > 0
+    # Results pass through the spool to be fsynced: not an overflow to announce.
+    assert "spool: drained" not in bench.agent.err_path.read_text()
     ops = messages(bench.bootstrap, bench.site.topic("operators"), timeout=10)
     types = [e["type"] for e in ops if e["subject"] == "op102"]
     for t in ("logged_in", "paused", "logged_out"):
