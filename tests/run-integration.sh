@@ -5,7 +5,8 @@
 #
 # Starts a broker with tests/kafka/kafka.sh in a temp dir (stopped on exit,
 # also on Ctrl-C) unless KAFKA_BOOTSTRAP is set, exports KAFKA_BOOTSTRAP and
-# CALLBUS_BUILD (default: build), and runs python3 -m pytest -q tests/integration.
+# CALLBUS_BUILD (default: build), and runs python3 -m pytest -q tests/integration
+# (or only the test files or directories among the arguments).
 # Sanitizer reports of every process go to CALLBUS_SAN_LOG_DIR (a temp dir;
 # conftest.py fails the test that was running when one appears).
 # `-m sanitizer` selects the tests `make integration-san` runs.
@@ -62,8 +63,13 @@ else
     echo "run-integration: broker at $KAFKA_BOOTSTRAP ($((SECONDS - t0))s)"
 fi
 
+# The whole suite, unless the arguments name test files or directories.
+targets=(tests/integration)
+for arg in "$@"; do
+    [[ -e "${arg%%::*}" ]] && targets=()
+done
 set +e
-"$PYTHON" -m pytest -q --strict-markers --durations=12 tests/integration "$@"
+"$PYTHON" -m pytest -q --strict-markers --durations=12 "${targets[@]}" "$@"
 rc=$?
 set -e
 exit "$rc"
