@@ -388,9 +388,9 @@ static void drain_spool(publisher *p) {
         p->stats.unspooled++;
         n++;
     }
-    /* With transactions the spool only bridges a commit: not news. */
-    /* Command results pass through the spool every time (to be fsynced):
-     * only the end of an overflow is news. */
+    /* Only the end of an overflow is news: command results pass through the
+     * spool every time (to be fsynced), and with transactions the spool only
+     * bridges a commit. */
     if (p->overflowing && spool_empty(p->spool)) {
         p->overflowing = 0;
         if (p->tx == TX_NONE) log_info("spool: drained, back to direct delivery");
