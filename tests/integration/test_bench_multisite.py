@@ -48,6 +48,43 @@ def test_last_ids_past_transaction_markers(kafka_bootstrap, unique_topic_prefix)
     assert got == want
 
 
+def test_centre_watch_sees_committed_targets_only(kafka_bootstrap, unique_topic_prefix):
+    """The catch-up watch (the last committed records of each partition, by
+    the order of the agent's ids) finds committed targets, and does not count
+    a target in a transaction still open: it reads committed records only,
+    as the CRM does."""
+    import time
+    import pytest
+    from confluent_kafka import Producer
+    topic = f"{unique_topic_prefix}-centre"
+    create_topic(kafka_bootstrap, topic, partitions=2)
+    start = end_offsets(kafka_bootstrap, [topic])
+    p = Producer({"bootstrap.servers": kafka_bootstrap,
+                  "transactional.id": f"{unique_topic_prefix}-{uuid.uuid4().hex}"})
+    p.init_transactions()
+    p.begin_transaction()
+    for n in range(300):
+        p.produce(topic, json.dumps({"id": f"x:agent-x:calls:7:{n}"}).encode(), partition=n % 2)
+    p.commit_transaction()
+    marks = end_offsets(kafka_bootstrap, [topic])
+    bench = load_bench()
+    targets = bench.last_ids(kafka_bootstrap, marks)
+    assert set(targets.values()) == {"x:agent-x:calls:7:298", "x:agent-x:calls:7:299"}
+    secs, first = bench.wait_centre_has(kafka_bootstrap, targets, start, time.monotonic(), timeout=30)
+    assert first is not None and first <= secs < 30
+
+    p.begin_transaction()
+    p.produce(topic, json.dumps({"id": "x:agent-x:calls:7:300"}).encode(), partition=0)
+    p.flush()
+    with pytest.raises(TimeoutError):
+        bench.wait_centre_has(kafka_bootstrap, {(topic, 0): "x:agent-x:calls:7:300"}, start,
+                              time.monotonic(), timeout=3)
+    p.abort_transaction()
+    assert bench.id_order("tallinn:agent-tallinn:ami:1796656125:99") < \
+        bench.id_order("tallinn:agent-tallinn:ami:1796656125:100") < \
+        bench.id_order("tallinn:agent-tallinn:ami:1796656126:1")
+
+
 def test_gc_pauses_counts_only_what_came_after_the_mark(tmp_path):
     log = tmp_path / "gc.log"
     before = "[1.201s][info][gc] GC(0) Pause Young (Normal) (G1 Evacuation Pause) 24M->5M(256M) 3.456ms\n"
