@@ -296,6 +296,10 @@ spool *spool_open(const char *dir, long long max_bytes, char *err, size_t errlen
         s->nresumes = 0;
         save_resumes(s);
         reaper_wait(s->reaper);   /* segment 0 is opened again just below */
+    } else {
+        /* The last segment may end in a record a crash cut short: new
+         * records after it would read as its missing part. */
+        s->write_seg++;
     }
     if (open_writer(s, err, errlen) < 0) {
         reaper_free(s->reaper);
@@ -485,6 +489,19 @@ static const char *read_at(spool *s, long long off, size_t size) {
     return s->rbuf_len >= size ? s->rbuf : NULL;
 }
 
+/* The reader has caught up with the writer. A short segment goes on
+ * taking records: command results pass through here one at a time, and a
+ * fresh file for each cut the write-ahead segments into slivers whose
+ * creates and deletes every fdatasync then had to commit. */
+static void drained(spool *s) {
+    if (s->write_off >= WRITE_AHEAD_SEGMENT || s->write_failed || s->read_off != s->write_off) {
+        start_fresh_segment(s);
+        return;
+    }
+    s->size = 0;
+    s->empty = 1;
+}
+
 /* The length of the record at the reader's offset, its bytes at
  * s->pending; 0 at the segment's end. */
 static uint32_t next_record(spool *s) {
@@ -512,7 +529,7 @@ int spool_peek(spool *s, spool_record *r) {
             goto decode;
         }
         /* End of this segment (or a record torn by a crash). */
-        if (s->read_seg >= s->write_seg) { start_fresh_segment(s); return 0; }
+        if (s->read_seg >= s->write_seg) { drained(s); return 0; }
         next_segment(s);
     }
 decode:;

@@ -286,24 +286,59 @@ static void test_unreleased_records_survive_a_crash(void **state) {
     spool_close(s);
 }
 
-/* Once every record read from a segment is released, the segment is gone. */
+/* Once every record read from a segment past the write-ahead size is
+ * released, the segment is gone. */
 static void test_released_segment_deleted(void **state) {
     (void)state;
     char err[256];
-    spool *s = spool_open(dir, 1 << 20, err, sizeof(err));
-    for (int i = 0; i < 10; i++) put(s, i);
+    enum { N = 40000 };   /* ~1.5 MiB */
+    spool *s = spool_open(dir, 1 << 24, err, sizeof(err));
+    for (int i = 0; i < N; i++) put(s, i);
     spool_record r;
     assert_int_equal(spool_peek(s, &r), 1);
     spool_hold *h = r.hold;
-    assert_int_equal(take_some(s, 0, 1000, 1), 10);
+    assert_int_equal(take_some(s, 0, N + 1, 1), N);
     assert_int_equal(segment_files(s), 2);                 /* the read one and a fresh one */
-    for (int i = 0; i < 9; i++) spool_release(s, h);
+    for (int i = 0; i < N - 1; i++) spool_release(s, h);
     assert_int_equal(segment_files(s), 2);
     spool_release(s, h);
     assert_int_equal(segment_files(s), 1);
-    for (int i = 10; i < 15; i++) put(s, i);
-    assert_int_equal(take(s, 10, 1000), 5);
+    for (int i = N; i < N + 5; i++) put(s, i);
+    assert_int_equal(take(s, N, 1000), 5);
     assert_int_equal(segment_files(s), 1);
+    spool_close(s);
+}
+
+/* Command results pass one at a time: the reader catches up with each, and
+ * a short segment goes on taking them rather than a file for each. A crash
+ * finds the ones not yet released. */
+static void test_short_segment_goes_on_after_drain(void **state) {
+    (void)state;
+    char err[256];
+    spool *s = spool_open(dir, 1 << 20, err, sizeof(err));
+    for (int i = 0; i < 100; i++) {
+        put(s, i);
+        assert_int_equal(take(s, i, 1000), 1);
+        assert_true(spool_empty(s));
+    }
+    assert_int_equal(segment_files(s), 1);
+    char first[400];
+    snprintf(first, sizeof(first), "%s/seg-%020lld.spool", dir, 1LL << 40);
+    assert_int_equal(access(first, F_OK), 0);               /* still the first file */
+    put(s, 100);
+    assert_int_equal(take_some(s, 100, 1000, 1), 1);       /* not released: then killed */
+    spool *after_crash = spool_open(dir, 1 << 20, err, sizeof(err));
+    spool_record r;
+    int last = -1;
+    while (spool_peek(after_crash, &r) == 1) {            /* sent again, in order */
+        char text[64];
+        snprintf(text, sizeof(text), "%.*s", (int)r.len, r.payload);
+        assert_int_equal(sscanf(text, "{\"n\":%d}", &last), 1);
+        spool_consume(after_crash);
+        spool_release(after_crash, r.hold);
+    }
+    assert_int_equal(last, 100);
+    spool_close(after_crash);
     spool_close(s);
 }
 
@@ -425,7 +460,10 @@ static void test_torn_tail_ignored(void **state) {
     fwrite(half, 1, sizeof(half), f);
     fclose(f);
     s = spool_open(dir, 1 << 20, err, sizeof(err));
-    assert_int_equal(take(s, 0, 1000), 5);
+    /* Records written before the reader reaches the torn one must not
+     * follow it in its segment: they would read as its missing part. */
+    for (int i = 5; i < 10; i++) put(s, i);
+    assert_int_equal(take(s, 0, 1000), 10);
     spool_record r;
     assert_int_equal(spool_peek(s, &r), 0);
     spool_close(s);
@@ -631,6 +669,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_stop_mid_spool_no_duplicates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unreleased_records_survive_a_crash, setup, teardown),
         cmocka_unit_test_setup_teardown(test_released_segment_deleted, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_short_segment_goes_on_after_drain, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_ahead_survives_a_crash, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_ahead_released_not_sent_again, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_ahead_given_back, setup, teardown),
