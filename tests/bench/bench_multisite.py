@@ -142,7 +142,7 @@ def last_records_reach(consumer, ends, start, wanted, tail, wait=1.0):
                 continue
             if id_order(json.loads(m.value())["id"]) >= wanted[tp]:
                 reached.add(tp)
-            if m.offset() >= span[tp][1] - 1 - 1:  # the last one, or a marker after it
+            if m.offset() >= span[tp][1] - 2:  # the last record, or the one before the commit marker
                 done.add(tp)
     return reached
 
@@ -193,16 +193,8 @@ def jfr_opts():
     return "-XX:StartFlightRecording=name=bench,settings=default" if os.environ.get("BENCH_MS_JFR") else ""
 
 
-def mm2_pid():
-    import subprocess
-    pids = subprocess.run(["pgrep", "-f", "MirrorMaker"], capture_output=True, text=True).stdout.split()
-    return pids[0] if pids else None
-
-
-def mm2_uptime():
-    pid = mm2_pid()
-    if not pid:
-        return float("nan")
+def mm2_uptime(pid):
+    """Seconds since MirrorMaker's JVM started (kafka.sh execs it)."""
     stat = Path(f"/proc/{pid}/stat").read_text()
     started = int(stat[stat.rindex(")") + 2:].split()[19]) / os.sysconf("SC_CLK_TCK")
     return float(Path("/proc/uptime").read_text().split()[0]) - started
@@ -252,7 +244,7 @@ def main():
         frozen = start == c_cut
         gc_at_restore = gc_log.stat().st_size if gc_log.exists() else 0
         cpu_at_restore = cpu_ticks()
-        say(f"the link returns at MirrorMaker's uptime {mm2_uptime():.1f} s (for its JIT and GC logs)")
+        say(f"the link returns at MirrorMaker's uptime {mm2_uptime(t.mm2.pid):.1f} s (for its JIT and GC logs)")
         for s in sites:
             t.restore(s.name)
         t_back = time.monotonic()
@@ -275,7 +267,7 @@ def main():
         say(f"the first replicated record reached the centre {first:.1f} s after the link returned")
         if os.environ.get("BENCH_MS_JFR"):
             import subprocess
-            subprocess.run(["jcmd", mm2_pid(), "JFR.dump", "name=bench",
+            subprocess.run(["jcmd", str(t.mm2.pid), "JFR.dump", "name=bench",
                             f"filename={os.environ['BENCH_MS_JFR']}"], stdout=subprocess.DEVNULL)
         n, ms = gc_pauses(gc_log, gc_at_restore)
         say(f"MirrorMaker's JVM paused {n} times for {ms:.0f} ms in all during the catch-up "
