@@ -378,6 +378,12 @@ static void drain_spool(publisher *p) {
     spool_record r;
     int n = 0;
     while (spool_peek(p->spool, &r) == 1) {
+        if (r.topic >= TOPIC_KINDS) {   /* the file's word, and no topic of ours: damage */
+            log_warn("spool: a record for an unknown topic (%u) skipped: a damaged spool file", r.topic);
+            spool_consume(p->spool);
+            spool_release(p->spool, r.hold);
+            continue;
+        }
         int rc = produce(p, (topic_kind)r.topic, r.key, r.keylen, r.payload, r.len, r.hold);
         if (rc == 1) break;
         spool_consume(p->spool);

@@ -3,8 +3,9 @@
  * Record layout: u32 total length, u8 topic, u8 flags, 2 bytes zero, u32
  * key length, key, payload; host byte order, since a spool never leaves its
  * machine. A record cut short by a crash is detected by its length and
- * ignored. Flag 1 marks a tombstone: a null value, which compaction treats
- * unlike an empty one.
+ * ignored; one whose lengths contradict each other (damage) is skipped.
+ * Flag 1 marks a tombstone: a null value, which compaction treats unlike an
+ * empty one.
  *
  * A segment the reader has passed is deleted only when the broker has taken
  * every record read from it (spool_release): until then those records live
@@ -502,20 +503,29 @@ static void drained(spool *s) {
     s->empty = 1;
 }
 
+/* A length read from the file is the disk's word: a record larger than
+ * the read-ahead must fit in what is left of the segment before it gets
+ * a buffer of its own. */
+static int fits_segment(spool *s, uint32_t total) {
+    struct stat st;
+    if (total <= READ_BUFFER) return 1;
+    return fstat(s->rfd, &st) == 0 && s->read_off + (long long)total <= (long long)st.st_size;
+}
+
 /* The length of the record at the reader's offset, its bytes at
  * s->pending; 0 at the segment's end. */
 static uint32_t next_record(spool *s) {
     const char *hdr = read_at(s, s->read_off, HEADER_LEN);
     uint32_t total = 0;
     if (hdr) memcpy(&total, hdr, 4);
-    if (total < HEADER_LEN) return 0;
+    if (total < HEADER_LEN || !fits_segment(s, total)) return 0;
     s->pending = read_at(s, s->read_off, total);
     return s->pending ? total : 0;
 }
 
-int spool_peek(spool *s, spool_record *r) {
-    if (s->empty) return 0;
-    if (s->pending_len) goto decode;
+/* Finds the next record and leaves it at s->pending; 0 when everything
+ * has been read. */
+static int find_next(spool *s) {
     spool_flush(s);
     for (;;) {
         if (s->rfd < 0 && open_reader(s) < 0) {
@@ -526,22 +536,40 @@ int spool_peek(spool *s, spool_record *r) {
         uint32_t total = next_record(s);
         if (total) {
             s->pending_len = total;
-            goto decode;
+            return 1;
         }
         /* End of this segment (or a record torn by a crash). */
         if (s->read_seg >= s->write_seg) { drained(s); return 0; }
         next_segment(s);
     }
-decode:;
+}
+
+static int decode(const spool *s, spool_record *r) {
     const char *rec = s->pending;
     uint32_t keylen;
     memcpy(&keylen, rec + 8, 4);
-    if (keylen > s->pending_len - HEADER_LEN) return -1;
+    if (keylen > s->pending_len - HEADER_LEN) return 0;
     r->topic = (uint8_t)rec[4];
     r->key = rec + HEADER_LEN;
     r->keylen = keylen;
-    r->payload = rec[5] & FLAG_NULL_VALUE ? NULL : r->key + keylen;
     r->len = s->pending_len - HEADER_LEN - keylen;
+    r->payload = rec[5] & FLAG_NULL_VALUE ? NULL : r->key + keylen;
+    return r->payload || r->len == 0;   /* a null value has no bytes */
+}
+
+int spool_peek(spool *s, spool_record *r) {
+    for (;;) {
+        if (s->empty) return 0;
+        if (!s->pending_len && !find_next(s)) return 0;
+        if (decode(s, r)) break;
+        /* Damaged on disk, not written so by us: whatever follows it in
+         * the segment is still sent. */
+        log_warn("spool: segment %lld, offset %lld: a damaged record (%zu bytes) skipped",
+                 (long long)s->read_seg, s->read_off, s->pending_len);
+        s->read_off += (long long)s->pending_len;
+        s->size = s->size > s->pending_len ? s->size - s->pending_len : 0;
+        s->pending_len = 0;
+    }
     r->hold = hold_of(s, s->read_seg);
     return 1;
 }

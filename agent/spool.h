@@ -31,8 +31,9 @@ int spool_append(spool *s, const spool_record *r);
  * are older than the whole spool (purged from librdkafka at shutdown). */
 int spool_begin_front(spool *s);
 int spool_append_front(spool *s, const spool_record *r);
-/* Next record without consuming it: 1 found, 0 empty, -1 error. The record
- * stays valid until the next spool call. */
+/* Next record without consuming it: 1 found, 0 empty. A record damaged on
+ * disk is skipped, with a warning. The record stays valid until the next
+ * spool call. */
 int spool_peek(spool *s, spool_record *r);
 /* The peeked record is taken: its segment stays on disk until every record
  * taken from it is released. */

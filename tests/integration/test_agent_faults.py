@@ -400,6 +400,44 @@ def test_malformed_ami_never_crashes(procs, tmp_path, site, kafka_bootstrap):
     assert m["callbus_agent_ami_refused_total"] == 2 and m["callbus_agent_ami_forged_total"] == 1
 
 
+def spool_record(topic, key, value, flags=0, keylen=None):
+    """One record as agent/spool.c lays it out (host order: little-endian here)."""
+    import struct
+    total = 12 + len(key) + len(value)
+    return struct.pack("<IBBHI", total, topic, flags, 0, len(key) if keylen is None else keylen) + key + value
+
+
+@pytest.mark.sanitizer
+def test_damaged_spool_skipped_rest_sent(procs, tmp_path, site, kafka_bootstrap):
+    """The spool directory is the disk's word: a record naming no topic of
+    the agent's (topic 200) once indexed past its topic table, a key longer
+    than its record stopped the drain for good. Both are skipped, said in
+    the log, and the records around them still reach Kafka."""
+    status = 3  # TOPIC_STATUS in agent/publisher.h
+    def planted(n):
+        return json.dumps({"specversion": "1.0", "id": f"planted-{n}", "source": "test",
+                           "type": "test.planted", "data": {}}).encode()
+    spool_dir = tmp_path / "agent1-state" / "spool"
+    spool_dir.mkdir(parents=True)
+    (spool_dir / f"seg-{1 << 40:020d}.spool").write_bytes(
+        spool_record(status, b"k", planted(1)) + spool_record(200, b"k", planted(2)) +
+        spool_record(status, b"k", planted(3), keylen=900) +
+        spool_record(status, b"k", planted(4), flags=1) + spool_record(status, b"k", planted(5)))
+    _, port = start_amisim(procs, "--simulate", "--operators", "2", "--rate", "0.1")
+    conf, _ = write_agent_conf(tmp_path, site, kafka_bootstrap, port)
+    agent = start_agent(procs, conf)
+    got = wait_until(lambda: {e["id"] for e in messages(kafka_bootstrap, site.topic("status"), idle=1.0)
+                              if e["id"].startswith("planted-")} >= {"planted-1", "planted-5"} and
+                     {e["id"] for e in messages(kafka_bootstrap, site.topic("status"), idle=1.0)
+                      if e["id"].startswith("planted-")},
+                     timeout=30, what="the planted records around the damage")
+    assert got == {"planted-1", "planted-5"}
+    assert agent.alive
+    err = agent.output("err")
+    assert "a record for an unknown topic (200) skipped" in err
+    assert err.count("a damaged record") == 2
+
+
 def undeliverable_gaps(bootstrap, site):
     """(number of kafka_undeliverable gaps, sum of the messages they count,
     the same by topic kind)."""

@@ -469,6 +469,69 @@ static void test_torn_tail_ignored(void **state) {
     spool_close(s);
 }
 
+/* A segment comes from the disk: a record whose key runs past its end or
+ * whose null value has bytes, or a length past the segment's end, is
+ * damage. The first two are skipped and what
+ * follows it still sent; the other ends the segment without a buffer of
+ * its size. */
+static void write_raw_segment(const void *bytes, size_t n) {
+    char path[400];
+    snprintf(path, sizeof(path), "%s/seg-%020lld.spool", dir, 1LL << 40);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(bytes, 1, n, f), n);
+    fclose(f);
+}
+
+static size_t raw_record(unsigned char *out, uint32_t total, uint8_t topic, uint32_t keylen, const char *body) {
+    memcpy(out, &total, 4);
+    out[4] = topic;
+    out[5] = out[6] = out[7] = 0;
+    memcpy(out + 8, &keylen, 4);
+    memcpy(out + 12, body, strlen(body));
+    return 12 + strlen(body);
+}
+
+static void test_damaged_record_skipped(void **state) {
+    (void)state;
+    unsigned char seg[256];
+    size_t n = raw_record(seg, 12 + 8, 1, 1, "k{\"n\":0}");
+    n += raw_record(seg + n, 12 + 4, 2, 900, "xxxx");              /* a 900-byte key in 4 */
+    size_t null_at = n;
+    n += raw_record(seg + n, 12 + 8, 2, 1, "k{\"n\":9}");
+    seg[null_at + 5] = 1;                                           /* a null value, with bytes */
+    n += raw_record(seg + n, 12 + 8, 3, 1, "k{\"n\":1}");
+    write_raw_segment(seg, n);
+    char err[256];
+    spool *s = spool_open(dir, 1 << 20, err, sizeof(err));
+    spool_record r;
+    assert_int_equal(spool_peek(s, &r), 1);
+    assert_memory_equal(r.payload, "{\"n\":0}", 7);
+    spool_consume(s);
+    spool_release(s, r.hold);
+    assert_int_equal(spool_peek(s, &r), 1);
+    assert_int_equal(r.topic, 3);
+    assert_memory_equal(r.payload, "{\"n\":1}", 7);
+    spool_consume(s);
+    spool_release(s, r.hold);
+    assert_int_equal(spool_peek(s, &r), 0);
+    spool_close(s);
+}
+
+static void test_length_past_the_end(void **state) {
+    (void)state;
+    unsigned char seg[64];
+    size_t n = raw_record(seg, 12 + 8, 0, 1, "k{\"n\":0}");
+    n += raw_record(seg + n, 0xfffffff0u, 2, 1, "k{}");            /* 4 GiB said, 15 bytes there */
+    write_raw_segment(seg, n);
+    char err[256];
+    spool *s = spool_open(dir, 1 << 20, err, sizeof(err));
+    assert_int_equal(take(s, 0, 1000), 1);
+    put(s, 1);                                                      /* still writes, still reads */
+    assert_int_equal(take(s, 1, 1000), 1);
+    spool_close(s);
+}
+
 /* Keyless messages (AMI events without Linkedid) spool like any other. */
 static void test_keyless_record(void **state) {
     (void)state;
@@ -677,6 +740,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_front_at_a_number_just_deleted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(test_torn_tail_ignored, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_damaged_record_skipped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_length_past_the_end, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keyless_record, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tombstone_stays_null, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_ahead_blocks, setup, teardown),
