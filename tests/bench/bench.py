@@ -11,7 +11,10 @@ through the same agent.
 Next to it, in the same run and interleaved run by run: kcat producing the
 same AMI events raw (one message each, keyed like the agent's) into the same
 broker with the agent's producer guarantees, and the agent with its
-write-ahead spool off; printed as a table of events/s and ratios to kcat.
+write-ahead spool off, as configured (librdkafka's 128 MiB queue) and at
+the queue bound write-ahead on uses (so the write-ahead's own cost shows
+apart from the memory bound's); printed as a table of events/s and ratios
+to kcat.
 
 Usage: bench.py BOOTSTRAP [end_to_end|command_latency]   (only the table, or
 only the command-latency runs)
@@ -53,6 +56,10 @@ PRODUCER_GUARANTEES = {"enable.idempotence": "true", "acks": "all", "compression
                        "linger.ms": "0"}
 AGENT_PARTITIONS = 6
 WRITE_AHEAD_OFF = "spool: { write_ahead = false; };"
+# Write-ahead on bounds librdkafka's queue (agent/publisher.c build_conf);
+# off keeps librdkafka's 128 MiB. Off at on's bound too, so that the table
+# shows what writing ahead costs apart from what the memory bound costs.
+ON_QUEUE_BOUND = ("queue.buffering.max.kbytes=3072", "batch.size=262144")
 # BENCH_AGENT_KAFKA="name=value,name=value" (as bench_gateway.py): librdkafka
 # properties added to the agents' kafka list, overriding their defaults as a
 # site's own would.
@@ -86,17 +93,18 @@ def peak_rss_kb(pid):
     return int(m.group(1))
 
 
-def start_pair(bootstrap, work, tag, amisim_args, extra_conf="", agent_conf="", site=None):
+def start_pair(bootstrap, work, tag, amisim_args, extra_conf="", agent_conf="", site=None, kafka_extra=()):
     """amisim with amisim_args and an agent connected to it; returns
-    (amisim, agent, http port, site). agent_conf goes inside agent: { }.
-    A new site (so new topics) unless one is given."""
+    (amisim, agent, http port, site). agent_conf goes inside agent: { },
+    kafka_extra after BENCH_AGENT_KAFKA's properties. A new site (so new
+    topics) unless one is given."""
     amisim = subprocess.Popen([BUILD / "amisim", "--listen", "127.0.0.1:0", *amisim_args],
                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     port = int(re.search(r":(\d+)$", amisim.stdout.readline().strip()).group(1))
     http = free_port()
     site = site or tag + uuid.uuid4().hex[:8]
     conf = work / f"{site}.conf"
-    kafka = "".join(f', "{prop}"' for prop in KAFKA_EXTRA)
+    kafka = "".join(f', "{prop}"' for prop in (*KAFKA_EXTRA, *kafka_extra))
     conf.write_text(f"""site = "{site}"; state_dir = "{work / site}";
 kafka = [ "bootstrap.servers={bootstrap}"{kafka} ];
 agent: {{ ami: {{ port = {port}; secret = "callbus"; }}; http: {{ listen = "127.0.0.1:{http}"; }}; {agent_conf} }};
@@ -106,9 +114,10 @@ agent: {{ ami: {{ port = {port}; secret = "callbus"; }}; http: {{ listen = "127.
     return amisim, agent, http, site
 
 
-def end_to_end(bootstrap, work, agent_conf="", perf_file=None):
+def end_to_end(bootstrap, work, agent_conf="", perf_file=None, kafka_extra=()):
     amisim, agent, http, site = start_pair(bootstrap, work, "b", ["--replay", CAPTURE, "--max",
-                                                                 "--loop", str(LOOPS)], agent_conf=agent_conf)
+                                                                 "--loop", str(LOOPS)], agent_conf=agent_conf,
+                                           kafka_extra=kafka_extra)
     perf = None
     if perf_file:
         perf = subprocess.Popen(["perf", "record", "-g", "-o", perf_file, "-p", str(agent.pid)],
@@ -224,15 +233,15 @@ def e2e_line(label, i, r):
 
 def throughput_runs(bootstrap, work):
     """RUNS rounds of: the agent with write-ahead on (the default), kcat, the
-    agent with write-ahead off; interleaved so that the machine's load,
-    shared with other work, falls on all three alike."""
+    agent with write-ahead off, and off at on's queue bound; interleaved so
+    that the machine's load, shared with other work, falls on all alike."""
     path, n = kcat_input(work)
     # kcat's clock includes its start, connect and metadata, the agent's
     # does not (it starts at the first AMI event): shown as one round's time.
     small, n_small = kcat_input(work, 1)
     k = kcat_produce(bootstrap, work, small, n_small)
     print(f"kcat fixed cost: one round ({n_small} events) takes {k['seconds']:.3f} s", flush=True)
-    ons, kcats, offs = [], [], []
+    ons, kcats, offs, bounded = [], [], [], []
     for i in range(RUNS):
         r = end_to_end(bootstrap, work, perf_file=os.environ.get("BENCH_PERF") if i == 0 else None)
         ons.append(r)
@@ -245,23 +254,28 @@ def throughput_runs(bootstrap, work):
         r = end_to_end(bootstrap, work, agent_conf=WRITE_AHEAD_OFF)
         offs.append(r)
         print(e2e_line("end-to-end write-ahead off run", i, r), flush=True)
-    return ons, kcats, offs
+        r = end_to_end(bootstrap, work, agent_conf=WRITE_AHEAD_OFF, kafka_extra=ON_QUEUE_BOUND)
+        bounded.append(r)
+        print(e2e_line("end-to-end write-ahead off, on's queue bound, run", i, r), flush=True)
+    return ons, kcats, offs, bounded
 
 
-def print_table(kcats, ons, offs):
+def print_table(kcats, ons, offs, bounded):
     med = lambda runs, k: statistics.median(r[k] for r in runs)
     # Ratios run by run (each against the kcat run next to it), then the median.
     ratio = lambda runs: statistics.median(r["events_per_s"] / k["events_per_s"] for r, k in zip(runs, kcats))
     print()
     print(f"RESULT agent vs kcat (median of {RUNS}, interleaved; load average "
-          f"{min(r['load'] for r in kcats + ons + offs):.1f}-{max(r['load'] for r in kcats + ons + offs):.1f}):")
+          f"{min(r['load'] for r in kcats + ons + offs + bounded):.1f}-"
+          f"{max(r['load'] for r in kcats + ons + offs + bounded):.1f}):")
     print(f"  {'producer':<28} {'events/s':>10} {'x kcat':>7} {'CPU us/event':>13} {'peak RSS MB':>12}")
     for name, runs in (("kcat (raw AMI events)", kcats), ("agent, write-ahead on", ons),
-                       ("agent, write-ahead off", offs)):
+                       ("agent, write-ahead off", offs), ("  off, at on's queue bound", bounded)):
         print(f"  {name:<28} {med(runs, 'events_per_s'):>10.0f} {ratio(runs):>7.2f} "
               f"{med(runs, 'us_per_event'):>13.2f} {med(runs, 'rss_mb'):>12.1f}")
-    print(f"  write-ahead cost: {100 * (1 - med(ons, 'events_per_s') / med(offs, 'events_per_s')):.0f}% of "
-          f"events/s")
+    cost = lambda base: 100 * (1 - med(ons, 'events_per_s') / med(base, 'events_per_s'))
+    print(f"  write-ahead cost: {cost(offs):.0f}% of events/s against off as configured (128 MiB queue), "
+          f"{cost(bounded):.0f}% against off at on's queue bound")
 
 
 class KafkaEcho:
@@ -507,12 +521,12 @@ def main():
         print_latency(latency_runs(bootstrap, work))
         return
     lats = [] if only_end_to_end else latency_runs(bootstrap, work)
-    runs, kcats, offs = throughput_runs(bootstrap, work)
+    runs, kcats, offs, bounded = throughput_runs(bootstrap, work)
     med = lambda k: statistics.median(r[k] for r in runs)
     if only_end_to_end:
         print(f"\nRESULT end-to-end (median of {RUNS}): {med('events_per_s'):.0f} AMI events/s into Kafka, "
               f"agent CPU {med('cpu_pct'):.0f}%, agent peak RSS {med('rss_mb'):.1f} MB")
-        print_table(kcats, runs, offs)
+        print_table(kcats, runs, offs, bounded)
         return
     parser, tcp = parser_alone()
     print()
@@ -521,7 +535,7 @@ def main():
     print_latency(lats)
     print(f"RESULT parser alone, from memory (median of 5): {parser:.0f} messages/s")
     print(f"RESULT parser over loopback TCP {tcp}")
-    print_table(kcats, runs, offs)
+    print_table(kcats, runs, offs, bounded)
 
 
 if __name__ == "__main__":
