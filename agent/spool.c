@@ -544,6 +544,13 @@ static int find_next(spool *s) {
     }
 }
 
+/* The reader moves past the record last peeked. */
+static void pass_pending(spool *s) {
+    s->read_off += (long long)s->pending_len;
+    s->size = s->size > s->pending_len ? s->size - s->pending_len : 0;
+    s->pending_len = 0;
+}
+
 static int decode(const spool *s, spool_record *r) {
     const char *rec = s->pending;
     uint32_t keylen;
@@ -566,9 +573,7 @@ int spool_peek(spool *s, spool_record *r) {
          * the segment is still sent. */
         log_warn("spool: segment %lld, offset %lld: a damaged record (%zu bytes) skipped",
                  (long long)s->read_seg, s->read_off, s->pending_len);
-        s->read_off += (long long)s->pending_len;
-        s->size = s->size > s->pending_len ? s->size - s->pending_len : 0;
-        s->pending_len = 0;
+        pass_pending(s);
     }
     r->hold = hold_of(s, s->read_seg);
     return 1;
@@ -576,9 +581,7 @@ int spool_peek(spool *s, spool_record *r) {
 
 void spool_consume(spool *s) {
     hold_of(s, s->read_seg)->outstanding++;
-    s->read_off += (long long)s->pending_len;
-    s->size = s->size > s->pending_len ? s->size - s->pending_len : 0;
-    s->pending_len = 0;
+    pass_pending(s);
 }
 
 spool_hold *spool_write_ahead(spool *s, const spool_record *r) {
