@@ -22,7 +22,7 @@ BENCH_KEEP=1 (keep the work directory with the programs' logs).
 
 Clients are raw asyncio sockets speaking just enough RFC 6455 (masked text
 frames out, unmasked frames in). The idle clients are held by child
-processes of this script (`--hold PORT SITE FIRST COUNT`), at most
+processes of this script (`--hold PORT SITE FIRST COUNT PARALLEL [ROLE]`), at most
 BENCH_WS_PER_PROC each: a process may not open more files than the hard
 limit (20,000 on the development machine), and the measuring client then
 shares its event loop and its core with none of them. The gateway's own
@@ -158,26 +158,27 @@ MAX_UNAUTHED = 500
 CONNECTING = 400       # connects in flight over all client processes (< MAX_UNAUTHED)
 
 
-async def hold_clients(port, site, first, n, parallel):
+async def hold_clients(port, site, first, n, parallel, role="operator"):
     conns, t0 = [], time.monotonic()
     sem = asyncio.Semaphore(parallel)
 
     async def one(i):
         async with sem:
-            conns.append(await ws_connect(port, token(site, f"{PREFIX}{i}")))
+            conns.append(await ws_connect(port, token(site, f"{PREFIX}{i}", role)))
     await asyncio.gather(*(one(i) for i in range(first, first + n)))
     return conns, time.monotonic() - t0
 
 
-def hold_main(port, site, first, n, parallel):
-    """A client process: connects its n clients, says "held N SECONDS",
+def hold_main(port, site, first, n, parallel, role="operator"):
+    """A client process: connects its n clients (ids PREFIX + first..., all
+    of the given role), says "held N SECONDS",
     keeps them (reading whatever comes, so that no queue grows at the
     gateway) until its stdin closes."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
     async def main():
-        conns, took = await hold_clients(port, site, first, n, parallel)
+        conns, took = await hold_clients(port, site, first, n, parallel, role)
         print(f"held {len(conns)} {took:.2f}", flush=True)
 
         async def drain(reader):
@@ -382,7 +383,7 @@ def run(bootstrap):
 
 if __name__ == "__main__":
     if sys.argv[1] == "--hold":
-        hold_main(int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]))
+        hold_main(int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]), *sys.argv[7:8])
         sys.exit(0)
     runs = [run(sys.argv[1]) for _ in range(int(os.environ.get("BENCH_RUNS", "3")))]
     med = lambda k: statistics.median(r[k] for r in runs)
