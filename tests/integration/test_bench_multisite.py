@@ -55,10 +55,16 @@ def test_centre_watch_sees_committed_targets_only(kafka_bootstrap, unique_topic_
     as the CRM does."""
     import time
     import pytest
-    from confluent_kafka import Producer
+    from confluent_kafka import KafkaException, Producer
     topic = f"{unique_topic_prefix}-centre"
     create_topic(kafka_bootstrap, topic, partitions=2)
-    start = end_offsets(kafka_bootstrap, [topic])
+
+    def ends():   # None until the new topic's partitions have a leader
+        try:
+            return end_offsets(kafka_bootstrap, [topic])
+        except KafkaException:
+            return None
+    start = wait_until(ends, timeout=30, what="the topic's leaders")
     p = Producer({"bootstrap.servers": kafka_bootstrap,
                   "transactional.id": f"{unique_topic_prefix}-{uuid.uuid4().hex}"})
     p.init_transactions()
@@ -66,7 +72,15 @@ def test_centre_watch_sees_committed_targets_only(kafka_bootstrap, unique_topic_
     for n in range(300):
         p.produce(topic, json.dumps({"id": f"x:agent-x:calls:7:{n}"}).encode(), partition=n % 2)
     p.commit_transaction()
-    marks = end_offsets(kafka_bootstrap, [topic])
+    # The end offsets read_committed clients see (the last stable offset)
+    # pass the transaction only once its markers are written, which the
+    # coordinator does after commit_transaction returns: read at once, a
+    # partition's could still be 0 (1 run in ~8 here). 150 records and the
+    # marker in each partition.
+    def committed():
+        m = ends()
+        return m if m and set(m.values()) == {151} else None
+    marks = wait_until(committed, timeout=30, what="the transaction's markers")
     bench = load_bench()
     targets = bench.last_ids(kafka_bootstrap, marks)
     assert set(targets.values()) == {"x:agent-x:calls:7:298", "x:agent-x:calls:7:299"}
