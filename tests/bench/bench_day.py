@@ -44,8 +44,13 @@
    (every call, operator and queue update) and the operators (their own
    record); the other 19 supervisors read in a process of their own, as
    fast as a browser would, without parsing, so that the process that
-   measures does not become the bottleneck it measures. The agent's and the gateway's RSS at the end.
-   (The topics' time settings stay scaled: the live step is about latency.)
+   measures does not become the bottleneck it measures. The supervisor's
+   latency split in two at the agent's produce() (the Kafka timestamp of
+   the update's record on the calls or operators topic): the agent's part,
+   amisim's lag included, and the rest (Kafka, the gateway, the client).
+   What the agent queued on its disk spool meanwhile. The agent's and the
+   gateway's RSS at the end. The live step runs in real time, so the state
+   topics get the agent's time settings back first.
 4. The gateway restarts at load (the live simulation still running):
    restart to serving.
 
@@ -106,6 +111,23 @@ def topic(site, kind):
     return f"callbus.{site}.{kind}"
 
 
+def alter_topics(admin, alter):
+    for f in admin.incremental_alter_configs(alter).values():
+        f.result(30)
+
+
+def unscale_topics(bootstrap, site, settings):
+    """The state topics' time settings back to the agent's, for the live
+    step: it runs in real time, and with a 1 s segment.ms the broker rolls
+    three segments a second and its cleaner is never idle, which a real
+    site's broker does not do (docs/benchmarks.md, goal 4)."""
+    from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
+    alter_topics(AdminClient({"bootstrap.servers": bootstrap}), [
+        ConfigResource(ConfigResource.Type.TOPIC, name, incremental_configs=[
+            ConfigEntry(k, str(v[0]), incremental_operation=AlterConfigOpType.SET) for k, v in settings[name].items()])
+        for name in (topic(site, k) for k in STATE_KINDS)])
+
+
 def scale_topics(bootstrap, site, factor):
     """The state topics as the agent created them, their time settings
     divided by factor; the event topics' retention.ms 7 days. Returns the
@@ -126,8 +148,7 @@ def scale_topics(bootstrap, site, factor):
         settings[topic(site, k)] = {"retention.ms": (None, EVENT_RETENTION_MS)}
         alter.append(ConfigResource(ConfigResource.Type.TOPIC, topic(site, k), incremental_configs=[
             ConfigEntry("retention.ms", str(EVENT_RETENTION_MS), incremental_operation=AlterConfigOpType.SET)]))
-    for f in a.incremental_alter_configs(alter).values():
-        f.result(30)
+    alter_topics(a, alter)
     broker = ConfigResource(ConfigResource.Type.BROKER, str(next(iter(a.list_topics(timeout=10).brokers))))
     backoff = next(iter(a.describe_configs([broker]).values())).result(30)["log.cleaner.backoff.ms"].value
     return settings, int(backoff)
@@ -337,6 +358,45 @@ async def live(port, site, seconds, start_sim):
     return samples, closed, took, conns
 
 
+def produce_times(bootstrap, starts):
+    """{an update's time, as the clients parse it: the Kafka timestamp (s)
+    of its record} for the event topics' records from `starts`
+    ({(topic, partition): offset}) to their ends: the time the agent called
+    produce(), to split each update's latency into the agent's part and
+    the rest. The event topics are never compacted (the state topics are,
+    60 times faster than a real day's)."""
+    from confluent_kafka import Consumer, TopicPartition
+    ends = end_offsets(bootstrap, sorted({t for t, _ in starts}))
+    left = {tp for tp, off in starts.items() if ends[tp] > off}
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-day-split", "enable.auto.commit": False})
+    c.assign([TopicPartition(t, p, starts[(t, p)]) for t, p in left])
+    out, end = {}, time.monotonic() + 120
+    while left and time.monotonic() < end:
+        m = c.poll(0.5)
+        if m is None or m.error():
+            continue
+        if m.offset() + 1 >= ends[(m.topic(), m.partition())]:
+            left.discard((m.topic(), m.partition()))
+        if m.value():
+            out.setdefault(round(bg.rfc3339_s(json.loads(m.value())["time"]), 6), m.timestamp()[1] / 1000)
+    c.close()
+    return out
+
+
+def split(samples, kts):
+    """The agent's part (AMI event -> produce(), amisim's lag included) and
+    the rest (Kafka, the gateway, the client) of the samples whose time is
+    a record's on the event topics (a queue update has the time of the AMI
+    event that also changed a call or an operator)."""
+    pairs = [(kts[k] - ts, now - kts[k]) for ts, now in samples if (k := round(ts, 6)) in kts]
+    if not pairs:
+        return "no record matched"
+    a, r = [x * 1000 for x, _ in pairs], [x * 1000 for _, x in pairs]
+    return (f"of which AMI event -> the agent's produce() p50 {bg.pct(a, .5):.1f} / p99 {bg.pct(a, .99):.1f} ms, "
+            f"produce() -> client p50 {bg.pct(r, .5):.1f} / p99 {bg.pct(r, .99):.1f} ms ({len(pairs)} of "
+            f"{len(samples)} matched)")
+
+
 def pcts(xs):
     if not xs:
         return "no samples"
@@ -449,6 +509,7 @@ def run(bootstrap):
               flush=True)
 
         # 3. Live: everyone connected, a real-time day with a burst.
+        unscale_topics(bootstrap, site, settings)
         def start_sim():
             amisim.send_signal(signal.SIGTERM)
             amisim.wait(30)
@@ -457,6 +518,7 @@ def run(bootstrap):
             live_sim["t0"] = time.time()
         loop = asyncio.new_event_loop()
         spooled0 = metrics(http)["callbus_agent_spooled_total"]
+        live_from = end_offsets(bootstrap, [topic(site, k) for k in ("calls", "operators")])
         gw_cpu0, me_cpu0, wall0 = bg.cpu_s(gw.pid), time.process_time(), time.monotonic()
         samples, closed, took, conns = loop.run_until_complete(live(port, site, LATENCY_S, start_sim))
         wall = time.monotonic() - wall0
@@ -491,6 +553,10 @@ def run(bootstrap):
         print(f"AMI event -> WebSocket client, in the burst's 6 s: a supervisor "
               f"{pcts(lat(lambda r, k, ts: r == 'supervisor' and in_burst(ts)))}; operators "
               f"{pcts(lat(lambda r, k, ts: r == 'operator' and in_burst(ts)))}", flush=True)
+        kts = produce_times(bootstrap, live_from)
+        sup_at = lambda pred: [(ts, now) for role, kind, ts, now in samples if role == "supervisor" and pred(ts)]
+        print(f"the supervisor's updates, steady: {split(sup_at(steady), kts)}; in the burst: "
+              f"{split(sup_at(in_burst), kts)}", flush=True)
         print(f"RSS at the end: agent {mem_mb(agent.pid):.1f} MB (peak {mem_mb(agent.pid, 'VmHWM'):.1f}), "
               f"gateway {mem_mb(gw.pid):.1f} MB (peak {mem_mb(gw.pid, 'VmHWM'):.1f})", flush=True)
         # 4. A restart at load.
