@@ -242,21 +242,26 @@ start() {
     fi
     local t0=$SECONDS
     rm -f "$dir/pid"
+    # Where this run's log starts, taken before the JVM can write to it.
+    local timeout="${KAFKA_START_TIMEOUT:-90}" logoff=0
+    [[ -f "$dir/server.log" ]] && logoff="$(wc -c <"$dir/server.log")"
     # own session: a Ctrl-C in the terminal goes to the test runner, which stops
     # the broker through its trap / fixture.
     setsid "${JCMD[@]}" kafka.Kafka "$dir/server.properties" >>"$dir/stdout.log" 2>&1 </dev/null &
     pid=$!
     echo "$pid" >"$dir/pid"
-    local timeout="${KAFKA_START_TIMEOUT:-90}" logoff=0
-    [[ -f "$dir/server.log" ]] && logoff="$(wc -c <"$dir/server.log")"
     while :; do
         if ! kill -0 "$pid" 2>/dev/null; then
             tail -n 40 "$dir/server.log" "$dir/stdout.log" >&2 2>/dev/null || true
             rm -f "$dir/pid"
             die "broker exited during startup (logs in $dir)"
         fi
+        # grep -c, not -q: -q stops reading at the match, tail then dies of
+        # SIGPIPE with more to write, and pipefail fails the check: once the
+        # log behind the line outgrew the pipe, every poll failed (a working
+        # restart timed out in CI).
         if port_open "$HOST" "$port" &&
-           tail -c +"$((logoff + 1))" "$dir/server.log" 2>/dev/null | grep -q 'Kafka Server started'; then
+           tail -c +"$((logoff + 1))" "$dir/server.log" 2>/dev/null | grep -c 'Kafka Server started' >/dev/null; then
             break
         fi
         if (( SECONDS - t0 > timeout )); then
