@@ -42,6 +42,7 @@ struct publisher {
     int write_ahead;
     int write_ahead_failing;
     int overflowing;     /* the queue filled: new messages wait on disk until it drains */
+    unsigned spooled_since_pump;   /* see pump() */
     publisher_stats stats;
     uint64_t dropped_unreported[TOPIC_KINDS];   /* by topic, for the gap's detail */
     /* Topic creation; retried from publisher_poll until the broker answers. */
@@ -334,6 +335,21 @@ static int silent(publisher *p) {
     return 1;
 }
 
+static void pump(publisher *p);
+
+/* A flood's loop turn reads up to 4 MiB of AMI (thousands of events, tens
+ * of ms): librdkafka's few MiB would be sent long before the turn ends and
+ * the broker would wait for the next. Every PUMP_EVERY messages spooled,
+ * the delivery reports free their room and the spool refills it. */
+#define PUMP_EVERY 256
+
+static int spool_and_pump(publisher *p, topic_kind t, const char *key, size_t keylen,
+                          const char *payload, size_t len) {
+    int rc = to_spool(p, t, key, keylen, payload, len);
+    if (++p->spooled_since_pump >= PUMP_EVERY) pump(p);
+    return rc;
+}
+
 int publisher_send(publisher *p, topic_kind t, const char *key, size_t keylen,
                    const char *payload, size_t len) {
     p->stats.sent++;
@@ -358,7 +374,7 @@ int publisher_send(publisher *p, topic_kind t, const char *key, size_t keylen,
             return 0;
         }
     }
-    return to_spool(p, t, key, keylen, payload, len);
+    return spool_and_pump(p, t, key, keylen, payload, len);
 }
 
 int publisher_send_durable(publisher *p, topic_kind t, const char *key, size_t keylen,
@@ -403,6 +419,17 @@ static void drain_spool(publisher *p) {
     }
 }
 
+/* Delivery reports free librdkafka's room (and the spool's holds). */
+static void serve_reports(publisher *p) {
+    rd_kafka_poll(p->rk, 0);
+    if (p->live != p->rk) rd_kafka_poll(p->live, 0);
+}
+
+static void refill(publisher *p) {
+    p->spooled_since_pump = 0;
+    if (!spool_empty(p->spool) && p->tx != TX_COMMITTING && !silent(p)) drain_spool(p);
+}
+
 /* The longest a commit may block the loop once every message is delivered. */
 #define COMMIT_TIMEOUT_MS 5000
 
@@ -433,15 +460,20 @@ void publisher_poll(publisher *p) {
     char drain[64];
     while (p->wake[0] >= 0 && read(p->wake[0], drain, sizeof(drain)) > 0) {
     }
-    rd_kafka_poll(p->rk, 0);
-    if (p->live != p->rk) rd_kafka_poll(p->live, 0);
+    serve_reports(p);
     if (p->admin_q) {
         rd_kafka_event_t *ev;
         while ((ev = rd_kafka_queue_poll(p->admin_q, 0))) on_admin(p, ev);
     }
     commit_when_due(p);
     spool_flush(p->spool);
-    if (!spool_empty(p->spool) && p->tx != TX_COMMITTING && !silent(p)) drain_spool(p);
+    refill(p);
+}
+
+/* Delivery reports, then what waits in the spool into the room they made. */
+static void pump(publisher *p) {
+    serve_reports(p);
+    refill(p);
 }
 
 static rd_kafka_NewTopic_t *new_topic(publisher *p, topic_kind t, int partitions) {
